@@ -1,0 +1,101 @@
+//! Building and running the server: pool → migrations → projectors →
+//! router → listener, all stopped by one shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use commands::services::Commands;
+use commands::PgEventStore;
+use projections::Projections;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::{db, http, openapi, routes};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database connection failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Projectors could not start.
+    #[error("projections: {0}")]
+    Projections(#[from] projections::ProjectionError),
+    /// The port could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A built, bound, not yet serving application.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
+    state: AppState,
+}
+
+impl App {
+    /// Connect, migrate, start the projectors and bind the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let pool = db::connect(config.database_url.expose(), 32).await?;
+        db::migrate(&pool).await?;
+        let store = PgEventStore::new(pool);
+        let projections = Projections::new(store.clone(), projections::all());
+        let stop = CancellationToken::new();
+        let workers = projections.spawn(stop.clone()).await?;
+        let state = AppState {
+            commands: Arc::new(Commands::new(store)),
+            projections,
+            auth: Arc::new(config.auth.clone()),
+            consistency_timeout: config.consistency_timeout,
+        };
+        let router = router(state.clone(), &config);
+        let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
+        Ok(Self { listener, router, stop, workers, state })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Shared state, for embedding and tests.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves: finish in-flight requests, then stop
+    /// the projectors after the batch each has in hand.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.stop.cancel();
+        for worker in self.workers {
+            if let Err(e) = worker.await {
+                tracing::warn!(error = %e, "projector task ended abnormally");
+            }
+        }
+        served
+    }
+}
+
+/// The full router with middleware.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let app = Router::new()
+        .merge(routes::root())
+        .merge(openapi::router())
+        .nest("/api", routes::api())
+        .nest("/api/v1", routes::api())
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .with_state(state);
+    http::layer(app, config)
+}

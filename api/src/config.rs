@@ -1,0 +1,109 @@
+//! Typed configuration, read once from the environment (and CLI flags).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+/// The key used when none is configured: for local development only; the
+/// server then binds to loopback and says so loudly.
+pub const DEV_JWT_KEY: &str = "autogpt-es-development-key-do-not-use-in-production";
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HMAC secret or PEM public key.
+    pub verify_key: Secret,
+    /// The one accepted algorithm.
+    pub algorithm: Algorithm,
+    /// No key was configured: the development key is in use.
+    pub dev_key: bool,
+}
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Postgres URL.
+    pub database_url: Secret,
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind (0: any free port).
+    pub port: u16,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// NATS URL, if any (events then fan out across instances).
+    pub nats_url: Option<String>,
+    /// Allowed CORS origins; empty means any.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// How long a command waits for the projections it affects.
+    pub consistency_timeout: Duration,
+}
+
+/// The default local database.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/autogpt";
+
+impl Config {
+    /// Read from the environment with the documented defaults.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let key = var("JWT_VERIFY_KEY").or_else(|| var("SUPABASE_JWT_SECRET"));
+        let algorithm = parse_algorithm(&var("JWT_SIGN_ALGORITHM").unwrap_or_else(|| "HS256".into()))?;
+        let dev_key = key.is_none();
+        let default_host = if dev_key { "127.0.0.1" } else { "0.0.0.0" };
+        let host: IpAddr =
+            var("HOST").unwrap_or_else(|| default_host.into()).parse().map_err(|e| format!("HOST: {e}"))?;
+        if dev_key && !host.is_loopback() {
+            return Err("JWT_VERIFY_KEY is unset: refusing to bind a non-loopback HOST with the development key".into());
+        }
+        Ok(Self {
+            database_url: Secret::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into())),
+            host,
+            port: parse_num(var("PORT"), 8006, "PORT")?,
+            auth: AuthConfig { verify_key: Secret::new(key.unwrap_or_else(|| DEV_JWT_KEY.into())), algorithm, dev_key },
+            nats_url: var("NATS_URL"),
+            cors_origins: var("CORS_ORIGINS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            body_limit: parse_num(var("BODY_LIMIT_BYTES"), 10 * 1024 * 1024, "BODY_LIMIT_BYTES")?,
+            consistency_timeout: Duration::from_millis(parse_num(
+                var("CONSISTENCY_TIMEOUT_MS"),
+                5000,
+                "CONSISTENCY_TIMEOUT_MS",
+            )?),
+        })
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(value: Option<String>, default: T, name: &str) -> Result<T, String> {
+    value.map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name}: not a valid number: {v}")))
+}
+
+/// An algorithm name as `JWT_SIGN_ALGORITHM` gives it.
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    name.parse::<Algorithm>().map_err(|_| format!("JWT_SIGN_ALGORITHM: unsupported algorithm {name}"))
+}

@@ -1,0 +1,184 @@
+//! The one JSON error shape, `{detail, error_type, timestamp, errors?}`, and
+//! the mapping from every internal error to it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{SecondsFormat, Utc};
+use commands::{CommandError, StoreError};
+use domain::graph::GraphError;
+use domain::library::LibraryError;
+use domain::user::UserError;
+use projections::ProjectionError;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// One field-level problem of a request that did not fit its schema.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldError {
+    /// Dotted path of the field (`graph.nodes[0].block_id`), or `body`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// A short machine-readable kind (`missing`, `invalid`, `json_invalid`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The offending input, when known.
+    pub input: Value,
+}
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error_type: &'static str,
+    detail: String,
+    /// Rare, and boxed so the common `Result<_, ApiError>` stays small.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
+    errors: Option<Vec<FieldError>>,
+    node_errors: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with a status, a type and a message.
+    pub fn new(status: StatusCode, error_type: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, error_type, detail: detail.into(), extra: None }
+    }
+
+    /// 401.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 403.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    /// 400.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// 422 with the field errors.
+    pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self {
+            extra: Some(Box::new(Extra { errors: Some(errors), node_errors: None })),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", detail)
+        }
+    }
+
+    /// 500, logged once here; the client learns nothing internal.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "detail": self.detail,
+            "error_type": self.error_type,
+            "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        });
+        if let Some(extra) = self.extra {
+            if let Some(errors) = extra.errors {
+                body["errors"] = json!(errors);
+            }
+            if let Some(node_errors) = extra.node_errors {
+                body["node_errors"] = node_errors;
+            }
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<GraphError> for ApiError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::NotFound | GraphError::VersionNotFound(_) => Self::not_found(e.to_string()),
+            GraphError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            GraphError::IdMismatch | GraphError::Invalid(_) => Self::bad_request(e.to_string()),
+            GraphError::Validation { message, node_errors } => Self {
+                extra: Some(Box::new(Extra { errors: None, node_errors: Some(json!(node_errors)) })),
+                ..Self::new(StatusCode::BAD_REQUEST, "graph_validation_error", message)
+            },
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::NotFound => Self::not_found(e.to_string()),
+            UserError::InvalidEmail(_) | UserError::InvalidTimezone(_) => Self::unprocessable(
+                e.to_string(),
+                vec![FieldError {
+                    field: "body".into(),
+                    message: e.to_string(),
+                    kind: "invalid".into(),
+                    input: Value::Null,
+                }],
+            ),
+        }
+    }
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(e: LibraryError) -> Self {
+        match e {
+            LibraryError::NotFound | LibraryError::VersionNotFound(_) => Self::not_found(e.to_string()),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::User(e) => e.into(),
+            CommandError::Graph(e) => e.into(),
+            CommandError::Library(e) => e.into(),
+            CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            CommandError::Store(e) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        CommandError::from(e).into()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<ProjectionError> for ApiError {
+    fn from(e: ProjectionError) -> Self {
+        match e {
+            ProjectionError::Unknown(_) => Self::not_found(e.to_string()),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,16 @@
+//! The HTTP API: axum routers, auth, the error shape, OpenAPI, and the
+//! application that wires the write side, the projectors and the server.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+mod http;
+mod openapi;
+mod routes;
+pub mod state;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,210 @@
+use axum::extract::{Path, State};
+use axum::routing::{get, patch, put};
+use axum::Router;
+use domain::graph::{view, GraphDraft};
+use domain::library::GraphSettings;
+use projections::{graphs, library};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, Query};
+use crate::state::{AppState, Caller, Committed};
+
+/// What a graph command changes: graphs and, through the library agent, the library.
+const GRAPH_VIEWS: &[&str] = &[graphs::NAME, library::NAME];
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/graphs", get(list_graphs).post(create_graph))
+        .route("/graphs/{graph_id}", get(get_graph).put(update_graph).delete(delete_graph))
+        .route("/graphs/{graph_id}/versions", get(list_graph_versions))
+        .route("/graphs/{graph_id}/versions/active", put(set_active_version))
+        .route("/graphs/{graph_id}/versions/{version}", get(get_graph_version))
+        .route("/graphs/{graph_id}/settings", patch(update_graph_settings))
+}
+
+/// Body of `POST /api/graphs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateGraph {
+    graph: GraphDraft,
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: Option<GraphSource>,
+}
+
+/// Where a graph came from; accepted for compatibility, not used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum GraphSource {
+    Builder,
+    Upload,
+}
+
+/// Query of `GET /api/graphs/{id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GetGraphQuery {
+    #[serde(default)]
+    version: Option<i32>,
+    #[serde(default)]
+    for_export: bool,
+}
+
+/// Body of `PUT /api/graphs/{id}/versions/active`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SetGraphActiveVersion {
+    active_graph_version: i32,
+}
+
+async fn read_graph(state: &AppState, user: Uuid, id: Uuid, version: Option<i32>) -> ApiResult<Value> {
+    graphs::get_graph(state.pool(), user, id, version).await?.ok_or_else(|| ApiError::not_found("Graph not found"))
+}
+
+/// The caller's graphs (active versions).
+#[utoipa::path(get, path = "/api/graphs", operation_id = "getV1List user graphs", tag = "graphs",
+    responses((status = 200, description = "GraphMeta list"), (status = 401, description = "Not authenticated")))]
+pub(crate) async fn list_graphs(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<Value>>> {
+    Ok(axum::Json(graphs::list_graphs(state.pool(), caller.user.user_id).await?))
+}
+
+/// Create a graph (new ids, validated, added to the library).
+#[utoipa::path(post, path = "/api/graphs", operation_id = "postV1Create new graph", tag = "graphs",
+    request_body(content = Object, description = "CreateGraph: {graph, source?}"),
+    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed with node_errors"),
+        (status = 422, description = "Body does not fit the schema")))]
+pub(crate) async fn create_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateGraph>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let created = state.commands.create_graph(&caller.ctx, caller.user.user_id, body.graph).await?;
+    state.settle(created.outcome.position, GRAPH_VIEWS).await;
+    let model = read_graph(&state, caller.user.user_id, created.graph_id, Some(created.version)).await?;
+    Ok(Committed(created.outcome.position, axum::Json(model)))
+}
+
+/// A graph; without `version`, its highest version.
+#[utoipa::path(get, path = "/api/graphs/{graph_id}", operation_id = "getV1Get specific graph", tag = "graphs",
+    params(("graph_id" = String, Path), ("version" = Option<i32>, Query), ("for_export" = Option<bool>, Query)),
+    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found")))]
+pub(crate) async fn get_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Query(q): Query<GetGraphQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, q.version).await?;
+    Ok(axum::Json(if q.for_export { view::for_export(model) } else { model }))
+}
+
+/// One version of a graph.
+#[utoipa::path(get, path = "/api/graphs/{graph_id}/versions/{version}", operation_id = "getV1Get graph version", tag = "graphs",
+    params(("graph_id" = String, Path), ("version" = i32, Path)),
+    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found")))]
+pub(crate) async fn get_graph_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, version)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let version: i32 = version.parse().map_err(|_| {
+        ApiError::unprocessable(
+            "Invalid path parameter: version",
+            vec![FieldError {
+                field: "version".into(),
+                message: "must be an integer".into(),
+                kind: "int_parsing".into(),
+                input: json!(version),
+            }],
+        )
+    })?;
+    let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, Some(version)).await?;
+    Ok(axum::Json(model))
+}
+
+/// Every version of a graph, newest first.
+#[utoipa::path(get, path = "/api/graphs/{graph_id}/versions", operation_id = "getV1Get all graph versions", tag = "graphs",
+    params(("graph_id" = String, Path)),
+    responses((status = 200, description = "GraphModel list"), (status = 404, description = "Not found")))]
+pub(crate) async fn list_graph_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+) -> ApiResult<axum::Json<Vec<Value>>> {
+    let versions = graphs::list_versions(state.pool(), caller.user.user_id, parse_id(&graph_id, "Graph")?).await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found("Graph not found"));
+    }
+    Ok(axum::Json(versions))
+}
+
+/// Save a new version (max + 1).
+#[utoipa::path(put, path = "/api/graphs/{graph_id}", operation_id = "putV1Update graph version", tag = "graphs",
+    params(("graph_id" = String, Path)), request_body(content = Object, description = "Graph"),
+    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed"), (status = 404, description = "Not found")))]
+pub(crate) async fn update_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Json(draft): Json<GraphDraft>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let (outcome, version) =
+        state.commands.create_graph_version(&caller.ctx, caller.user.user_id, graph_id, draft).await?;
+    state.settle(outcome.position, GRAPH_VIEWS).await;
+    let model = read_graph(&state, caller.user.user_id, graph_id, Some(version)).await?;
+    Ok(Committed(outcome.position, axum::Json(model)))
+}
+
+/// Delete a graph with every version.
+#[utoipa::path(delete, path = "/api/graphs/{graph_id}", operation_id = "deleteV1Delete graph permanently", tag = "graphs",
+    params(("graph_id" = String, Path)),
+    responses((status = 200, description = "{version_counts}"), (status = 404, description = "Not found")))]
+pub(crate) async fn delete_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let (outcome, count) = state.commands.delete_graph(&caller.ctx, caller.user.user_id, graph_id).await?;
+    state.settle(outcome.position, GRAPH_VIEWS).await;
+    Ok(Committed(outcome.position, axum::Json(json!({"version_counts": count}))))
+}
+
+/// Make a version the active one.
+#[utoipa::path(put, path = "/api/graphs/{graph_id}/versions/active", operation_id = "putV1Set active graph version", tag = "graphs",
+    params(("graph_id" = String, Path)), request_body(content = Object, description = "{active_graph_version}"),
+    responses((status = 200, description = "null"), (status = 404, description = "Not found")))]
+pub(crate) async fn set_active_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Json(body): Json<SetGraphActiveVersion>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let outcome = state
+        .commands
+        .set_active_version(&caller.ctx, caller.user.user_id, graph_id, body.active_graph_version)
+        .await?;
+    state.settle(outcome.position, GRAPH_VIEWS).await;
+    Ok(Committed(outcome.position, axum::Json(Value::Null)))
+}
+
+/// Change the caller's settings for a graph (kept on its library agent).
+#[utoipa::path(patch, path = "/api/graphs/{graph_id}/settings", operation_id = "patchV1Update graph settings", tag = "graphs",
+    params(("graph_id" = String, Path)), request_body(content = Object, description = "GraphSettings"),
+    responses((status = 200, description = "GraphSettings"), (status = 404, description = "Not found")))]
+pub(crate) async fn update_graph_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Json(settings): Json<GraphSettings>,
+) -> ApiResult<Committed<axum::Json<GraphSettings>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let (outcome, _) =
+        state.commands.update_graph_settings(&caller.ctx, caller.user.user_id, graph_id, settings).await?;
+    state.settle(outcome.position, &[library::NAME]).await;
+    Ok(Committed(outcome.position, axum::Json(settings)))
+}

@@ -1,0 +1,191 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use domain::library::LibraryAgentPatch;
+use projections::graphs;
+use projections::library::{self, LibraryQuery, LibrarySort};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, Query};
+use crate::state::{AppState, Caller, Committed};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/library/agents", get(list_agents))
+        .route("/library/agents/favorites", get(list_favorites))
+        .route("/library/agents/by-graph/{graph_id}", get(get_agent_by_graph))
+        .route("/library/agents/{library_agent_id}", get(get_agent).patch(update_agent).delete(delete_agent))
+        .route("/library/agents/{library_agent_id}/fork", post(fork_agent))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+enum SortBy {
+    #[default]
+    #[serde(rename = "updatedAt")]
+    UpdatedAt,
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+}
+
+fn default_page() -> i64 {
+    1
+}
+
+fn default_page_size() -> i64 {
+    15
+}
+
+/// Query of the library listings.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    search_term: Option<String>,
+    #[serde(default)]
+    sort_by: SortBy,
+    #[serde(default = "default_page")]
+    page: i64,
+    #[serde(default = "default_page_size")]
+    page_size: i64,
+}
+
+impl ListQuery {
+    fn into_query(self, favorites_only: bool) -> ApiResult<LibraryQuery> {
+        for (field, value) in [("page", self.page), ("page_size", self.page_size)] {
+            if !(1..=1000).contains(&value) {
+                return Err(ApiError::unprocessable(
+                    format!("{field} must be between 1 and 1000"),
+                    vec![FieldError {
+                        field: field.into(),
+                        message: "must be between 1 and 1000".into(),
+                        kind: "range".into(),
+                        input: json!(value),
+                    }],
+                ));
+            }
+        }
+        Ok(LibraryQuery {
+            search_term: self.search_term,
+            sort: match self.sort_by {
+                SortBy::UpdatedAt => LibrarySort::UpdatedAt,
+                SortBy::CreatedAt => LibrarySort::CreatedAt,
+            },
+            page: self.page,
+            page_size: self.page_size,
+            favorites_only,
+        })
+    }
+}
+
+/// Query of `GET /library/agents/by-graph/{graph_id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ByGraphQuery {
+    #[serde(default)]
+    version: Option<i32>,
+}
+
+async fn read_agent(state: &AppState, user: Uuid, id: Uuid) -> ApiResult<Value> {
+    library::get_agent(state.pool(), user, id).await?.ok_or_else(|| ApiError::not_found("Library agent not found"))
+}
+
+/// The caller's library, searchable and paginated.
+#[utoipa::path(get, path = "/api/library/agents", operation_id = "getV2List library agents", tag = "library",
+    params(("search_term" = Option<String>, Query), ("sort_by" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, description = "{agents, pagination}"), (status = 422, description = "Bad query")))]
+pub(crate) async fn list_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(library::list_agents(state.pool(), caller.user.user_id, &q.into_query(false)?).await?))
+}
+
+/// The caller's favourite agents.
+#[utoipa::path(get, path = "/api/library/agents/favorites", operation_id = "getV2List favorite library agents", tag = "library",
+    params(("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, description = "{agents, pagination}")))]
+pub(crate) async fn list_favorites(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(library::list_agents(state.pool(), caller.user.user_id, &q.into_query(true)?).await?))
+}
+
+/// One library agent.
+#[utoipa::path(get, path = "/api/library/agents/{library_agent_id}", operation_id = "getV2Get library agent", tag = "library",
+    params(("library_agent_id" = String, Path)),
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+pub(crate) async fn get_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(read_agent(&state, caller.user.user_id, parse_id(&id, "Library agent")?).await?))
+}
+
+/// The caller's library agent for a graph.
+#[utoipa::path(get, path = "/api/library/agents/by-graph/{graph_id}", operation_id = "getV2GetLibraryAgentByGraphId", tag = "library",
+    params(("graph_id" = String, Path), ("version" = Option<i32>, Query)),
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+pub(crate) async fn get_agent_by_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Query(q): Query<ByGraphQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let graph_id = parse_id(&graph_id, "Library agent")?;
+    let agent = library::get_agent_by_graph(state.pool(), caller.user.user_id, graph_id, q.version).await?;
+    Ok(axum::Json(agent.ok_or_else(|| ApiError::not_found("Library agent not found"))?))
+}
+
+/// Change flags, settings or the pinned version of a library agent.
+#[utoipa::path(patch, path = "/api/library/agents/{library_agent_id}", operation_id = "patchV2Update library agent", tag = "library",
+    params(("library_agent_id" = String, Path)), request_body(content = Object, description = "LibraryAgentUpdateRequest"),
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+pub(crate) async fn update_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(patch): Json<LibraryAgentPatch>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let id = parse_id(&id, "Library agent")?;
+    let outcome = state.commands.update_library_agent(&caller.ctx, caller.user.user_id, id, patch).await?;
+    state.settle(outcome.position, &[library::NAME]).await;
+    Ok(Committed(outcome.position, axum::Json(read_agent(&state, caller.user.user_id, id).await?)))
+}
+
+/// Remove an agent from the caller's library.
+#[utoipa::path(delete, path = "/api/library/agents/{library_agent_id}", operation_id = "deleteV2Delete library agent", tag = "library",
+    params(("library_agent_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+pub(crate) async fn delete_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Committed<StatusCode>> {
+    let id = parse_id(&id, "Library agent")?;
+    let outcome = state.commands.delete_library_agent(&caller.ctx, caller.user.user_id, id).await?;
+    state.settle(outcome.position, &[library::NAME]).await;
+    Ok(Committed(outcome.position, StatusCode::NO_CONTENT))
+}
+
+/// Copy the agent's graph into a new graph of the caller's own.
+#[utoipa::path(post, path = "/api/library/agents/{library_agent_id}/fork", operation_id = "postV2Fork library agent", tag = "library",
+    params(("library_agent_id" = String, Path)),
+    responses((status = 200, description = "LibraryAgent of the fork"), (status = 404, description = "Not found")))]
+pub(crate) async fn fork_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    let id = parse_id(&id, "Library agent")?;
+    let created = state.commands.fork_library_agent(&caller.ctx, caller.user.user_id, id).await?;
+    state.settle(created.outcome.position, &[graphs::NAME, library::NAME]).await;
+    let agent = read_agent(&state, caller.user.user_id, created.library_agent_id).await?;
+    Ok(Committed(created.outcome.position, axum::Json(agent)))
+}

@@ -1,0 +1,48 @@
+//! One module per resource, merged here under `/api` and its alias `/api/v1`.
+
+mod admin;
+mod blocks;
+mod graphs;
+mod health;
+mod library;
+mod users;
+
+use axum::Router;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The routes under `/api`.
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .merge(users::router())
+        .merge(blocks::router())
+        .merge(graphs::router())
+        .merge(library::router())
+        .merge(admin::router())
+}
+
+/// Routes outside `/api`.
+pub fn root() -> Router<AppState> {
+    health::router()
+}
+
+/// Parse an id from the path; anything that is not a uuid names nothing,
+/// so it is a 404 like any unknown id.
+pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("{what} not found")))
+}
+
+pub(crate) use admin::__path_list_projections;
+pub(crate) use blocks::__path_list_blocks;
+pub(crate) use graphs::{
+    __path_create_graph, __path_delete_graph, __path_get_graph, __path_get_graph_version, __path_list_graph_versions,
+    __path_list_graphs, __path_set_active_version, __path_update_graph, __path_update_graph_settings,
+};
+pub(crate) use health::__path_health;
+pub(crate) use library::{
+    __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph, __path_list_agents,
+    __path_list_favorites, __path_update_agent,
+};
+pub(crate) use users::{__path_ensure_user, __path_get_timezone, __path_set_timezone, __path_update_email};

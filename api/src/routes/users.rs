@@ -1,0 +1,94 @@
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use projections::users;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::Json;
+use crate::state::{AppState, Caller, Committed};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/user", post(ensure_user))
+        .route("/auth/user/email", post(update_email))
+        .route("/auth/user/timezone", get(get_timezone).post(set_timezone))
+}
+
+/// Body of `POST /api/auth/user/timezone`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct UpdateTimezoneRequest {
+    /// An IANA timezone name.
+    timezone: String,
+}
+
+async fn register(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let email = caller.user.email.clone().unwrap_or_default();
+    let outcome = state.commands.ensure_user(&caller.ctx, caller.user.user_id, email, caller.user.name.clone()).await?;
+    state.settle(outcome.position, &[users::NAME]).await;
+    Ok(())
+}
+
+/// Get or create the calling user from its token.
+#[utoipa::path(post, path = "/api/auth/user", operation_id = "postV1Get or create user", tag = "auth",
+    responses((status = 200, description = "The user"), (status = 401, description = "Not authenticated")))]
+pub(crate) async fn ensure_user(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
+    register(&state, &caller).await?;
+    let user = users::get_user(state.pool(), caller.user.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    Ok(axum::Json(user))
+}
+
+/// Change the calling user's e-mail (body: a JSON string).
+#[utoipa::path(post, path = "/api/auth/user/email", operation_id = "postV1Update user email", tag = "auth",
+    request_body(content = String, description = "The new e-mail address"),
+    responses((status = 200, description = "Updated"), (status = 422, description = "Invalid address")))]
+pub(crate) async fn update_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(email): Json<String>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    register(&state, &caller).await?;
+    let outcome = state.commands.update_email(&caller.ctx, caller.user.user_id, email.clone()).await?;
+    state.settle(outcome.position, &[users::NAME]).await;
+    Ok(Committed(outcome.position, axum::Json(json!({"email": email.trim()}))))
+}
+
+/// The calling user's timezone (`not-set` until chosen).
+#[utoipa::path(get, path = "/api/auth/user/timezone", operation_id = "getV1Get user timezone", tag = "auth",
+    responses((status = 200, description = "The timezone")))]
+pub(crate) async fn get_timezone(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
+    let tz = users::get_timezone(state.pool(), caller.user.user_id).await?;
+    Ok(axum::Json(json!({"timezone": tz.unwrap_or_else(|| domain::user::TIMEZONE_NOT_SET.to_owned())})))
+}
+
+/// Choose the calling user's timezone.
+#[utoipa::path(post, path = "/api/auth/user/timezone", operation_id = "postV1Update user timezone", tag = "auth",
+    request_body = UpdateTimezoneRequest,
+    responses((status = 200, description = "The timezone"), (status = 422, description = "Unknown timezone")))]
+pub(crate) async fn set_timezone(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<UpdateTimezoneRequest>,
+) -> ApiResult<Committed<axum::Json<Value>>> {
+    if chrono_tz::Tz::from_str(&body.timezone).is_err() {
+        return Err(ApiError::unprocessable(
+            format!("Unknown timezone: {}", body.timezone),
+            vec![FieldError {
+                field: "timezone".into(),
+                message: "Not an IANA timezone name".into(),
+                kind: "enum".into(),
+                input: json!(body.timezone),
+            }],
+        ));
+    }
+    register(&state, &caller).await?;
+    let outcome = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
+    state.settle(outcome.position, &[users::NAME]).await;
+    Ok(Committed(outcome.position, axum::Json(json!({"timezone": body.timezone}))))
+}

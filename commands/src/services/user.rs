@@ -1,0 +1,57 @@
+use chrono::Utc;
+use domain::user::{User, UserCommand};
+use uuid::Uuid;
+
+use super::Commands;
+use crate::error::CommandError;
+use crate::store::EventStore;
+use crate::uow::{retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+
+impl<S: EventStore> Commands<S> {
+    async fn on_user(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        command: UserCommand,
+    ) -> Result<Outcome, CommandError> {
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (user, version) = uow.load::<User>(user_id).await?;
+            let events = user.decide(command.clone())?;
+            uow.record::<User>(user_id, version, &events)?;
+            uow.commit().await
+        })
+        .await
+    }
+
+    /// Register the user on first sight (`POST /api/auth/user`).
+    pub async fn ensure_user(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        email: String,
+        name: Option<String>,
+    ) -> Result<Outcome, CommandError> {
+        self.on_user(ctx, user_id, UserCommand::EnsureUser { user_id, email, name, now: Utc::now() }).await
+    }
+
+    /// Change the user's e-mail address.
+    pub async fn update_email(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        email: String,
+    ) -> Result<Outcome, CommandError> {
+        self.on_user(ctx, user_id, UserCommand::UpdateEmail { email, now: Utc::now() }).await
+    }
+
+    /// Set the user's timezone (an IANA name the caller has checked).
+    pub async fn set_timezone(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        timezone: String,
+    ) -> Result<Outcome, CommandError> {
+        self.on_user(ctx, user_id, UserCommand::SetTimezone { timezone, now: Utc::now() }).await
+    }
+}

@@ -1,0 +1,186 @@
+//! Load → decide → append, for one or more aggregates at once, retried on
+//! optimistic-concurrency conflicts.
+
+use std::future::Future;
+
+use domain::aggregate::{stream_name, Aggregate, EventType};
+use uuid::Uuid;
+
+use crate::error::{CommandError, StoreError};
+use crate::store::{EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
+
+/// How many times a command is re-decided after a conflict before giving up.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Who is asking, and how to correlate what follows.
+#[derive(Debug, Clone, Default)]
+pub struct CommandContext {
+    /// The acting user.
+    pub user_id: Option<Uuid>,
+    /// Correlation id shared by everything this request causes.
+    pub correlation_id: Uuid,
+    /// HTTP request id.
+    pub request_id: Option<String>,
+    /// Client-supplied idempotency key: event ids are derived from it, so a
+    /// repeated request appends nothing new.
+    pub idempotency_key: Option<String>,
+}
+
+impl CommandContext {
+    /// A context for `user` with a fresh correlation id.
+    pub fn for_user(user: Uuid) -> Self {
+        Self { user_id: Some(user), correlation_id: Uuid::new_v4(), ..Self::default() }
+    }
+
+    /// A fresh id for a new aggregate: derived from the idempotency key when
+    /// there is one, so a retried create lands on the same stream.
+    pub fn new_id(&self, purpose: &str) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => Uuid::new_v5(&self.idempotency_scope(), format!("{purpose}/{key}").as_bytes()),
+            None => Uuid::new_v4(),
+        }
+    }
+
+    fn idempotency_scope(&self) -> Uuid {
+        self.user_id.unwrap_or(Uuid::nil())
+    }
+
+    fn event_id(&self, stream: &str, index: usize) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => Uuid::new_v5(&self.idempotency_scope(), format!("event/{key}/{stream}/{index}").as_bytes()),
+            None => Uuid::new_v4(),
+        }
+    }
+
+    fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            correlation_id: self.correlation_id,
+            causation_id: Some(self.correlation_id),
+            user_id: self.user_id,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Position of the last event the command appended, or of the last event
+    /// it read when it appended nothing: the point a client's next query must
+    /// see.
+    pub position: GlobalPosition,
+    /// How many events were appended.
+    pub appended: usize,
+}
+
+/// Decode a stored event into an aggregate's event type, upcasting old
+/// schema versions first.
+pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, StoreError> {
+    let data = A::upcast(&event.event_type, event.schema_version, event.data.clone());
+    let tagged = serde_json::json!({ "type": event.event_type, "data": data });
+    serde_json::from_value(tagged).map_err(|e| StoreError::Decode {
+        event_id: event.event_id,
+        event_type: event.event_type.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// One attempt at a command: the streams it read and the events it decided.
+pub struct UnitOfWork<'a, S> {
+    store: &'a S,
+    ctx: &'a CommandContext,
+    writes: Vec<StreamWrite>,
+    read_position: GlobalPosition,
+}
+
+impl<'a, S: EventStore> UnitOfWork<'a, S> {
+    /// Start an attempt.
+    pub fn new(store: &'a S, ctx: &'a CommandContext) -> Self {
+        Self { store, ctx, writes: Vec::new(), read_position: GlobalPosition::START }
+    }
+
+    /// Load an aggregate's state and the version it is at.
+    pub async fn load<A: Aggregate>(&mut self, id: Uuid) -> Result<(A, i64), CommandError> {
+        let (state, version, _) = self.load_with_events::<A>(id).await?;
+        Ok((state, version))
+    }
+
+    /// Load an aggregate with its decoded history (for commands that need
+    /// past payloads, such as forking a graph version).
+    pub async fn load_with_events<A: Aggregate>(&mut self, id: Uuid) -> Result<(A, i64, Vec<A::Event>), CommandError> {
+        let stream = stream_name::<A>(id);
+        let recorded = self.store.read_stream(&stream, 0).await?;
+        let mut state = A::default();
+        let mut events = Vec::with_capacity(recorded.len());
+        for r in &recorded {
+            let event = decode::<A>(r)?;
+            state.evolve(&event);
+            events.push(event);
+            self.read_position = self.read_position.max(r.global);
+        }
+        let version = recorded.last().map_or(0, |r| r.version);
+        Ok((state, version, events))
+    }
+
+    /// Queue events for an aggregate decided against `expected_version`.
+    pub fn record<A: Aggregate>(
+        &mut self,
+        id: Uuid,
+        expected_version: i64,
+        events: &[A::Event],
+    ) -> Result<(), CommandError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let stream_id = stream_name::<A>(id);
+        let mut new_events = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let tagged = serde_json::to_value(event).map_err(|e| StoreError::Decode {
+                event_id: Uuid::nil(),
+                event_type: event.event_type().to_owned(),
+                reason: e.to_string(),
+            })?;
+            let data = tagged.get("data").cloned().unwrap_or(serde_json::Value::Null);
+            let index = usize::try_from(expected_version).unwrap_or(0) + i;
+            new_events.push(NewEvent {
+                event_id: self.ctx.event_id(&stream_id, index),
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                data,
+                metadata: self.ctx.metadata(),
+            });
+        }
+        self.writes.push(StreamWrite { stream_id, expected_version, events: new_events });
+        Ok(())
+    }
+
+    /// Append everything recorded, atomically.
+    pub async fn commit(self) -> Result<Outcome, CommandError> {
+        let appended: usize = self.writes.iter().map(|w| w.events.len()).sum();
+        if appended == 0 {
+            return Ok(Outcome { position: self.read_position, appended: 0 });
+        }
+        let result = self.store.append(&self.writes).await?;
+        let position = result.last().unwrap_or(self.read_position);
+        Ok(Outcome { position, appended: if result.duplicate { 0 } else { appended } })
+    }
+}
+
+/// Run one attempt of a command, re-running it from scratch after a
+/// conflict, at most [`MAX_ATTEMPTS`] times; then answer `Conflict`.
+pub async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, CommandError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CommandError>>,
+{
+    for _ in 1..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(CommandError::Conflict) => {
+                tracing::debug!("conflict, re-deciding");
+                continue;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}

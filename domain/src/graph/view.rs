@@ -1,0 +1,136 @@
+//! How a saved graph version is served: AutoGPT's `GraphModel` with its
+//! computed input/output schemas, and `GraphMeta` without nodes and links.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::model::{GraphVersion, Link, Node};
+use crate::blocks::{self, BlockType};
+
+/// The PrintToConsole block is flagged by AutoGPT as a sensitive action.
+const SENSITIVE_BLOCK_IDS: &[&str] = &["f3b1c1b2-4c4f-4f0d-8d2f-4c4f0d8d2f4c"];
+
+/// Timestamps as AutoGPT serves them (RFC 3339, UTC).
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The `GraphModel` JSON of one version.
+pub fn graph_model(graph: &GraphVersion, user_id: Uuid, created_at: DateTime<Utc>, is_active: bool) -> Value {
+    let nodes: Vec<Value> = graph.nodes.iter().map(|n| node_model(graph, n)).collect();
+    let mut model = graph_meta(graph, user_id, is_active);
+    if let Some(obj) = model.as_object_mut() {
+        obj.insert("created_at".into(), json!(timestamp(created_at)));
+        obj.insert("nodes".into(), Value::Array(nodes));
+        obj.insert("links".into(), json!(graph.links));
+    }
+    model
+}
+
+/// The `GraphMeta` JSON of one version (no nodes, links or creation time).
+pub fn graph_meta(graph: &GraphVersion, user_id: Uuid, is_active: bool) -> Value {
+    json!({
+        "id": graph.id,
+        "version": graph.version,
+        "is_active": is_active,
+        "name": graph.name,
+        "description": graph.description,
+        "instructions": graph.instructions,
+        "recommended_schedule_cron": graph.recommended_schedule_cron,
+        "forked_from_id": graph.forked_from_id,
+        "forked_from_version": graph.forked_from_version,
+        "sub_graphs": graph.sub_graphs,
+        "user_id": user_id,
+        "input_schema": input_schema(graph),
+        "output_schema": output_schema(graph),
+        "credentials_input_schema": {"type": "object", "properties": {}, "required": []},
+        "has_external_trigger": false,
+        "has_human_in_the_loop": false,
+        "has_sensitive_action": graph.nodes.iter().any(|n| SENSITIVE_BLOCK_IDS.contains(&n.block_id.as_str())),
+        "trigger_setup_info": null,
+    })
+}
+
+/// Strip what must not leave the owner's account when exporting: user ids
+/// and credential inputs.
+pub fn for_export(mut model: Value) -> Value {
+    if let Some(obj) = model.as_object_mut() {
+        obj.insert("user_id".into(), json!(""));
+        if let Some(nodes) = obj.get_mut("nodes").and_then(Value::as_array_mut) {
+            for node in nodes {
+                if let Some(defaults) = node.get_mut("input_default").and_then(Value::as_object_mut) {
+                    defaults.retain(|k, _| !k.contains("credentials"));
+                    if defaults.contains_key("user_id") {
+                        defaults.insert("user_id".into(), json!(""));
+                    }
+                }
+            }
+        }
+    }
+    model
+}
+
+fn node_model(graph: &GraphVersion, node: &Node) -> Value {
+    let pick = |f: &dyn Fn(&Link) -> bool| -> Vec<&Link> { graph.links.iter().filter(|l| f(l)).collect() };
+    json!({
+        "id": node.id,
+        "block_id": node.block_id,
+        "input_default": node.input_default,
+        "metadata": node.metadata,
+        "input_links": pick(&|l| l.sink_id == node.id),
+        "output_links": pick(&|l| l.source_id == node.id),
+        "graph_id": graph.id,
+        "graph_version": graph.version,
+        "webhook_id": null,
+        "webhook": null,
+    })
+}
+
+/// JSON schema of the graph's inputs, one property per input-type node.
+pub fn input_schema(graph: &GraphVersion) -> Value {
+    io_schema(graph, BlockType::Input, true)
+}
+
+/// JSON schema of the graph's outputs, one property per output node.
+pub fn output_schema(graph: &GraphVersion) -> Value {
+    io_schema(graph, BlockType::Output, false)
+}
+
+fn io_schema(graph: &GraphVersion, kind: BlockType, typed_value: bool) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for node in &graph.nodes {
+        let Some(block) = blocks::find(&node.block_id).filter(|b| b.block_type == kind) else {
+            continue;
+        };
+        let Some(name) = node.input_default.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let mut prop = if typed_value {
+            block.input_schema["properties"]["value"].as_object().cloned().unwrap_or_default()
+        } else {
+            Map::new()
+        };
+        prop.remove("default");
+        prop.remove("title");
+        prop.remove("description");
+        for key in ["title", "description"] {
+            if let Some(v) = node.input_default.get(key).filter(|v| !v.is_null()) {
+                prop.insert(key.into(), v.clone());
+            }
+        }
+        for flag in ["secret", "advanced"] {
+            let on = node.input_default.get(flag).and_then(Value::as_bool).unwrap_or(false);
+            prop.insert(flag.into(), json!(on));
+        }
+        match node.input_default.get("value").filter(|v| !v.is_null()) {
+            Some(value) if typed_value => {
+                prop.insert("default".into(), value.clone());
+            }
+            _ => required.push(json!(name)),
+        }
+        properties.insert(name.to_owned(), Value::Object(prop));
+    }
+    json!({"type": "object", "properties": properties, "required": required})
+}

@@ -1,0 +1,11 @@
+//! The pure domain of the platform: events, aggregates, graph validation and
+//! the block catalog. Nothing here performs I/O; everything a decision needs
+//! from outside (clock, fresh ids, other read models) arrives in the command.
+
+pub mod aggregate;
+pub mod blocks;
+pub mod graph;
+pub mod library;
+pub mod user;
+
+pub use aggregate::{Aggregate, EventType};

@@ -1,0 +1,63 @@
+//! The User aggregate: a platform account, keyed by the JWT `sub`.
+
+mod command;
+mod event;
+
+pub use command::UserCommand;
+pub use event::UserEvent;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+
+/// The timezone a user has before choosing one, as AutoGPT serves it.
+pub const TIMEZONE_NOT_SET: &str = "not-set";
+
+/// Why a user command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// The user has never been registered (no `POST /api/auth/user` yet).
+    #[error("User not found")]
+    NotFound,
+    /// The e-mail address is not plausible.
+    #[error("Invalid email address: {0}")]
+    InvalidEmail(String),
+    /// The timezone is not an IANA name the caller validated.
+    #[error("Invalid timezone: {0}")]
+    InvalidTimezone(String),
+}
+
+/// State of one user, folded from its stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    /// Set once the user is registered.
+    pub id: Option<Uuid>,
+    /// Current e-mail address.
+    pub email: String,
+    /// Chosen IANA timezone or [`TIMEZONE_NOT_SET`].
+    pub timezone: String,
+    /// When the account was registered.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Aggregate for User {
+    type Event = UserEvent;
+    const STREAM_PREFIX: &'static str = "user";
+
+    fn evolve(&mut self, event: &UserEvent) {
+        match event {
+            UserEvent::UserRegistered { user_id, email, at, .. } => {
+                self.id = Some(*user_id);
+                self.email.clone_from(email);
+                self.timezone = TIMEZONE_NOT_SET.to_owned();
+                self.created_at = Some(*at);
+            }
+            UserEvent::UserEmailChanged { email, .. } => self.email.clone_from(email),
+            UserEvent::UserTimezoneSet { timezone, .. } => self.timezone.clone_from(timezone),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! The graphs read model (`rm_graphs`: every version, which is active) and
+//! its queries.
+
+use commands::store::RecordedEvent;
+use commands::uow::decode;
+use domain::graph::{view, Graph, GraphEvent, GraphVersion};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::runner::{BoxFuture, ProjectionError, Projector};
+use crate::users::stream_uuid;
+
+/// Builds `rm_graphs` from graph streams.
+pub struct GraphsProjector;
+
+/// Name of the graphs projection.
+pub const NAME: &str = "graphs";
+
+/// The served model with the live `is_active` flag folded in.
+const MODEL: &str = "model || jsonb_build_object('is_active', is_active)";
+
+impl Projector for GraphsProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_graphs"]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if !event.stream_id.starts_with("graph-") {
+                return Ok(());
+            }
+            let id = stream_uuid(&event.stream_id);
+            match decode::<Graph>(event)? {
+                GraphEvent::GraphCreated { user_id, graph, at }
+                | GraphEvent::GraphVersionCreated { user_id, graph, at } => {
+                    if graph.is_active || graph.version == 1 {
+                        sqlx::query("UPDATE rm_graphs SET is_active = false WHERE id = $1 AND is_active")
+                            .bind(graph.id)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    insert_version(conn, &graph, user_id, at).await?;
+                }
+                GraphEvent::GraphActiveVersionSet { version, .. } => {
+                    sqlx::query("UPDATE rm_graphs SET is_active = (version = $2) WHERE id = $1")
+                        .bind(id)
+                        .bind(version)
+                        .execute(conn)
+                        .await?;
+                }
+                GraphEvent::GraphDeleted { .. } => {
+                    sqlx::query("DELETE FROM rm_graphs WHERE id = $1").bind(id).execute(conn).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn insert_version(
+    conn: &mut PgConnection,
+    graph: &GraphVersion,
+    user_id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    let is_active = graph.is_active || graph.version == 1;
+    let mut model = view::graph_model(graph, user_id, at, is_active);
+    if let Some(obj) = model.as_object_mut() {
+        obj.remove("is_active");
+    }
+    sqlx::query(
+        "INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id, version) DO NOTHING",
+    )
+    .bind(graph.id)
+    .bind(graph.version)
+    .bind(user_id)
+    .bind(is_active)
+    .bind(&graph.name)
+    .bind(at)
+    .bind(model)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A user's graphs as `GraphMeta`, active versions, newest first (first 250).
+pub async fn list_graphs(pool: &PgPool, user_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
+    let sql = format!(
+        "SELECT ({MODEL}) - 'nodes' - 'links' - 'created_at' FROM rm_graphs \
+         WHERE user_id = $1 AND is_active ORDER BY created_at DESC, id LIMIT 250"
+    );
+    sqlx::query_scalar(&sql).bind(user_id).fetch_all(pool).await
+}
+
+/// One version of a user's graph; without a version, the highest one.
+pub async fn get_graph(
+    pool: &PgPool,
+    user_id: Uuid,
+    graph_id: Uuid,
+    version: Option<i32>,
+) -> Result<Option<Value>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3) \
+         ORDER BY version DESC LIMIT 1"
+    );
+    sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).bind(version).fetch_optional(pool).await
+}
+
+/// Every version of a user's graph, newest first.
+pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
+    let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC");
+    sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).fetch_all(pool).await
+}

@@ -1,0 +1,18 @@
+//! The read side: a projector runner (checkpoint, catch-up, live tail,
+//! rebuild) and one module per read model with the queries the API calls.
+
+pub mod graphs;
+pub mod library;
+pub mod runner;
+pub mod status;
+pub mod users;
+
+pub use runner::{BoxFuture, ProjectionError, Projections, Projector};
+
+use std::sync::Arc;
+
+/// Every projector of the application, in one list so that starting,
+/// rebuilding and reporting cover all of them.
+pub fn all() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(users::UsersProjector), Arc::new(graphs::GraphsProjector), Arc::new(library::LibraryProjector)]
+}

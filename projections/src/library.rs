@@ -1,0 +1,235 @@
+//! The library read model (`rm_library_agents`) and its queries, which join
+//! the graphs read model for names and schemas.
+
+use chrono::{DateTime, Utc};
+use commands::store::RecordedEvent;
+use commands::uow::decode;
+use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
+use serde_json::{json, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::runner::{BoxFuture, ProjectionError, Projector};
+use crate::users::stream_uuid;
+
+/// Builds `rm_library_agents` from library agent streams.
+pub struct LibraryProjector;
+
+/// Name of the library projection.
+pub const NAME: &str = "library_agents";
+
+impl Projector for LibraryProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_library_agents"]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if !event.stream_id.starts_with("library_agent-") {
+                return Ok(());
+            }
+            let id = stream_uuid(&event.stream_id);
+            match decode::<LibraryAgent>(event)? {
+                LibraryAgentEvent::LibraryAgentAdded {
+                    library_agent_id,
+                    user_id,
+                    graph_id,
+                    graph_version,
+                    is_created_by_user,
+                    at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO rm_library_agents (id, user_id, graph_id, graph_version, is_created_by_user, settings, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                         ON CONFLICT (id) DO UPDATE SET graph_version = EXCLUDED.graph_version, auto_update_version = true, \
+                           is_favorite = false, is_archived = false, is_deleted = false, settings = EXCLUDED.settings, \
+                           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+                    )
+                    .bind(library_agent_id)
+                    .bind(user_id)
+                    .bind(graph_id)
+                    .bind(graph_version)
+                    .bind(is_created_by_user)
+                    .bind(json!(GraphSettings::default()))
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
+                }
+                LibraryAgentEvent::LibraryAgentUpdated { patch, at, .. } => {
+                    sqlx::query(
+                        "UPDATE rm_library_agents SET auto_update_version = coalesce($2, auto_update_version), \
+                           graph_version = coalesce($3, graph_version), is_favorite = coalesce($4, is_favorite), \
+                           is_archived = coalesce($5, is_archived), settings = coalesce($6, settings), updated_at = $7 \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(patch.auto_update_version)
+                    .bind(patch.graph_version)
+                    .bind(patch.is_favorite)
+                    .bind(patch.is_archived)
+                    .bind(patch.settings.map(|s| json!(s)))
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
+                }
+                LibraryAgentEvent::LibraryAgentDeleted { at, .. } => {
+                    sqlx::query("UPDATE rm_library_agents SET is_deleted = true, updated_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(at)
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+const SELECT: &str = "SELECT a.id, a.user_id, a.graph_id, a.graph_version, a.is_favorite, a.settings, \
+     a.created_at, a.updated_at, g.model, g.user_id AS graph_owner, \
+     (SELECT max(x.version) FROM rm_graphs x WHERE x.id = a.graph_id) AS latest_version \
+     FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version";
+
+/// How to order a library listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibrarySort {
+    /// Most recently updated first.
+    UpdatedAt,
+    /// Most recently added first.
+    CreatedAt,
+}
+
+/// What to list.
+#[derive(Debug, Clone)]
+pub struct LibraryQuery {
+    /// Case-insensitive substring of name or description.
+    pub search_term: Option<String>,
+    /// Order.
+    pub sort: LibrarySort,
+    /// 1-based page.
+    pub page: i64,
+    /// Page size.
+    pub page_size: i64,
+    /// Only favourites.
+    pub favorites_only: bool,
+}
+
+/// One page of a user's library: `{agents, pagination}`.
+pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Result<Value, sqlx::Error> {
+    let filter = "WHERE a.user_id = $1 AND NOT a.is_deleted AND NOT a.is_archived AND (NOT $2 OR a.is_favorite) \
+                  AND ($3::text IS NULL OR g.name ILIKE $3 ESCAPE '\\' OR g.model->>'description' ILIKE $3 ESCAPE '\\')";
+    let pattern =
+        q.search_term.as_deref().filter(|s| !s.trim().is_empty()).map(|s| format!("%{}%", like_escape(s.trim())));
+    let order = match q.sort {
+        LibrarySort::UpdatedAt => "a.updated_at DESC, a.id",
+        LibrarySort::CreatedAt => "a.created_at DESC, a.id",
+    };
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version {filter}"
+    ))
+    .bind(user_id)
+    .bind(q.favorites_only)
+    .bind(&pattern)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query(&format!("{SELECT} {filter} ORDER BY {order} LIMIT $4 OFFSET $5"))
+        .bind(user_id)
+        .bind(q.favorites_only)
+        .bind(&pattern)
+        .bind(q.page_size)
+        .bind((q.page - 1).saturating_mul(q.page_size))
+        .fetch_all(pool)
+        .await?;
+    let agents = rows.iter().map(agent_json).collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
+        "agents": agents,
+        "pagination": {
+            "total_items": total,
+            "total_pages": (total + q.page_size - 1) / q.page_size,
+            "current_page": q.page,
+            "page_size": q.page_size,
+        }
+    }))
+}
+
+/// One of a user's library agents by id.
+pub async fn get_agent(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Value>, sqlx::Error> {
+    let row = sqlx::query(&format!("{SELECT} WHERE a.id = $1 AND a.user_id = $2 AND NOT a.is_deleted"))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(agent_json).transpose()
+}
+
+/// A user's library agent for a graph (optionally a given version).
+pub async fn get_agent_by_graph(
+    pool: &PgPool,
+    user_id: Uuid,
+    graph_id: Uuid,
+    version: Option<i32>,
+) -> Result<Option<Value>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "{SELECT} WHERE a.graph_id = $1 AND a.user_id = $2 AND NOT a.is_deleted AND ($3::int IS NULL OR a.graph_version = $3)"
+    ))
+    .bind(graph_id)
+    .bind(user_id)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(agent_json).transpose()
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+fn agent_json(row: &PgRow) -> Result<Value, sqlx::Error> {
+    let model: Option<Value> = row.try_get("model")?;
+    let model = model.unwrap_or_else(|| json!({}));
+    let field = |k: &str| model.get(k).cloned().unwrap_or(Value::Null);
+    let user_id: Uuid = row.try_get("user_id")?;
+    let graph_owner: Option<Uuid> = row.try_get("graph_owner")?;
+    let graph_version: i32 = row.try_get("graph_version")?;
+    let latest: Option<i32> = row.try_get("latest_version")?;
+    let created: DateTime<Utc> = row.try_get("created_at")?;
+    let updated: DateTime<Utc> = row.try_get("updated_at")?;
+    Ok(json!({
+        "id": row.try_get::<Uuid, _>("id")?,
+        "graph_id": row.try_get::<Uuid, _>("graph_id")?,
+        "graph_version": graph_version,
+        "owner_user_id": user_id,
+        "image_url": null,
+        "creator_name": "",
+        "creator_image_url": "",
+        "status": "COMPLETED",
+        "created_at": created,
+        "updated_at": updated,
+        "name": model.get("name").cloned().unwrap_or_else(|| json!("")),
+        "description": model.get("description").cloned().unwrap_or_else(|| json!("")),
+        "instructions": field("instructions"),
+        "input_schema": model.get("input_schema").cloned().unwrap_or_else(|| json!({})),
+        "output_schema": model.get("output_schema").cloned().unwrap_or_else(|| json!({})),
+        "credentials_input_schema": field("credentials_input_schema"),
+        "has_external_trigger": model.get("has_external_trigger").cloned().unwrap_or(json!(false)),
+        "has_human_in_the_loop": model.get("has_human_in_the_loop").cloned().unwrap_or(json!(false)),
+        "has_sensitive_action": model.get("has_sensitive_action").cloned().unwrap_or(json!(false)),
+        "trigger_setup_info": field("trigger_setup_info"),
+        "new_output": false,
+        "can_access_graph": graph_owner == Some(user_id),
+        "is_latest_version": latest.is_none_or(|l| l <= graph_version),
+        "is_favorite": row.try_get::<bool, _>("is_favorite")?,
+        "recommended_schedule_cron": field("recommended_schedule_cron"),
+        "settings": row.try_get::<Value, _>("settings")?,
+        "marketplace_listing": null,
+    }))
+}
