@@ -1,0 +1,228 @@
+//! `spawn_app()`: a fresh database (copied from a migrated template) and a
+//! running server on port 0, plus a client with auth helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::auth::{sign, Claims, AUDIENCE};
+use api::config::{AuthConfig, Secret};
+use api::{db, App, Config};
+use commands::PgEventStore;
+use jsonwebtoken::Algorithm;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The Postgres server tests run against (override with TEST_DATABASE_URL).
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn admin_db_url() -> String {
+    format!("{}/postgres", server_url())
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// A migrated template database, created once per test process. Stale test
+/// databases of earlier runs are dropped at the same time.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("autogpt_es_tmpl_{}", Uuid::new_v4().simple());
+            let mut admin = PgConnection::connect(&admin_db_url()).await.expect("connect to postgres");
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'autogpt\\_es\\_t%' \
+                 AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)",
+            )
+            .fetch_all(&mut admin)
+            .await
+            .expect("list stale databases");
+            for db in stale {
+                let _ = admin.execute(format!("DROP DATABASE IF EXISTS \"{db}\"").as_str()).await;
+            }
+            admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.expect("create template");
+            let pool = PgPool::connect(&format!("{}/{name}", server_url())).await.expect("connect template");
+            db::migrate(&pool).await.expect("migrate template");
+            pool.close().await;
+            name
+        })
+        .await
+}
+
+/// A fresh, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!("autogpt_es_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_db_url()).await.expect("connect to postgres");
+    for attempt in 0.. {
+        match admin.execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str()).await {
+            Ok(_) => break,
+            // Concurrent copies of one template can collide; try again.
+            Err(e) if attempt < 20 => {
+                tracing_free_log(&e);
+                tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+            }
+            Err(e) => panic!("create test database: {e}"),
+        }
+    }
+    format!("{}/{name}", server_url())
+}
+
+fn tracing_free_log(e: &sqlx::Error) {
+    eprintln!("retrying database creation: {e}");
+}
+
+/// A store on a fresh database.
+pub async fn fresh_store() -> PgEventStore {
+    let url = fresh_database().await;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(&url).await.expect("connect");
+    PgEventStore::new(pool)
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The test database.
+    pub pool: PgPool,
+    /// Auth settings of the server.
+    pub auth: Arc<AuthConfig>,
+}
+
+/// The signing key tests use.
+pub const TEST_KEY: &str = "test-secret-key-for-e2e-tests-only";
+
+/// Start a server on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Start a server on a fresh database, adjusting the config first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let url = fresh_database().await;
+    let auth = AuthConfig { verify_key: Secret::new(TEST_KEY), algorithm: Algorithm::HS256, dev_key: false };
+    let mut config = Config {
+        database_url: Secret::new(url.clone()),
+        host: "127.0.0.1".parse().expect("ip"),
+        port: 0,
+        auth: auth.clone(),
+        nats_url: None,
+        cors_origins: vec![],
+        body_limit: 10 * 1024 * 1024,
+        consistency_timeout: Duration::from_secs(5),
+    };
+    adjust(&mut config);
+    let app = App::build(config).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let pool = PgPool::connect(&url).await.expect("connect test db");
+    TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth) }
+}
+
+/// Claims for a user, valid for an hour.
+pub fn claims(user: Uuid, admin: bool) -> Claims {
+    Claims {
+        sub: user.to_string(),
+        aud: AUDIENCE.into(),
+        exp: chrono::Utc::now().timestamp() + 3600,
+        role: Some(if admin { "admin" } else { "authenticated" }.into()),
+        email: Some(format!("{}@example.com", &user.simple().to_string()[..8])),
+        user_metadata: None,
+    }
+}
+
+impl TestApp {
+    /// A valid token for `user`.
+    pub fn token(&self, user: Uuid, admin: bool) -> String {
+        sign(&self.auth, &claims(user, admin)).expect("sign")
+    }
+
+    /// A request as `user` to `path` (relative to the server).
+    pub fn request(&self, method: Method, path: &str, user: Uuid) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(self.token(user, false))
+    }
+
+    /// An unauthenticated request.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address))
+    }
+
+    /// GET as `user`, returning status and JSON body.
+    pub async fn get(&self, path: &str, user: Uuid) -> (u16, Value) {
+        send(self.request(Method::GET, path, user)).await
+    }
+
+    /// POST JSON as `user`.
+    pub async fn post(&self, path: &str, user: Uuid, body: &Value) -> (u16, Value) {
+        send(self.request(Method::POST, path, user).json(body)).await
+    }
+
+    /// PUT JSON as `user`.
+    pub async fn put(&self, path: &str, user: Uuid, body: &Value) -> (u16, Value) {
+        send(self.request(Method::PUT, path, user).json(body)).await
+    }
+
+    /// PATCH JSON as `user`.
+    pub async fn patch(&self, path: &str, user: Uuid, body: &Value) -> (u16, Value) {
+        send(self.request(Method::PATCH, path, user).json(body)).await
+    }
+
+    /// DELETE as `user`.
+    pub async fn delete(&self, path: &str, user: Uuid) -> (u16, Value) {
+        send(self.request(Method::DELETE, path, user)).await
+    }
+
+    /// Create a graph for `user` and return the served GraphModel.
+    pub async fn create_graph(&self, user: Uuid, graph: Value) -> Value {
+        let (status, body) = self.post("/api/graphs", user, &serde_json::json!({ "graph": graph })).await;
+        assert_eq!(status, 200, "create graph: {body}");
+        body
+    }
+}
+
+/// Send and decode: status plus JSON body (`null` when empty).
+pub async fn send(request: RequestBuilder) -> (u16, Value) {
+    let response: Response = request.send().await.expect("request failed");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// Block ids used by tests.
+pub mod blocks {
+    /// StoreValueBlock (static output).
+    pub const STORE_VALUE: &str = "1ff065e9-88e8-4358-9d82-8dc91f622ba9";
+    /// FillTextTemplateBlock.
+    pub const FILL_TEMPLATE: &str = "db7d8f02-2f44-4c55-ab7a-eae0941f0c30";
+    /// PrintToConsoleBlock.
+    pub const PRINT: &str = "f3b1c1b2-4c4f-4f0d-8d2f-4c4f0d8d2f4c";
+    /// AgentInputBlock.
+    pub const AGENT_INPUT: &str = "c0a8e994-ebf1-4a9c-a4d8-89d09c86741b";
+    /// AgentOutputBlock.
+    pub const AGENT_OUTPUT: &str = "363ae599-353e-4804-937e-b2ee3cef3da4";
+}
+
+/// AutoGPT's sample graph: two StoreValue blocks into a template, printed.
+pub fn sample_graph(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "description": "sample",
+        "nodes": [
+            {"id": "a", "block_id": blocks::STORE_VALUE, "input_default": {"input": "Hello"}},
+            {"id": "b", "block_id": blocks::STORE_VALUE, "input_default": {"input": "World"}},
+            {"id": "t", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "{{a}}, {{b}}!"}},
+            {"id": "p", "block_id": blocks::PRINT}
+        ],
+        "links": [
+            {"source_id": "a", "sink_id": "t", "source_name": "output", "sink_name": "values_#_a"},
+            {"source_id": "b", "sink_id": "t", "source_name": "output", "sink_name": "values_#_b"},
+            {"source_id": "t", "sink_id": "p", "source_name": "output", "sink_name": "text"}
+        ]
+    })
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: a real server on a free port, a fresh Postgres database
+//! per test, driven over HTTP as a client would.
+
+mod helpers;
+mod support;
+
+mod auth;
+mod event_log;
+mod graphs;
+mod library;
+mod projections;
+mod users;

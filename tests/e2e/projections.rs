@@ -1,0 +1,176 @@
+//! The projector runner: exactly-once application across failures and
+//! crashes, rebuilds, and status reporting.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use commands::store::{EventMetadata, EventStore, NewEvent, RecordedEvent, StreamWrite};
+use commands::tail::TailConfig;
+use commands::PgEventStore;
+use projections::{BoxFuture, ProjectionError, Projections, Projector};
+use serde_json::json;
+use sqlx::PgConnection;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::helpers::{fresh_store, sample_graph, spawn_app};
+
+/// Records every event it applies; fails once on chosen events after part
+/// of the batch was written, and can stall to be killed mid-batch.
+struct Recorder {
+    fail_once: Mutex<HashSet<i64>>,
+    stall_on: Option<i64>,
+}
+
+impl Projector for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["test_applied"]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO test_applied (event_id) VALUES ($1)")
+                .bind(event.event_id)
+                .execute(&mut *conn)
+                .await?;
+            let n = event.data["n"].as_i64().unwrap_or(-1);
+            if self.fail_once.lock().unwrap().remove(&n) {
+                return Err(ProjectionError::Database(sqlx::Error::Protocol(format!("injected failure at {n}"))));
+            }
+            if self.stall_on == Some(n) {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn append_numbered(store: &PgEventStore, count: usize) {
+    for chunk in 0..count / 50 {
+        let events = (0..50)
+            .map(|k| NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: "Numbered".into(),
+                schema_version: 1,
+                data: json!({ "n": chunk * 50 + k }),
+                metadata: EventMetadata { correlation_id: Uuid::new_v4(), ..Default::default() },
+            })
+            .collect();
+        let write = StreamWrite { stream_id: format!("num-{chunk}"), expected_version: 0, events };
+        store.append(&[write]).await.unwrap();
+    }
+}
+
+async fn setup(store: &PgEventStore) {
+    sqlx::query("CREATE TABLE test_applied (event_id uuid NOT NULL)").execute(store.pool()).await.unwrap();
+}
+
+fn runner(store: &PgEventStore, recorder: Recorder) -> Projections {
+    Projections::new(store.clone(), vec![Arc::new(recorder)])
+        .with_tail_config(TailConfig { batch: 40, ..TailConfig::default() })
+}
+
+async fn assert_applied_exactly_once(store: &PgEventStore, expected: i64) {
+    let (total, distinct): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM test_applied")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(total, expected, "every event applied");
+    assert_eq!(distinct, expected, "no event applied twice");
+}
+
+async fn wait_until_caught_up(projections: &Projections, store: &PgEventStore) {
+    let head = store.head().await.unwrap();
+    assert!(projections.wait_for(&["recorder"], head, Duration::from_secs(30)).await, "projector caught up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_mid_batch_roll_back_and_retry_without_duplicates() {
+    let store = fresh_store().await;
+    setup(&store).await;
+    append_numbered(&store, 1000).await;
+    let recorder = Recorder { fail_once: Mutex::new([7, 333, 334, 999].into()), stall_on: None };
+    let projections = runner(&store, recorder);
+    let stop = CancellationToken::new();
+    projections.spawn(stop.clone()).await.unwrap();
+    wait_until_caught_up(&projections, &store).await;
+    assert_applied_exactly_once(&store, 1000).await;
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_mid_batch_resumes_from_its_checkpoint() {
+    let store = fresh_store().await;
+    setup(&store).await;
+    append_numbered(&store, 1000).await;
+    let first = runner(&store, Recorder { fail_once: Mutex::default(), stall_on: Some(517) });
+    let stop = CancellationToken::new();
+    let tasks = first.spawn(stop.clone()).await.unwrap();
+    // Wait until it is stuck inside the batch holding event 517, then kill it.
+    let stuck = first.checkpoint("recorder");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut checkpoint = stuck.await.unwrap();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = first.checkpoint("recorder").await.unwrap();
+        if now == checkpoint && now.position > 0 {
+            break;
+        }
+        checkpoint = now;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let partial: i64 = sqlx::query_scalar("SELECT count(*) FROM test_applied").fetch_one(store.pool()).await.unwrap();
+    assert!(partial < 1000 && partial % 40 == 0, "only whole batches committed before the kill: {partial}");
+    // A new process picks up where the checkpoint says.
+    let second = runner(&store, Recorder { fail_once: Mutex::default(), stall_on: None });
+    let stop2 = CancellationToken::new();
+    second.spawn(stop2.clone()).await.unwrap();
+    wait_until_caught_up(&second, &store).await;
+    assert_applied_exactly_once(&store, 1000).await;
+    stop.cancel();
+    stop2.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_a_read_model_reproduces_it() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    for i in 0..5 {
+        app.create_graph(user, sample_graph(&format!("g{i}"))).await;
+    }
+    let (_, before) = app.get("/api/graphs", user).await;
+    let (_, library_before) = app.get("/api/library/agents", user).await;
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_autogpt-es"))
+        .args(["projections", "rebuild", "--all"])
+        .env(
+            "DATABASE_URL",
+            app.pool
+                .connect_options()
+                .get_database()
+                .map(|db| format!("{}/{db}", crate::helpers::server_url()))
+                .unwrap(),
+        )
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("graphs: rebuilt from"), "{out}");
+    let (_, after) = app.get("/api/graphs", user).await;
+    let (_, library_after) = app.get("/api/library/agents", user).await;
+    assert_eq!(before, after);
+    assert_eq!(before.as_array().unwrap().len(), 5);
+    assert_eq!(library_before, library_after);
+}
