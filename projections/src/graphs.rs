@@ -1,15 +1,13 @@
 //! The graphs read model (`rm_graphs`: every version, which is active) and
 //! its queries.
 
-use commands::store::RecordedEvent;
-use commands::uow::decode;
+use domain::aggregate::Aggregate;
 use domain::graph::{view, Graph, GraphEvent, GraphVersion};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, Projector};
-use crate::users::stream_uuid;
+use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_graphs` from graph streams.
 pub struct GraphsProjector;
@@ -20,26 +18,19 @@ pub const NAME: &str = "graphs";
 /// The served model with the live `is_active` flag folded in.
 const MODEL: &str = "model || jsonb_build_object('is_active', is_active)";
 
-impl Projector for GraphsProjector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl StreamProjector for GraphsProjector {
+    type Source = Graph;
+    const NAME: &'static str = NAME;
+    const TABLES: &'static [&'static str] = &["rm_graphs"];
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_graphs"]
-    }
-
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        event: &'a RecordedEvent,
+        id: Uuid,
+        event: <Graph as Aggregate>::Event,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if !event.stream_id.starts_with("graph-") {
-                return Ok(());
-            }
-            let id = stream_uuid(&event.stream_id);
-            match decode::<Graph>(event)? {
+            match event {
                 GraphEvent::GraphCreated { user_id, graph, at }
                 | GraphEvent::GraphVersionCreated { user_id, graph, at } => {
                     if graph.is_active || graph.version == 1 {

@@ -2,16 +2,14 @@
 //! the graphs read model for names and schemas.
 
 use chrono::{DateTime, Utc};
-use commands::store::RecordedEvent;
-use commands::uow::decode;
+use domain::aggregate::Aggregate;
 use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, Projector};
-use crate::users::stream_uuid;
+use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_library_agents` from library agent streams.
 pub struct LibraryProjector;
@@ -19,26 +17,19 @@ pub struct LibraryProjector;
 /// Name of the library projection.
 pub const NAME: &str = "library_agents";
 
-impl Projector for LibraryProjector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl StreamProjector for LibraryProjector {
+    type Source = LibraryAgent;
+    const NAME: &'static str = NAME;
+    const TABLES: &'static [&'static str] = &["rm_library_agents"];
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_library_agents"]
-    }
-
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        event: &'a RecordedEvent,
+        id: Uuid,
+        event: <LibraryAgent as Aggregate>::Event,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if !event.stream_id.starts_with("library_agent-") {
-                return Ok(());
-            }
-            let id = stream_uuid(&event.stream_id);
-            match decode::<LibraryAgent>(event)? {
+            match event {
                 LibraryAgentEvent::LibraryAgentAdded {
                     library_agent_id,
                     user_id,

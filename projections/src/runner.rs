@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use commands::store::{EventStore, GlobalPosition, RecordedEvent};
 use commands::tail::{Tail, TailConfig};
+use commands::uow::decode;
 use commands::{PgEventStore, StoreError};
+use domain::aggregate::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// A boxed future, so projectors can be stored as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -45,6 +48,51 @@ pub trait Projector: Send + Sync + 'static {
         event: &'a RecordedEvent,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+/// A projector fed by the streams of one aggregate type: the runner skips
+/// other streams and decodes (upcasting old schemas) before calling it.
+pub trait StreamProjector: Send + Sync + 'static {
+    /// The aggregate whose streams it reads.
+    type Source: Aggregate;
+    /// Stable name; the checkpoint row's key.
+    const NAME: &'static str;
+    /// The tables it owns, emptied before a rebuild.
+    const TABLES: &'static [&'static str];
+    /// Apply one decoded event of the stream of aggregate `id`.
+    fn apply<'a>(
+        &'a self,
+        id: Uuid,
+        event: <Self::Source as Aggregate>::Event,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+impl<P: StreamProjector> Projector for P {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        P::TABLES
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let id = event
+            .stream_id
+            .strip_prefix(<P::Source as Aggregate>::STREAM_PREFIX)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|id| Uuid::parse_str(id).ok());
+        let Some(id) = id else { return Box::pin(async { Ok(()) }) };
+        match decode::<P::Source>(event) {
+            Ok(decoded) => self.apply(id, decoded, conn),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+        }
+    }
 }
 
 /// The running projectors and how far each has got.

@@ -1,14 +1,13 @@
 //! The users read model (`rm_users`) and its queries.
 
 use chrono::{DateTime, Utc};
-use commands::store::RecordedEvent;
-use commands::uow::decode;
+use domain::aggregate::Aggregate;
 use domain::user::{User, UserEvent};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, Projector};
+use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_users` from user streams.
 pub struct UsersProjector;
@@ -16,26 +15,19 @@ pub struct UsersProjector;
 /// Name of the users projection.
 pub const NAME: &str = "users";
 
-impl Projector for UsersProjector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl StreamProjector for UsersProjector {
+    type Source = User;
+    const NAME: &'static str = NAME;
+    const TABLES: &'static [&'static str] = &["rm_users"];
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_users"]
-    }
-
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        event: &'a RecordedEvent,
+        id: Uuid,
+        event: <User as Aggregate>::Event,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if !event.stream_id.starts_with("user-") {
-                return Ok(());
-            }
-            let id = stream_uuid(&event.stream_id);
-            match decode::<User>(event)? {
+            match event {
                 UserEvent::UserRegistered { user_id, email, name, at } => {
                     sqlx::query(
                         "INSERT INTO rm_users (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
@@ -68,12 +60,6 @@ impl Projector for UsersProjector {
             Ok(())
         })
     }
-}
-
-/// The uuid part of a `<prefix>-<uuid>` stream name.
-pub fn stream_uuid(stream_id: &str) -> Option<Uuid> {
-    let (_, id) = stream_id.split_at(stream_id.len().saturating_sub(36));
-    Uuid::parse_str(id).ok()
 }
 
 /// A user as AutoGPT serves it from `POST /api/auth/user`.
