@@ -1,0 +1,81 @@
+//! The `autogpt-es` binary as an operator runs it: serve, answer, stop
+//! cleanly on SIGTERM; print tokens; report projection status.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{fresh_database, TEST_KEY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_autogpt-es");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_then_shuts_down_gracefully_on_sigterm() {
+    let url = fresh_database().await;
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("PORT", "0")
+        .env("JWT_VERIFY_KEY", TEST_KEY)
+        .env("HOST", "127.0.0.1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let port = loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(60)).expect("server printed its port");
+        if let Some(rest) = line.split("port=").nth(1) {
+            break rest.trim().parse::<u16>().unwrap();
+        }
+    };
+    let token = String::from_utf8(
+        Command::new(BIN)
+            .args(["token", "--user", "3e53486c-cf57-477e-ba2a-cb02dc828e1a"])
+            .env("JWT_VERIFY_KEY", TEST_KEY)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let response =
+        client.get(format!("http://127.0.0.1:{port}/api/graphs")).bearer_auth(token.trim()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "a token from `autogpt-es token` is accepted");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+    let rest: Vec<String> = lines_rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+#[tokio::test]
+async fn projections_status_lists_every_projector() {
+    let url = fresh_database().await;
+    let output = Command::new(BIN).args(["projections", "status"]).env("DATABASE_URL", &url).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for name in ["graphs", "library_agents", "users"] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_development_key_refuses_a_public_bind() {
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env_remove("JWT_VERIFY_KEY")
+        .env_remove("SUPABASE_JWT_SECRET")
+        .env("HOST", "0.0.0.0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT_VERIFY_KEY"));
+}
