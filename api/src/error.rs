@@ -13,8 +13,26 @@ use projections::ProjectionError;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+/// The error body every failure is answered with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable explanation.
+    pub detail: String,
+    /// Machine-readable kind (`not_found`, `validation_error`, …).
+    pub error_type: &'static str,
+    /// When the error was produced (RFC 3339).
+    pub timestamp: String,
+    /// Field errors of a request that did not fit its schema (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// Graph validation errors per submitted node id, then field (400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub node_errors: Option<Value>,
+}
+
 /// One field-level problem of a request that did not fit its schema.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     /// Dotted path of the field (`graph.nodes[0].block_id`), or `body`.
     pub field: String,
@@ -24,6 +42,7 @@ pub struct FieldError {
     #[serde(rename = "type")]
     pub kind: String,
     /// The offending input, when known.
+    #[schema(value_type = Object)]
     pub input: Value,
 }
 
@@ -91,19 +110,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "detail": self.detail,
-            "error_type": self.error_type,
-            "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        });
-        if let Some(extra) = self.extra {
-            if let Some(errors) = extra.errors {
-                body["errors"] = json!(errors);
-            }
-            if let Some(node_errors) = extra.node_errors {
-                body["node_errors"] = node_errors;
-            }
-        }
+        let extra = self.extra.map(|e| *e).unwrap_or_default();
+        let body = ErrorBody {
+            detail: self.detail,
+            error_type: self.error_type,
+            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            errors: extra.errors,
+            node_errors: extra.node_errors,
+        };
         (self.status, Json(body)).into_response()
     }
 }

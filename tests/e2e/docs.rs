@@ -13,7 +13,15 @@ async fn openapi_document_describes_the_routes_with_reference_operation_ids() {
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
     assert_eq!(spec["paths"]["/api/graphs"]["post"]["operationId"], "postV1Create new graph");
     assert_eq!(spec["paths"]["/api/library/agents"]["get"]["operationId"], "getV2List library agents");
-    assert_eq!(spec["paths"]["/api/graphs/{graph_id}/versions/active"]["put"]["operationId"], "putV1Set active graph version");
+    assert_eq!(
+        spec["paths"]["/api/graphs/{graph_id}/versions/active"]["put"]["operationId"],
+        "putV1Set active graph version"
+    );
+    let schemas = &spec["components"]["schemas"];
+    for name in ["Graph", "Node", "Link", "CreateGraph", "GraphSettings", "LibraryAgentUpdateRequest", "ErrorBody"] {
+        assert!(schemas.get(name).is_some(), "schema {name} missing");
+    }
+    assert_eq!(schemas["Graph"]["required"], serde_json::json!(["name", "description"]));
     let response = app.anonymous(Method::GET, "/docs").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("/openapi.json"));
@@ -22,12 +30,8 @@ async fn openapi_document_describes_the_routes_with_reference_operation_ids() {
 #[tokio::test]
 async fn responses_are_gzipped_on_request_and_carry_security_headers() {
     let app = spawn_app().await;
-    let response = app
-        .request(Method::GET, "/api/blocks", Uuid::new_v4())
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.request(Method::GET, "/api/blocks", Uuid::new_v4()).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers();
     assert_eq!(headers["content-encoding"], "gzip");

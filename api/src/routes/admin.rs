@@ -5,6 +5,7 @@ use projections::status::{statuses, ProjectionStatus};
 
 use crate::auth::AdminUser;
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -13,7 +14,7 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Each projector's checkpoint, the log head, lag and last error.
 #[utoipa::path(get, path = "/api/admin/projections", operation_id = "getAdminProjections", tag = "admin",
-    responses((status = 200, description = "Projection status"), (status = 403, description = "Admin access required")))]
+    responses((status = 200, description = "Projection status"), (status = 403, description = "Admin access required", body = ErrorBody)))]
 pub(crate) async fn list_projections(
     State(state): State<AppState>,
     _admin: AdminUser,

@@ -6,10 +6,11 @@ use domain::library::GraphSettings;
 use projections::{graphs, library};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_id;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
 use crate::state::{AppState, Caller, Committed};
 
@@ -27,7 +28,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Body of `POST /api/graphs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct CreateGraph {
     graph: GraphDraft,
     #[serde(default)]
@@ -36,7 +37,7 @@ pub(crate) struct CreateGraph {
 }
 
 /// Where a graph came from; accepted for compatibility, not used.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(dead_code)]
 enum GraphSource {
@@ -54,7 +55,7 @@ pub(crate) struct GetGraphQuery {
 }
 
 /// Body of `PUT /api/graphs/{id}/versions/active`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SetGraphActiveVersion {
     active_graph_version: i32,
 }
@@ -65,16 +66,16 @@ async fn read_graph(state: &AppState, user: Uuid, id: Uuid, version: Option<i32>
 
 /// The caller's graphs (active versions).
 #[utoipa::path(get, path = "/api/graphs", operation_id = "getV1List user graphs", tag = "graphs",
-    responses((status = 200, description = "GraphMeta list"), (status = 401, description = "Not authenticated")))]
+    responses((status = 200, description = "GraphMeta list"), (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub(crate) async fn list_graphs(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<Value>>> {
     Ok(axum::Json(graphs::list_graphs(state.pool(), caller.user.user_id).await?))
 }
 
 /// Create a graph (new ids, validated, added to the library).
 #[utoipa::path(post, path = "/api/graphs", operation_id = "postV1Create new graph", tag = "graphs",
-    request_body(content = Object, description = "CreateGraph: {graph, source?}"),
-    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed with node_errors"),
-        (status = 422, description = "Body does not fit the schema")))]
+    request_body = CreateGraph,
+    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed with node_errors", body = ErrorBody),
+        (status = 422, description = "Body does not fit the schema", body = ErrorBody)))]
 pub(crate) async fn create_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,7 +90,7 @@ pub(crate) async fn create_graph(
 /// A graph; without `version`, its highest version.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}", operation_id = "getV1Get specific graph", tag = "graphs",
     params(("graph_id" = String, Path), ("version" = Option<i32>, Query), ("for_export" = Option<bool>, Query)),
-    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,7 +104,7 @@ pub(crate) async fn get_graph(
 /// One version of a graph.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions/{version}", operation_id = "getV1Get graph version", tag = "graphs",
     params(("graph_id" = String, Path), ("version" = i32, Path)),
-    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_graph_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,7 +128,7 @@ pub(crate) async fn get_graph_version(
 /// Every version of a graph, newest first.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions", operation_id = "getV1Get all graph versions", tag = "graphs",
     params(("graph_id" = String, Path)),
-    responses((status = 200, description = "GraphModel list"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "GraphModel list"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn list_graph_versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,8 +143,8 @@ pub(crate) async fn list_graph_versions(
 
 /// Save a new version (max + 1).
 #[utoipa::path(put, path = "/api/graphs/{graph_id}", operation_id = "putV1Update graph version", tag = "graphs",
-    params(("graph_id" = String, Path)), request_body(content = Object, description = "Graph"),
-    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed"), (status = 404, description = "Not found")))]
+    params(("graph_id" = String, Path)), request_body = GraphDraft,
+    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,7 +162,7 @@ pub(crate) async fn update_graph(
 /// Delete a graph with every version.
 #[utoipa::path(delete, path = "/api/graphs/{graph_id}", operation_id = "deleteV1Delete graph permanently", tag = "graphs",
     params(("graph_id" = String, Path)),
-    responses((status = 200, description = "{version_counts}"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "{version_counts}"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn delete_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,8 +176,8 @@ pub(crate) async fn delete_graph(
 
 /// Make a version the active one.
 #[utoipa::path(put, path = "/api/graphs/{graph_id}/versions/active", operation_id = "putV1Set active graph version", tag = "graphs",
-    params(("graph_id" = String, Path)), request_body(content = Object, description = "{active_graph_version}"),
-    responses((status = 200, description = "null"), (status = 404, description = "Not found")))]
+    params(("graph_id" = String, Path)), request_body = SetGraphActiveVersion,
+    responses((status = 200, description = "null"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn set_active_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,8 +195,8 @@ pub(crate) async fn set_active_version(
 
 /// Change the caller's settings for a graph (kept on its library agent).
 #[utoipa::path(patch, path = "/api/graphs/{graph_id}/settings", operation_id = "patchV1Update graph settings", tag = "graphs",
-    params(("graph_id" = String, Path)), request_body(content = Object, description = "GraphSettings"),
-    responses((status = 200, description = "GraphSettings"), (status = 404, description = "Not found")))]
+    params(("graph_id" = String, Path)), request_body = GraphSettings,
+    responses((status = 200, description = "GraphSettings"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_graph_settings(
     State(state): State<AppState>,
     caller: Caller,

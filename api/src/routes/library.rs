@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::parse_id;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
 use crate::state::{AppState, Caller, Committed};
 
@@ -95,7 +95,7 @@ async fn read_agent(state: &AppState, user: Uuid, id: Uuid) -> ApiResult<Value> 
 /// The caller's library, searchable and paginated.
 #[utoipa::path(get, path = "/api/library/agents", operation_id = "getV2List library agents", tag = "library",
     params(("search_term" = Option<String>, Query), ("sort_by" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
-    responses((status = 200, description = "{agents, pagination}"), (status = 422, description = "Bad query")))]
+    responses((status = 200, description = "{agents, pagination}"), (status = 422, description = "Bad query", body = ErrorBody)))]
 pub(crate) async fn list_agents(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,7 +119,7 @@ pub(crate) async fn list_favorites(
 /// One library agent.
 #[utoipa::path(get, path = "/api/library/agents/{library_agent_id}", operation_id = "getV2Get library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,7 +131,7 @@ pub(crate) async fn get_agent(
 /// The caller's library agent for a graph.
 #[utoipa::path(get, path = "/api/library/agents/by-graph/{graph_id}", operation_id = "getV2GetLibraryAgentByGraphId", tag = "library",
     params(("graph_id" = String, Path), ("version" = Option<i32>, Query)),
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_agent_by_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,8 +145,8 @@ pub(crate) async fn get_agent_by_graph(
 
 /// Change flags, settings or the pinned version of a library agent.
 #[utoipa::path(patch, path = "/api/library/agents/{library_agent_id}", operation_id = "patchV2Update library agent", tag = "library",
-    params(("library_agent_id" = String, Path)), request_body(content = Object, description = "LibraryAgentUpdateRequest"),
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found")))]
+    params(("library_agent_id" = String, Path)), request_body = LibraryAgentPatch,
+    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,7 +162,7 @@ pub(crate) async fn update_agent(
 /// Remove an agent from the caller's library.
 #[utoipa::path(delete, path = "/api/library/agents/{library_agent_id}", operation_id = "deleteV2Delete library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn delete_agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -177,7 +177,7 @@ pub(crate) async fn delete_agent(
 /// Copy the agent's graph into a new graph of the caller's own.
 #[utoipa::path(post, path = "/api/library/agents/{library_agent_id}/fork", operation_id = "postV2Fork library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 200, description = "LibraryAgent of the fork"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "LibraryAgent of the fork"), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn fork_agent(
     State(state): State<AppState>,
     caller: Caller,

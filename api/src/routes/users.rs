@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::Json;
 use crate::state::{AppState, Caller, Committed};
 
@@ -35,7 +35,7 @@ async fn register(state: &AppState, caller: &Caller) -> ApiResult<()> {
 
 /// Get or create the calling user from its token.
 #[utoipa::path(post, path = "/api/auth/user", operation_id = "postV1Get or create user", tag = "auth",
-    responses((status = 200, description = "The user"), (status = 401, description = "Not authenticated")))]
+    responses((status = 200, description = "The user"), (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub(crate) async fn ensure_user(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
     register(&state, &caller).await?;
     let user = users::get_user(state.pool(), caller.user.user_id)
@@ -47,7 +47,7 @@ pub(crate) async fn ensure_user(State(state): State<AppState>, caller: Caller) -
 /// Change the calling user's e-mail (body: a JSON string).
 #[utoipa::path(post, path = "/api/auth/user/email", operation_id = "postV1Update user email", tag = "auth",
     request_body(content = String, description = "The new e-mail address"),
-    responses((status = 200, description = "Updated"), (status = 422, description = "Invalid address")))]
+    responses((status = 200, description = "Updated"), (status = 422, description = "Invalid address", body = ErrorBody)))]
 pub(crate) async fn update_email(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,7 +70,7 @@ pub(crate) async fn get_timezone(State(state): State<AppState>, caller: Caller) 
 /// Choose the calling user's timezone.
 #[utoipa::path(post, path = "/api/auth/user/timezone", operation_id = "postV1Update user timezone", tag = "auth",
     request_body = UpdateTimezoneRequest,
-    responses((status = 200, description = "The timezone"), (status = 422, description = "Unknown timezone")))]
+    responses((status = 200, description = "The timezone"), (status = 422, description = "Unknown timezone", body = ErrorBody)))]
 pub(crate) async fn set_timezone(
     State(state): State<AppState>,
     caller: Caller,

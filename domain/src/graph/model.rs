@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 /// A link between an output pin of one node and an input pin of another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     /// Link id; reassigned on save.
     #[serde(default)]
@@ -25,6 +26,7 @@ pub struct Link {
 
 /// One block instance in a graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Node {
     /// Node id; reassigned on save.
     #[serde(default)]
@@ -49,6 +51,7 @@ fn default_true() -> bool {
 
 /// A graph as a client submits it (`POST /api/graphs`, `PUT /api/graphs/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Graph))]
 pub struct GraphDraft {
     /// Ignored on create; must match the path on update.
     #[serde(default)]

@@ -6,6 +6,7 @@ use super::{GraphSettings, KnownVersions, LibraryAgent, LibraryAgentEvent, Libra
 
 /// A partial update of a library agent; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LibraryAgentUpdateRequest))]
 pub struct LibraryAgentPatch {
     /// Follow the graph's active version.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,6 +17,7 @@ use crate::aggregate::{derived_id, Aggregate};
 
 /// Per-user execution settings of a library agent (AutoGPT's GraphSettings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphSettings {
     /// Ask a human before human-in-the-loop blocks proceed.
     #[serde(default = "yes")]
