@@ -41,6 +41,8 @@ pub struct Claims {
 pub struct AuthUser {
     /// The effective user (the impersonated one when an admin acts as someone).
     pub user_id: Uuid,
+    /// The token's subject: differs from `user_id` while impersonating.
+    pub token_user_id: Uuid,
     /// E-mail from the token (of the real caller).
     pub email: Option<String>,
     /// Display name from the token.
@@ -111,7 +113,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|m| m.get("name").or_else(|| m.get("full_name")))
             .and_then(|v| v.as_str())
             .map(str::to_owned);
-        let mut user = AuthUser { user_id, email: claims.email, name, is_admin };
+        let mut user = AuthUser { user_id, token_user_id: user_id, email: claims.email, name, is_admin };
         if let Some(act_as) = parts.headers.get(ACT_AS_HEADER) {
             if !is_admin {
                 return Err(ApiError::forbidden("Only admin users can impersonate other users"));
@@ -120,6 +122,13 @@ impl FromRequestParts<AppState> for AuthUser {
             user.user_id = target.ok_or_else(|| ApiError::bad_request("X-Act-As-User-Id must be a user id"))?;
         }
         Ok(user)
+    }
+}
+
+impl AuthUser {
+    /// Whether an admin is acting as another user.
+    pub fn is_impersonating(&self) -> bool {
+        self.user_id != self.token_user_id
     }
 }
 

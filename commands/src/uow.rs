@@ -45,7 +45,8 @@ impl CommandContext {
         self.user_id.unwrap_or(Uuid::nil())
     }
 
-    fn event_id(&self, stream: &str, index: usize) -> Uuid {
+    /// The id of the `index`th event a command appends to `stream`.
+    pub(crate) fn event_id(&self, stream: &str, index: usize) -> Uuid {
         match &self.idempotency_key {
             Some(key) => Uuid::new_v5(&self.idempotency_scope(), format!("event/{key}/{stream}/{index}").as_bytes()),
             None => Uuid::new_v4(),

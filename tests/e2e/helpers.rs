@@ -26,15 +26,23 @@ fn admin_db_url() -> String {
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
-/// A migrated template database, created once per test process. Stale test
+/// Database names carry their creation time, so a run only cleans up what
+/// earlier runs left behind (older than an hour), never a concurrent run's.
+fn db_name(kind: &str) -> String {
+    format!("autogpt_es_{kind}_{}_{}", chrono::Utc::now().timestamp(), Uuid::new_v4().simple())
+}
+
+/// A migrated template database, created once per test process. Test
 /// databases of earlier runs are dropped at the same time.
 async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
-            let name = format!("autogpt_es_tmpl_{}", Uuid::new_v4().simple());
+            let name = db_name("tmpl");
             let mut admin = PgConnection::connect(&admin_db_url()).await.expect("connect to postgres");
             let stale: Vec<String> = sqlx::query_scalar(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'autogpt\\_es\\_t%' \
+                "SELECT datname FROM pg_database WHERE datname ~ '^autogpt_es_(tmpl|test)_[0-9]+_' \
+                 AND (CASE WHEN datname ~ '^autogpt_es_(tmpl|test)_[0-9]+_' THEN split_part(datname, '_', 4)::bigint END) \
+                   < extract(epoch FROM now()) - 3600 \
                  AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)",
             )
             .fetch_all(&mut admin)
@@ -55,7 +63,7 @@ async fn template() -> &'static str {
 /// A fresh, migrated database; returns its URL.
 pub async fn fresh_database() -> String {
     let template = template().await;
-    let name = format!("autogpt_es_test_{}", Uuid::new_v4().simple());
+    let name = db_name("test");
     let mut admin = PgConnection::connect(&admin_db_url()).await.expect("connect to postgres");
     for attempt in 0.. {
         match admin.execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str()).await {

@@ -5,6 +5,8 @@ mod helpers;
 mod support;
 
 mod auth;
+mod binary;
+mod docs;
 mod event_log;
 mod graphs;
 mod library;

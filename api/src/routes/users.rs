@@ -26,9 +26,16 @@ pub(crate) struct UpdateTimezoneRequest {
     timezone: String,
 }
 
+/// Register the effective user if new. The token's e-mail and name belong
+/// to its subject, so an impersonated user is registered without them.
 async fn register(state: &AppState, caller: &Caller) -> ApiResult<()> {
-    let email = caller.user.email.clone().unwrap_or_default();
-    let outcome = state.commands.ensure_user(&caller.ctx, caller.user.user_id, email, caller.user.name.clone()).await?;
+    let user = &caller.user;
+    let (email, name) = if user.is_impersonating() {
+        (String::new(), None)
+    } else {
+        (user.email.clone().unwrap_or_default(), user.name.clone())
+    };
+    let outcome = state.commands.ensure_user(&caller.ctx, user.user_id, email, name).await?;
     state.settle(outcome.position, &[users::NAME]).await;
     Ok(())
 }

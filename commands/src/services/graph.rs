@@ -1,4 +1,5 @@
 use chrono::Utc;
+use domain::aggregate::stream_name;
 use domain::graph::{Graph, GraphCommand, GraphDraft, GraphError, GraphEvent};
 use domain::library::{
     library_agent_id, GraphSettings, LibraryAgent, LibraryAgentCommand, LibraryAgentPatch, LibraryError,
@@ -8,7 +9,7 @@ use uuid::Uuid;
 use super::Commands;
 use crate::error::CommandError;
 use crate::store::EventStore;
-use crate::uow::{retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+use crate::uow::{decode, retry_on_conflict, CommandContext, Outcome, UnitOfWork};
 
 /// What creating a graph produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,12 @@ impl<S: EventStore> Commands<S> {
             if draft.is_active {
                 self.follow_active_version(&mut uow, user_id, graph_id, new_version).await?;
             }
-            Ok((uow.commit().await?, new_version))
+            let outcome = uow.commit().await?;
+            if outcome.appended == 0 {
+                // A retried request: answer with the version it saved first.
+                return Ok((outcome, self.version_saved_by(ctx, graph_id).await?.unwrap_or(new_version)));
+            }
+            Ok((outcome, new_version))
         })
         .await
     }
@@ -104,6 +110,20 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
+    /// The version a (retried) request saved, found by its derived event id.
+    async fn version_saved_by(&self, ctx: &CommandContext, graph_id: Uuid) -> Result<Option<i32>, CommandError> {
+        let stream = stream_name::<Graph>(graph_id);
+        let wanted = ctx.event_id(&stream, 0);
+        for recorded in self.store.read_stream(&stream, 0).await? {
+            if recorded.event_id == wanted {
+                if let GraphEvent::GraphVersionCreated { graph, .. } = decode::<Graph>(&recorded)? {
+                    return Ok(Some(graph.version));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     async fn follow_active_version(
         &self,
         uow: &mut UnitOfWork<'_, S>,
@@ -113,6 +133,10 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<(), CommandError> {
         let library_agent_id = library_agent_id(user_id, graph_id);
         let (agent, version) = uow.load::<LibraryAgent>(library_agent_id).await?;
+        // An agent the user removed from the library stays removed.
+        if agent.id.is_some() && !agent.is_visible_to(user_id) {
+            return Ok(());
+        }
         let events = agent.decide(LibraryAgentCommand::AddToLibrary {
             library_agent_id,
             user_id,
