@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 
 /// The schema: the event log, checkpoints and read models.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -20,8 +20,26 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
             }
         }
     }
-    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).connect(url).await
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out by default: one extra
+        // round trip per query. Only check those that sat idle a while.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_CHECK_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect(url)
+        .await
 }
+
+/// Pooled connections idle longer than this are pinged before use.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
 
 /// Apply pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

@@ -1,10 +1,18 @@
 //! The Postgres backend of the event store.
 //!
 //! An append is one statement (one round trip, one implicit transaction):
-//! the expected-version check and the multi-row insert run together, and the
-//! unique `(stream_id, version)` constraint settles races between writers.
+//! the expected-version check and the multi-row insert run together. The
+//! event versions are `expected + 1 ..`, so a stream that moved past the
+//! expected version (or exists when 0 was expected) collides with the unique
+//! `(stream_id, version)` constraint, which also settles races between
+//! writers; a stream behind the expected version fails the `NOT EXISTS`
+//! guard and nothing is inserted. The statement is kept flat (no CTEs, no
+//! aggregates) so that the prepared statement settles on a cached generic
+//! plan: a CTE form that counted versions got a fresh custom plan on every
+//! call, and planning cost more than the insert.
 
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -16,22 +24,15 @@ const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
 const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 const APPEND_SQL: &str = r#"
-WITH input AS (
-    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[], $8::bigint[])
-        WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, expected, ord)
-), streams AS (
-    SELECT DISTINCT stream_id, expected FROM input
-), ok AS (
-    SELECT coalesce(bool_and(
-        coalesce((SELECT max(e.version) FROM events e WHERE e.stream_id = s.stream_id), 0) = s.expected
-    ), true) AS ok
-    FROM streams s
-)
 INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT i.stream_id, i.version, i.event_id, i.event_type, i.schema_version, i.data, i.metadata
-FROM input i, ok
-WHERE ok.ok
-ORDER BY i.ord
+SELECT t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, t.metadata
+FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[])
+    WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, ord)
+WHERE NOT EXISTS (
+    SELECT FROM UNNEST($8::text[], $9::bigint[]) AS s(stream_id, expected)
+    WHERE NOT EXISTS (SELECT FROM events e WHERE e.stream_id = s.stream_id AND e.version = s.expected)
+)
+ORDER BY t.ord
 RETURNING tx_id, position
 "#;
 
@@ -99,31 +100,38 @@ fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// The append's parameters, one array per column, borrowing from the
+/// writes: no payload is copied before sqlx encodes it.
 #[derive(Default)]
-struct Columns {
-    stream_ids: Vec<String>,
+struct Columns<'a> {
+    stream_ids: Vec<&'a str>,
     versions: Vec<i64>,
     event_ids: Vec<Uuid>,
-    types: Vec<String>,
+    types: Vec<&'a str>,
     schema_versions: Vec<i32>,
-    data: Vec<serde_json::Value>,
-    metadata: Vec<serde_json::Value>,
-    expected: Vec<i64>,
+    data: Vec<&'a serde_json::Value>,
+    metadata: Vec<Json<&'a EventMetadata>>,
+    /// Streams that must exist at exactly their expected version.
+    guard_streams: Vec<&'a str>,
+    guard_versions: Vec<i64>,
 }
 
-impl Columns {
-    fn of(writes: &[StreamWrite]) -> Self {
+impl<'a> Columns<'a> {
+    fn of(writes: &'a [StreamWrite]) -> Self {
         let mut c = Self::default();
         for write in writes {
+            if write.expected_version > 0 {
+                c.guard_streams.push(&write.stream_id);
+                c.guard_versions.push(write.expected_version);
+            }
             for (offset, event) in (1..).zip(&write.events) {
-                c.stream_ids.push(write.stream_id.clone());
+                c.stream_ids.push(&write.stream_id);
                 c.versions.push(write.expected_version + offset);
                 c.event_ids.push(event.event_id);
-                c.types.push(event.event_type.clone());
+                c.types.push(&event.event_type);
                 c.schema_versions.push(event.schema_version);
-                c.data.push(event.data.clone());
-                c.metadata.push(serde_json::to_value(&event.metadata).unwrap_or_default());
-                c.expected.push(write.expected_version);
+                c.data.push(&event.data);
+                c.metadata.push(Json(&event.metadata));
             }
         }
         c
@@ -145,7 +153,8 @@ impl EventStore for PgEventStore {
             .bind(&c.schema_versions)
             .bind(&c.data)
             .bind(&c.metadata)
-            .bind(&c.expected)
+            .bind(&c.guard_streams)
+            .bind(&c.guard_versions)
             .fetch_all(&self.pool)
             .await;
         let conflict = || StoreError::Conflict { stream_id: writes[0].stream_id.clone() };
@@ -156,13 +165,15 @@ impl EventStore for PgEventStore {
                 self.appended.send_modify(|n| *n = n.wrapping_add(1));
                 Ok(AppendResult { positions, duplicate: false })
             }
-            // The version check refused: either a stale decision, or this
-            // exact append already happened (a retried request).
+            // A stream is behind the expected version (no row inserted) or
+            // ahead of it (its next version is taken): a wrong or stale
+            // decision, or this exact append already happened (a retry).
             Ok(_) => self.existing(&c.event_ids).await?.ok_or_else(conflict),
-            Err(sqlx::Error::Database(db)) if db.constraint() == Some(EVENT_ID_CONSTRAINT) => {
+            Err(sqlx::Error::Database(db))
+                if matches!(db.constraint(), Some(EVENT_ID_CONSTRAINT | STREAM_VERSION_CONSTRAINT)) =>
+            {
                 self.existing(&c.event_ids).await?.ok_or_else(conflict)
             }
-            Err(sqlx::Error::Database(db)) if db.constraint() == Some(STREAM_VERSION_CONSTRAINT) => Err(conflict()),
             Err(e) => Err(e.into()),
         }
     }
