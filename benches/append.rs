@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use api::auth::{sign, Claims, AUDIENCE};
 use api::config::{AuthConfig, Secret};
 use api::{db, App, Config};
+use commands::store::new_event_id;
 use commands::{EventMetadata, EventStore, NewEvent, PgEventStore, StreamWrite};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
@@ -173,7 +174,7 @@ async fn raw_insert(settings: &Settings, url: &str) -> Res<Stats> {
                 sqlx::query(RAW_INSERT)
                     .bind(&stream)
                     .bind(version)
-                    .bind(Uuid::new_v4())
+                    .bind(new_event_id())
                     .bind("BenchEvent")
                     .bind(1i32)
                     .bind(payload(version))
@@ -200,7 +201,7 @@ async fn append(settings: &Settings, store: &PgEventStore, writers: usize, per_c
                 let started = Instant::now();
                 let events = (1..=per_call as i64)
                     .map(|i| NewEvent {
-                        event_id: Uuid::new_v4(),
+                        event_id: new_event_id(),
                         event_type: "BenchEvent".into(),
                         schema_version: 1,
                         data: payload(version + i),

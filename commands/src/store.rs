@@ -40,6 +40,12 @@ pub struct EventMetadata {
     pub request_id: Option<String>,
 }
 
+/// A fresh event id. Time-ordered (UUIDv7), so the unique index on event
+/// ids grows at its right edge instead of taking random page writes.
+pub fn new_event_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// An event to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {

@@ -49,7 +49,7 @@ impl CommandContext {
     pub(crate) fn event_id(&self, stream: &str, index: usize) -> Uuid {
         match &self.idempotency_key {
             Some(key) => Uuid::new_v5(&self.idempotency_scope(), format!("event/{key}/{stream}/{index}").as_bytes()),
-            None => Uuid::new_v4(),
+            None => crate::store::new_event_id(),
         }
     }
 

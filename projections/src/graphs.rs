@@ -33,7 +33,8 @@ impl StreamProjector for GraphsProjector {
             match event {
                 GraphEvent::GraphCreated { user_id, graph, at }
                 | GraphEvent::GraphVersionCreated { user_id, graph, at } => {
-                    if graph.is_active || graph.version == 1 {
+                    // A first version has no sibling to deactivate.
+                    if graph.is_active && graph.version > 1 {
                         sqlx::query("UPDATE rm_graphs SET is_active = false WHERE id = $1 AND is_active")
                             .bind(graph.id)
                             .execute(&mut *conn)
@@ -100,11 +101,18 @@ pub async fn get_graph(
     graph_id: Uuid,
     version: Option<i32>,
 ) -> Result<Option<Value>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3) \
-         ORDER BY version DESC LIMIT 1"
-    );
-    sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).bind(version).fetch_optional(pool).await
+    // Two statements rather than `$3 IS NULL OR …`, so each keeps a cached plan.
+    match version {
+        Some(version) => {
+            let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 AND version = $3");
+            sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).bind(version).fetch_optional(pool).await
+        }
+        None => {
+            let sql =
+                format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC LIMIT 1");
+            sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).fetch_optional(pool).await
+        }
+    }
 }
 
 /// Every version of a user's graph, newest first.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use commands::store::{EventStore, GlobalPosition, RecordedEvent};
 use commands::tail::{Tail, TailConfig};
@@ -33,6 +33,9 @@ pub enum ProjectionError {
     /// No projector has that name.
     #[error("unknown projection '{0}'")]
     Unknown(String),
+    /// Another process moved the checkpoint while this one worked.
+    #[error("the checkpoint of '{0}' was moved by another process")]
+    Contended(String),
 }
 
 /// One read model's builder.
@@ -41,6 +44,11 @@ pub trait Projector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The tables it owns, emptied before a rebuild.
     fn tables(&self) -> &'static [&'static str];
+    /// Whether the projector does anything with this event; a batch with
+    /// none it wants costs no transaction.
+    fn wants(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
     /// Apply one event inside the batch's transaction. Events of streams the
     /// projector does not care about are ignored.
     fn handle<'a>(
@@ -77,23 +85,37 @@ impl<P: StreamProjector> Projector for P {
         P::TABLES
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        source_id::<P::Source>(event).is_some()
+    }
+
     fn handle<'a>(
         &'a self,
         event: &'a RecordedEvent,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        let id = event
-            .stream_id
-            .strip_prefix(<P::Source as Aggregate>::STREAM_PREFIX)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|id| Uuid::parse_str(id).ok());
-        let Some(id) = id else { return Box::pin(async { Ok(()) }) };
+        let Some(id) = source_id::<P::Source>(event) else { return Box::pin(async { Ok(()) }) };
         match decode::<P::Source>(event) {
             Ok(decoded) => self.apply(id, decoded, conn),
             Err(e) => Box::pin(async move { Err(e.into()) }),
         }
     }
 }
+
+/// The aggregate id of an event of `A`'s streams (`<prefix>-<uuid>`).
+fn source_id<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
+    event
+        .stream_id
+        .strip_prefix(A::STREAM_PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// First pause after a failed batch; doubles up to 5 s.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How often progress over ignored events is written to the checkpoint row.
+const SKIPPED_FLUSH: Duration = Duration::from_secs(1);
 
 /// The running projectors and how far each has got.
 #[derive(Clone)]
@@ -154,29 +176,42 @@ impl Projections {
     }
 
     async fn run(&self, projector: Arc<dyn Projector>, stop: CancellationToken) {
-        let mut backoff = Duration::from_millis(50);
+        let name = projector.name();
+        let mut backoff = INITIAL_BACKOFF;
         let mut tail = Tail::new(&self.store, GlobalPosition::START, self.tail);
-        let mut positioned = false;
+        // The checkpoint as stored; `None` means "read it again".
+        let mut stored: Option<GlobalPosition> = None;
+        // When the cursor first ran ahead of `stored` over ignored events.
+        let mut skipped_since: Option<Instant> = None;
         loop {
-            if !positioned {
-                match self.checkpoint(projector.name()).await {
+            let Some(from) = stored else {
+                match self.checkpoint(name).await {
                     Ok(ck) => {
                         tail.seek(ck);
-                        self.publish(projector.name(), ck);
-                        positioned = true;
+                        self.publish(name, ck);
+                        stored = Some(ck);
+                        skipped_since = None;
                     }
                     Err(e) => {
-                        tracing::warn!(projection = projector.name(), error = %e, "reading checkpoint failed");
+                        tracing::warn!(projection = name, error = %e, "reading checkpoint failed");
                         if sleep_or_stop(&stop, backoff).await {
                             return;
                         }
-                        continue;
                     }
                 }
-            }
-            let from = tail.position();
+                continue;
+            };
+            let flush_at = skipped_since.map(|t| t + SKIPPED_FLUSH);
             let batch = tokio::select! {
                 batch = tail.next(&self.store) => batch,
+                () = sleep_until_or_forever(flush_at) => {
+                    stored = match self.flush_skipped(name, from, tail.position()).await {
+                        Ok(true) => Some(tail.position()),
+                        _ => None,
+                    };
+                    skipped_since = None;
+                    continue;
+                }
                 () = stop.cancelled() => return,
             };
             let result = match batch {
@@ -185,17 +220,25 @@ impl Projections {
             };
             match result {
                 Ok(Applied::Done(to)) => {
-                    self.publish(projector.name(), to);
-                    backoff = Duration::from_millis(50);
+                    stored = Some(to);
+                    skipped_since = None;
+                    self.publish(name, to);
+                    backoff = INITIAL_BACKOFF;
+                }
+                Ok(Applied::Skipped(to)) => {
+                    skipped_since.get_or_insert_with(Instant::now);
+                    self.publish(name, to);
                 }
                 Ok(Applied::Moved(ck)) => {
                     tail.seek(ck);
-                    self.publish(projector.name(), ck);
+                    stored = Some(ck);
+                    skipped_since = None;
+                    self.publish(name, ck);
                 }
                 Err(e) => {
-                    tracing::error!(projection = projector.name(), error = %e, "projection batch failed; retrying");
-                    self.record_error(projector.name(), &e).await;
-                    positioned = false;
+                    tracing::error!(projection = name, error = %e, "projection batch failed; retrying");
+                    self.record_error(name, &e).await;
+                    stored = None;
                     if sleep_or_stop(&stop, backoff).await {
                         return;
                     }
@@ -227,8 +270,10 @@ impl Projections {
         })
     }
 
-    /// Apply a batch read after `from`: lock the checkpoint, check nobody
-    /// (another instance) moved it meanwhile, apply, move it, commit.
+    /// Apply a batch read after `from`: move the checkpoint from `from` to the
+    /// batch's end (which locks the row and proves no other instance moved
+    /// it meanwhile), apply the events, commit. A batch the projector ignores
+    /// entirely is only acknowledged in memory; see [`Self::flush_skipped`].
     async fn apply(
         &self,
         projector: &dyn Projector,
@@ -236,28 +281,54 @@ impl Projections {
         batch: &[RecordedEvent],
     ) -> Result<Applied, ProjectionError> {
         let Some(last) = batch.last() else { return Ok(Applied::Done(from)) };
+        if !batch.iter().any(|e| projector.wants(e)) {
+            return Ok(Applied::Skipped(last.global));
+        }
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query("SELECT tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-            .bind(projector.name())
-            .fetch_one(&mut *tx)
-            .await?;
-        let current = GlobalPosition { tx_id: row.try_get("tx_id")?, position: row.try_get("position")? };
-        if current != from {
-            return Ok(Applied::Moved(current));
+        let moved = self.move_checkpoint(&mut tx, projector.name(), from, last.global).await?;
+        if !moved {
+            drop(tx);
+            return Ok(Applied::Moved(self.checkpoint(projector.name()).await?));
         }
         for event in batch {
             projector.handle(event, &mut tx).await?;
         }
-        sqlx::query(
-            "UPDATE projection_checkpoints SET tx_id = $2, position = $3, updated_at = now(), last_error = NULL WHERE name = $1",
-        )
-        .bind(projector.name())
-        .bind(last.global.tx_id)
-        .bind(last.global.position)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(Applied::Done(last.global))
+    }
+
+    /// Compare-and-set the checkpoint; false when it is no longer at `from`.
+    async fn move_checkpoint(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<bool, ProjectionError> {
+        let done = sqlx::query(
+            "UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), last_error = NULL \
+             WHERE name = $1 AND tx_id = $2 AND position = $3",
+        )
+        .bind(name)
+        .bind(from.tx_id)
+        .bind(from.position)
+        .bind(to.tx_id)
+        .bind(to.position)
+        .execute(conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Persist progress made over ignored events, so a restart (and the lag
+    /// report) need not look at them again. Losing it costs only a re-read.
+    async fn flush_skipped(
+        &self,
+        name: &str,
+        stored: GlobalPosition,
+        at: GlobalPosition,
+    ) -> Result<bool, ProjectionError> {
+        let mut conn = self.pool().acquire().await?;
+        self.move_checkpoint(&mut conn, name, stored, at).await
     }
 
     async fn record_error(&self, name: &str, error: &ProjectionError) {
@@ -312,21 +383,27 @@ impl Projections {
     /// return how many events were applied (used by the rebuild command).
     pub async fn catch_up(&self, name: &str) -> Result<u64, ProjectionError> {
         let projector = self.find(name)?;
-        let mut from = self.checkpoint(name).await?;
+        let mut stored = self.checkpoint(name).await?;
+        let mut at = stored;
         let mut applied = 0u64;
         loop {
-            let batch = self.store.read_all(from, self.tail.batch).await?;
+            let batch = self.store.read_all(at, self.tail.batch).await?;
             if batch.is_empty() {
+                if at != stored && !self.flush_skipped(name, stored, at).await? {
+                    return Err(ProjectionError::Contended(name.to_owned()));
+                }
+                self.publish(name, at);
                 return Ok(applied);
             }
-            match self.apply(projector.as_ref(), from, &batch).await? {
+            match self.apply(projector.as_ref(), stored, &batch).await? {
                 Applied::Done(to) => {
                     applied += batch.len() as u64;
-                    from = to;
+                    (stored, at) = (to, to);
                 }
-                Applied::Moved(ck) => from = ck,
+                Applied::Skipped(to) => at = to,
+                Applied::Moved(ck) => (stored, at) = (ck, ck),
             }
-            self.publish(name, from);
+            self.publish(name, at);
         }
     }
 
@@ -340,8 +417,20 @@ impl Projections {
 }
 
 enum Applied {
+    /// Applied and checkpointed up to here.
     Done(GlobalPosition),
+    /// Nothing of interest up to here; not yet checkpointed.
+    Skipped(GlobalPosition),
+    /// Another instance moved the checkpoint here.
     Moved(GlobalPosition),
+}
+
+/// Sleep until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until_or_forever(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleep, unless asked to stop first; true when stopping.

@@ -174,3 +174,27 @@ async fn rebuilding_a_read_model_reproduces_it() {
     assert_eq!(before.as_array().unwrap().len(), 5);
     assert_eq!(library_before, library_after);
 }
+
+#[tokio::test]
+async fn projectors_that_ignore_events_still_report_no_lag_soon_after() {
+    let app = spawn_app().await;
+    let (user, admin) = (Uuid::new_v4(), Uuid::new_v4());
+    // Graph events only: the users projector has nothing to apply, and
+    // acknowledges them in memory first, in the checkpoint within a second.
+    app.create_graph(user, sample_graph("g")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = crate::helpers::send(
+            app.client.get(format!("{}/api/admin/projections", app.address)).bearer_auth(app.token(admin, true)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let rows = body.as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        if rows.iter().all(|r| r["lag_events"] == 0 && r["checkpoint"] == r["head"]) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lag never reached zero: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
