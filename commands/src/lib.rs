@@ -7,6 +7,7 @@ pub mod services;
 pub mod store;
 pub mod tail;
 pub mod uow;
+mod writers;
 
 pub use error::{CommandError, StoreError};
 pub use postgres::PgEventStore;

@@ -14,11 +14,14 @@
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::store::{AppendResult, EventMetadata, EventStore, GlobalPosition, RecordedEvent, StreamWrite};
+use crate::writers::Writers;
 
 const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
 const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
@@ -47,13 +50,17 @@ const VISIBLE: &str = "tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bi
 #[derive(Debug, Clone)]
 pub struct PgEventStore {
     pool: PgPool,
+    writers: Arc<Writers>,
     appended: watch::Sender<u64>,
 }
 
 impl PgEventStore {
-    /// A store on this pool (migrations must have been applied).
+    /// A store on this pool (migrations must have been applied). Appends use
+    /// up to as many dedicated connections as the pool may open, at most 8.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, appended: watch::Sender::new(0) }
+        let size = (pool.options().get_max_connections() as usize).clamp(1, 8);
+        let writers = Arc::new(Writers::new(pool.connect_options().as_ref().clone(), size));
+        Self { pool, writers, appended: watch::Sender::new(0) }
     }
 
     /// The pool, for read models living in the same database.
@@ -145,6 +152,7 @@ impl EventStore for PgEventStore {
         if c.event_ids.is_empty() {
             return Ok(AppendResult { positions: vec![], duplicate: false });
         }
+        let mut writer = self.writers.acquire().await?;
         let result = sqlx::query(APPEND_SQL)
             .bind(&c.stream_ids)
             .bind(&c.versions)
@@ -155,8 +163,11 @@ impl EventStore for PgEventStore {
             .bind(&c.metadata)
             .bind(&c.guard_streams)
             .bind(&c.guard_versions)
-            .fetch_all(&self.pool)
+            .fetch_all(writer.conn())
             .await;
+        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+            writer.release();
+        }
         let conflict = || StoreError::Conflict { stream_id: writes[0].stream_id.clone() };
         match result {
             Ok(rows) if rows.len() == c.event_ids.len() => {
