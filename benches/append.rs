@@ -60,8 +60,8 @@ const RAW_TABLE: &str = "CREATE TABLE bench_raw (
     position bigserial PRIMARY KEY,
     tx_id bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
     stream_id text NOT NULL, version bigint NOT NULL, event_id uuid NOT NULL UNIQUE,
-    event_type text NOT NULL, schema_version integer NOT NULL, data jsonb NOT NULL,
-    metadata jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now(),
+    event_type text NOT NULL, schema_version integer NOT NULL, data json NOT NULL,
+    metadata json NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (stream_id, version))";
 
 const RAW_INSERT: &str =

@@ -5,6 +5,11 @@
 -- earlier one. Readers only read rows whose transaction id is below the
 -- oldest transaction still running (pg_snapshot_xmin), so every row they can
 -- ever see later sorts after everything they have already seen.
+--
+-- Payloads are `json`, not `jsonb`: the log keeps each event byte for byte as
+-- it was written (key order included, for auditors), nothing queries inside
+-- it, and appends skip the conversion to jsonb (about a fifth of the cost of
+-- a batched append).
 CREATE TABLE events (
     position       bigint GENERATED ALWAYS AS IDENTITY,
     tx_id          bigint      NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
@@ -13,8 +18,8 @@ CREATE TABLE events (
     event_id       uuid        NOT NULL,
     event_type     text        NOT NULL,
     schema_version integer     NOT NULL,
-    data           jsonb       NOT NULL,
-    metadata       jsonb       NOT NULL,
+    data           json        NOT NULL,
+    metadata       json        NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT events_pkey PRIMARY KEY (position),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),

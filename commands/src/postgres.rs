@@ -12,7 +12,6 @@
 //! call, and planning cost more than the insert.
 
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 
@@ -29,7 +28,7 @@ const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 const APPEND_SQL: &str = r#"
 INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)
 SELECT t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, t.metadata
-FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[])
+FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int4[], $6::text[]::json[], $7::text[]::json[])
     WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, ord)
 WHERE NOT EXISTS (
     SELECT FROM UNNEST($8::text[], $9::bigint[]) AS s(stream_id, expected)
@@ -43,7 +42,7 @@ RETURNING tx_id, position
 /// server skips decoding nine arrays for a single row.
 const APPEND_ONE_SQL: &str = r#"
 INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT $1, $2, $3, $4, $5, $6, $7
+SELECT $1, $2, $3, $4, $5, $6::text::json, $7::text::json
 WHERE $8::bigint = 0 OR EXISTS (SELECT FROM events e WHERE e.stream_id = $1 AND e.version = $8)
 RETURNING tx_id, position
 "#;
@@ -125,8 +124,8 @@ struct Columns<'a> {
     event_ids: Vec<Uuid>,
     types: Vec<&'a str>,
     schema_versions: Vec<i32>,
-    data: Vec<&'a serde_json::Value>,
-    metadata: Vec<Json<&'a EventMetadata>>,
+    data: Vec<String>,
+    metadata: Vec<String>,
     /// Streams that must exist at exactly their expected version.
     guard_streams: Vec<&'a str>,
     guard_versions: Vec<i64>,
@@ -146,8 +145,8 @@ impl<'a> Columns<'a> {
                 c.event_ids.push(event.event_id);
                 c.types.push(&event.event_type);
                 c.schema_versions.push(event.schema_version);
-                c.data.push(&event.data);
-                c.metadata.push(Json(&event.metadata));
+                c.data.push(event.data.to_string());
+                c.metadata.push(serde_json::to_string(&event.metadata).unwrap_or_default());
             }
         }
         c
@@ -170,8 +169,8 @@ impl EventStore for PgEventStore {
                     .bind(c.event_ids[0])
                     .bind(c.types[0])
                     .bind(c.schema_versions[0])
-                    .bind(c.data[0])
-                    .bind(c.metadata[0])
+                    .bind(&c.data[0])
+                    .bind(&c.metadata[0])
                     .bind(single.expected_version)
                     .fetch_all(writer.conn())
                     .await
