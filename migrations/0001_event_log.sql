@@ -21,13 +21,13 @@ CREATE TABLE events (
     data           json        NOT NULL,
     metadata       json        NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT events_pkey PRIMARY KEY (position),
+    -- The global order is the key; identity values are unique by construction
+    -- and need no index of their own (one index fewer on every append).
+    CONSTRAINT events_pkey PRIMARY KEY (tx_id, position),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
     CONSTRAINT events_event_id_key UNIQUE (event_id),
     CONSTRAINT events_version_positive CHECK (version > 0)
 );
-
-CREATE INDEX events_global_order_idx ON events (tx_id, position);
 
 -- One row per projector: how far it has applied the log, in global order.
 CREATE TABLE projection_checkpoints (

@@ -236,14 +236,6 @@ impl EventStore for PgEventStore {
         Ok(row.as_ref().map(global_of).transpose()?.unwrap_or_default())
     }
 
-    async fn locate(&self, position: i64) -> Result<Option<GlobalPosition>, StoreError> {
-        let row = sqlx::query("SELECT tx_id, position FROM events WHERE position = $1")
-            .bind(position)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(global_of).transpose()?)
-    }
-
     fn appended(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
     }
