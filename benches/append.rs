@@ -38,11 +38,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::auth::{sign, Claims, AUDIENCE};
-use api::config::{AuthConfig, Secret};
+use api::config::AuthConfig;
 use api::{db, App, Config};
 use commands::store::new_event_id;
 use commands::{EventMetadata, EventStore, NewEvent, PgEventStore, StreamWrite};
-use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
@@ -233,17 +232,8 @@ fn graph_body() -> Value {
 
 /// (d) `POST /api/graphs` against the real server on the same database.
 async fn http(settings: &Settings, url: &str) -> Res<Stats> {
-    let auth = AuthConfig { verify_key: Secret::new(JWT_KEY), algorithm: Algorithm::HS256, dev_key: false };
-    let config = Config {
-        database_url: Secret::new(url),
-        host: "127.0.0.1".parse()?,
-        port: 0,
-        auth: auth.clone(),
-        nats_url: None,
-        cors_origins: vec![],
-        body_limit: 10 * 1024 * 1024,
-        consistency_timeout: Duration::from_secs(5),
-    };
+    let config = Config::local(url, JWT_KEY);
+    let auth = config.auth.clone();
     let app = App::build(config).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();

@@ -64,6 +64,12 @@ pub struct Config {
     pub consistency_timeout: Duration,
 }
 
+/// Default largest request body (10 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Default wait of a command for its projections.
+pub const DEFAULT_CONSISTENCY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The default local database.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/autogpt";
 
@@ -96,6 +102,23 @@ impl Config {
                 "CONSISTENCY_TIMEOUT_MS",
             )?),
         })
+    }
+}
+
+impl Config {
+    /// A loopback server on any free port with an HS256 key and the default
+    /// limits: what tests and benchmarks embed.
+    pub fn local(database_url: impl Into<String>, hs256_key: &str) -> Self {
+        Self {
+            database_url: Secret::new(database_url),
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            auth: AuthConfig { verify_key: Secret::new(hs256_key), algorithm: Algorithm::HS256, dev_key: false },
+            nats_url: None,
+            cors_origins: vec![],
+            body_limit: DEFAULT_BODY_LIMIT,
+            consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
+        }
     }
 }
 

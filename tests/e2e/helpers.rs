@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::auth::{sign, Claims, AUDIENCE};
-use api::config::{AuthConfig, Secret};
+use api::config::AuthConfig;
 use api::{db, App, Config};
 use commands::PgEventStore;
-use jsonwebtoken::Algorithm;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -113,17 +112,8 @@ pub async fn spawn_app() -> TestApp {
 /// Start a server on a fresh database, adjusting the config first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let url = fresh_database().await;
-    let auth = AuthConfig { verify_key: Secret::new(TEST_KEY), algorithm: Algorithm::HS256, dev_key: false };
-    let mut config = Config {
-        database_url: Secret::new(url.clone()),
-        host: "127.0.0.1".parse().expect("ip"),
-        port: 0,
-        auth: auth.clone(),
-        nats_url: None,
-        cors_origins: vec![],
-        body_limit: 10 * 1024 * 1024,
-        consistency_timeout: Duration::from_secs(5),
-    };
+    let mut config = Config::local(url.clone(), TEST_KEY);
+    let auth = config.auth.clone();
     adjust(&mut config);
     let app = App::build(config).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
