@@ -65,7 +65,7 @@ const RAW_TABLE: &str = "CREATE TABLE bench_raw (
 
 const RAW_INSERT: &str =
     "INSERT INTO bench_raw (stream_id, version, event_id, event_type, schema_version, data, metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING tx_id, position";
+     VALUES ($1, $2, $3, $4, $5, $6::text::json, $7::text::json) RETURNING tx_id, position";
 
 struct Settings {
     server: String,
@@ -176,8 +176,9 @@ async fn raw_insert(settings: &Settings, url: &str) -> Res<Stats> {
                     .bind(new_event_id())
                     .bind("BenchEvent")
                     .bind(1i32)
-                    .bind(payload(version))
-                    .bind(serde_json::to_value(metadata())?)
+                    // Sent as text, as the event store sends payloads.
+                    .bind(payload(version).to_string())
+                    .bind(serde_json::to_string(&metadata())?)
                     .fetch_one(&mut conn)
                     .await?;
                 ctl.done(started, &mut latencies);

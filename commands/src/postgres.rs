@@ -9,12 +9,14 @@
 //! guard and nothing is inserted. The statement is kept flat (no CTEs, no
 //! aggregates) so that the prepared statement settles on a cached generic
 //! plan: a CTE form that counted versions got a fresh custom plan on every
-//! call, and planning cost more than the insert.
+//! call, and planning cost more than the insert. A single event on a single
+//! stream, the common case, binds scalars instead of arrays. Payloads travel
+//! as text into `json` columns: validated, not converted.
+
+use std::sync::Arc;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
-use std::sync::Arc;
-
 use tokio::sync::watch;
 use uuid::Uuid;
 
