@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commands::services::Commands;
 use commands::{CommandContext, GlobalPosition, PgEventStore};
@@ -44,11 +44,21 @@ impl AppState {
     }
 
     /// Wait (bounded) until the named projections have applied `position`,
-    /// so the response and the client's next query see the write.
-    pub async fn settle(&self, position: GlobalPosition, names: &[&str]) {
-        if !self.projections.wait_for(names, position, self.consistency_timeout).await {
-            tracing::warn!(?position, ?names, "projections did not catch up within the consistency timeout");
+    /// so the response and the client's next query see the write. When they
+    /// do not, the write stands but its effects cannot be shown yet: 503.
+    pub async fn settle(&self, position: GlobalPosition, names: &[&str]) -> Result<(), ApiError> {
+        if self.projections.wait_for(names, position, self.consistency_timeout).await {
+            return Ok(());
         }
+        tracing::warn!(?position, ?names, "projections did not catch up within the consistency timeout");
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "projection_lag",
+            format!(
+                "The change was saved at position {}, but the read models have not caught up yet; read again shortly",
+                position.position
+            ),
+        ))
     }
 }
 

@@ -82,7 +82,7 @@ pub(crate) async fn create_graph(
     Json(body): Json<CreateGraph>,
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let created = state.commands.create_graph(&caller.ctx, caller.user.user_id, body.graph).await?;
-    state.settle(created.outcome.position, GRAPH_VIEWS).await;
+    state.settle(created.outcome.position, GRAPH_VIEWS).await?;
     let model = read_graph(&state, caller.user.user_id, created.graph_id, Some(created.version)).await?;
     Ok(Committed(created.outcome.position, axum::Json(model)))
 }
@@ -154,7 +154,7 @@ pub(crate) async fn update_graph(
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, version) =
         state.commands.create_graph_version(&caller.ctx, caller.user.user_id, graph_id, draft).await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await;
+    state.settle(outcome.position, GRAPH_VIEWS).await?;
     let model = read_graph(&state, caller.user.user_id, graph_id, Some(version)).await?;
     Ok(Committed(outcome.position, axum::Json(model)))
 }
@@ -170,7 +170,7 @@ pub(crate) async fn delete_graph(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, count) = state.commands.delete_graph(&caller.ctx, caller.user.user_id, graph_id).await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await;
+    state.settle(outcome.position, GRAPH_VIEWS).await?;
     Ok(Committed(outcome.position, axum::Json(json!({"version_counts": count}))))
 }
 
@@ -189,7 +189,7 @@ pub(crate) async fn set_active_version(
         .commands
         .set_active_version(&caller.ctx, caller.user.user_id, graph_id, body.active_graph_version)
         .await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await;
+    state.settle(outcome.position, GRAPH_VIEWS).await?;
     Ok(Committed(outcome.position, axum::Json(Value::Null)))
 }
 
@@ -206,6 +206,6 @@ pub(crate) async fn update_graph_settings(
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, _) =
         state.commands.update_graph_settings(&caller.ctx, caller.user.user_id, graph_id, settings).await?;
-    state.settle(outcome.position, &[library::NAME]).await;
+    state.settle(outcome.position, &[library::NAME]).await?;
     Ok(Committed(outcome.position, axum::Json(settings)))
 }

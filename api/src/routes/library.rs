@@ -155,7 +155,7 @@ pub(crate) async fn update_agent(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let id = parse_id(&id, "Library agent")?;
     let outcome = state.commands.update_library_agent(&caller.ctx, caller.user.user_id, id, patch).await?;
-    state.settle(outcome.position, &[library::NAME]).await;
+    state.settle(outcome.position, &[library::NAME]).await?;
     Ok(Committed(outcome.position, axum::Json(read_agent(&state, caller.user.user_id, id).await?)))
 }
 
@@ -170,7 +170,7 @@ pub(crate) async fn delete_agent(
 ) -> ApiResult<Committed<StatusCode>> {
     let id = parse_id(&id, "Library agent")?;
     let outcome = state.commands.delete_library_agent(&caller.ctx, caller.user.user_id, id).await?;
-    state.settle(outcome.position, &[library::NAME]).await;
+    state.settle(outcome.position, &[library::NAME]).await?;
     Ok(Committed(outcome.position, StatusCode::NO_CONTENT))
 }
 
@@ -185,7 +185,7 @@ pub(crate) async fn fork_agent(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let id = parse_id(&id, "Library agent")?;
     let created = state.commands.fork_library_agent(&caller.ctx, caller.user.user_id, id).await?;
-    state.settle(created.outcome.position, &[graphs::NAME, library::NAME]).await;
+    state.settle(created.outcome.position, &[graphs::NAME, library::NAME]).await?;
     let agent = read_agent(&state, caller.user.user_id, created.library_agent_id).await?;
     Ok(Committed(created.outcome.position, axum::Json(agent)))
 }

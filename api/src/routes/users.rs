@@ -36,7 +36,7 @@ async fn register(state: &AppState, caller: &Caller) -> ApiResult<()> {
         (user.email.clone().unwrap_or_default(), user.name.clone())
     };
     let outcome = state.commands.ensure_user(&caller.ctx, user.user_id, email, name).await?;
-    state.settle(outcome.position, &[users::NAME]).await;
+    state.settle(outcome.position, &[users::NAME]).await?;
     Ok(())
 }
 
@@ -62,7 +62,7 @@ pub(crate) async fn update_email(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     register(&state, &caller).await?;
     let outcome = state.commands.update_email(&caller.ctx, caller.user.user_id, email.clone()).await?;
-    state.settle(outcome.position, &[users::NAME]).await;
+    state.settle(outcome.position, &[users::NAME]).await?;
     Ok(Committed(outcome.position, axum::Json(json!({"email": email.trim()}))))
 }
 
@@ -96,6 +96,6 @@ pub(crate) async fn set_timezone(
     }
     register(&state, &caller).await?;
     let outcome = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
-    state.settle(outcome.position, &[users::NAME]).await;
+    state.settle(outcome.position, &[users::NAME]).await?;
     Ok(Committed(outcome.position, axum::Json(json!({"timezone": body.timezone}))))
 }
