@@ -187,6 +187,24 @@ where
     attempt().await
 }
 
+/// The common command shape: load one aggregate, decide, append what it
+/// decided, re-deciding on conflict.
+pub async fn decide_on<A, S, F>(store: &S, ctx: &CommandContext, id: Uuid, decide: F) -> Result<Outcome, CommandError>
+where
+    A: Aggregate,
+    S: EventStore,
+    F: Fn(&A) -> Result<Vec<A::Event>, CommandError>,
+{
+    retry_on_conflict(|| async {
+        let mut uow = UnitOfWork::new(store, ctx);
+        let (state, version) = uow.load::<A>(id).await?;
+        let events = decide(&state)?;
+        uow.record::<A>(id, version, &events)?;
+        uow.commit().await
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::Commands;
 use crate::error::CommandError;
 use crate::store::EventStore;
-use crate::uow::{retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+use crate::uow::{decide_on, retry_on_conflict, CommandContext, Outcome, UnitOfWork};
 
 impl<S: EventStore> Commands<S> {
     /// Change a library agent's flags, settings or pinned version.
@@ -44,12 +44,8 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         agent_id: Uuid,
     ) -> Result<Outcome, CommandError> {
-        retry_on_conflict(|| async {
-            let mut uow = UnitOfWork::new(&self.store, ctx);
-            let (agent, version) = uow.load::<LibraryAgent>(agent_id).await?;
-            let events = agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: Utc::now() })?;
-            uow.record::<LibraryAgent>(agent_id, version, &events)?;
-            uow.commit().await
+        decide_on::<LibraryAgent, _, _>(&self.store, ctx, agent_id, |agent| {
+            Ok(agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: Utc::now() })?)
         })
         .await
     }

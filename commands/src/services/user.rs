@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::Commands;
 use crate::error::CommandError;
 use crate::store::EventStore;
-use crate::uow::{retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+use crate::uow::{decide_on, CommandContext, Outcome};
 
 impl<S: EventStore> Commands<S> {
     async fn on_user(
@@ -14,14 +14,7 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         command: UserCommand,
     ) -> Result<Outcome, CommandError> {
-        retry_on_conflict(|| async {
-            let mut uow = UnitOfWork::new(&self.store, ctx);
-            let (user, version) = uow.load::<User>(user_id).await?;
-            let events = user.decide(command.clone())?;
-            uow.record::<User>(user_id, version, &events)?;
-            uow.commit().await
-        })
-        .await
+        decide_on::<User, _, _>(&self.store, ctx, user_id, |user| Ok(user.decide(command.clone())?)).await
     }
 
     /// Register the user on first sight (`POST /api/auth/user`).
