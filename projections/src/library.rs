@@ -187,7 +187,8 @@ fn like_escape(s: &str) -> String {
 fn agent_json(row: &PgRow) -> Result<Value, sqlx::Error> {
     let model: Option<Value> = row.try_get("model")?;
     let model = model.unwrap_or_else(|| json!({}));
-    let field = |k: &str| model.get(k).cloned().unwrap_or(Value::Null);
+    // The graph may not be projected yet; serve the wire shape regardless.
+    let field = |k: &str, default: Value| model.get(k).cloned().unwrap_or(default);
     let user_id: Uuid = row.try_get("user_id")?;
     let graph_owner: Option<Uuid> = row.try_get("graph_owner")?;
     let graph_version: i32 = row.try_get("graph_version")?;
@@ -205,21 +206,21 @@ fn agent_json(row: &PgRow) -> Result<Value, sqlx::Error> {
         "status": "COMPLETED",
         "created_at": created,
         "updated_at": updated,
-        "name": model.get("name").cloned().unwrap_or_else(|| json!("")),
-        "description": model.get("description").cloned().unwrap_or_else(|| json!("")),
-        "instructions": field("instructions"),
-        "input_schema": model.get("input_schema").cloned().unwrap_or_else(|| json!({})),
-        "output_schema": model.get("output_schema").cloned().unwrap_or_else(|| json!({})),
-        "credentials_input_schema": field("credentials_input_schema"),
-        "has_external_trigger": model.get("has_external_trigger").cloned().unwrap_or(json!(false)),
-        "has_human_in_the_loop": model.get("has_human_in_the_loop").cloned().unwrap_or(json!(false)),
-        "has_sensitive_action": model.get("has_sensitive_action").cloned().unwrap_or(json!(false)),
-        "trigger_setup_info": field("trigger_setup_info"),
+        "name": field("name", json!("")),
+        "description": field("description", json!("")),
+        "instructions": field("instructions", Value::Null),
+        "input_schema": field("input_schema", json!({})),
+        "output_schema": field("output_schema", json!({})),
+        "credentials_input_schema": field("credentials_input_schema", Value::Null),
+        "has_external_trigger": field("has_external_trigger", json!(false)),
+        "has_human_in_the_loop": field("has_human_in_the_loop", json!(false)),
+        "has_sensitive_action": field("has_sensitive_action", json!(false)),
+        "trigger_setup_info": field("trigger_setup_info", Value::Null),
         "new_output": false,
         "can_access_graph": graph_owner == Some(user_id),
         "is_latest_version": latest.is_none_or(|l| l <= graph_version),
         "is_favorite": row.try_get::<bool, _>("is_favorite")?,
-        "recommended_schedule_cron": field("recommended_schedule_cron"),
+        "recommended_schedule_cron": field("recommended_schedule_cron", Value::Null),
         "settings": row.try_get::<Value, _>("settings")?,
         "marketplace_listing": null,
     }))

@@ -364,17 +364,15 @@ impl Projections {
     pub async fn reset(&self, name: &str) -> Result<(), ProjectionError> {
         let projector = self.find(name)?;
         let mut tx = self.pool().begin().await?;
-        sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        // Resetting first also locks the row: a live runner's next batch then
+        // waits, finds the checkpoint moved, and replays from the start.
+        sqlx::query("UPDATE projection_checkpoints SET tx_id = 0, position = 0, updated_at = now(), last_error = NULL WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         for table in projector.tables() {
             sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE projection_checkpoints SET tx_id = 0, position = 0, updated_at = now(), last_error = NULL WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
