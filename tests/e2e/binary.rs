@@ -52,7 +52,8 @@ async fn serve_answers_then_shuts_down_gracefully_on_sigterm() {
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
-    let rest: Vec<String> = lines_rx.try_iter().collect();
+    // Read to the end of its output: the reader thread may still hold lines.
+    let rest: Vec<String> = std::iter::from_fn(|| lines_rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
 
