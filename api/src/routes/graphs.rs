@@ -81,9 +81,14 @@ pub(crate) async fn create_graph(
     caller: Caller,
     Json(body): Json<CreateGraph>,
 ) -> ApiResult<Committed<axum::Json<Value>>> {
-    let created = state.commands.create_graph(&caller.ctx, caller.user.user_id, body.graph).await?;
+    let user_id = caller.user.user_id;
+    let created = state.commands.create_graph(&caller.ctx, user_id, body.graph).await?;
     state.settle(created.outcome.position, GRAPH_VIEWS).await?;
-    let model = read_graph(&state, caller.user.user_id, created.graph_id, Some(created.version)).await?;
+    // The model the projector stores is built by the same function.
+    let model = match &created.saved {
+        Some((graph, at)) => view::graph_model(graph, user_id, *at, true),
+        None => read_graph(&state, user_id, created.graph_id, Some(created.version)).await?,
+    };
     Ok(Committed(created.outcome.position, axum::Json(model)))
 }
 

@@ -1,6 +1,6 @@
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::aggregate::stream_name;
-use domain::graph::{Graph, GraphCommand, GraphDraft, GraphError, GraphEvent};
+use domain::graph::{Graph, GraphCommand, GraphDraft, GraphError, GraphEvent, GraphVersion};
 use domain::library::{
     library_agent_id, GraphSettings, LibraryAgent, LibraryAgentCommand, LibraryAgentPatch, LibraryError,
 };
@@ -12,7 +12,7 @@ use crate::store::EventStore;
 use crate::uow::{decode, retry_on_conflict, CommandContext, Outcome, UnitOfWork};
 
 /// What creating a graph produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CreatedGraph {
     /// Where its events landed.
     pub outcome: Outcome,
@@ -22,6 +22,9 @@ pub struct CreatedGraph {
     pub version: i32,
     /// Its entry in the creator's library.
     pub library_agent_id: Uuid,
+    /// The version as this call saved it, so the response needs no read-back;
+    /// `None` for a retried request, whose first attempt's version stands.
+    pub saved: Option<(GraphVersion, DateTime<Utc>)>,
 }
 
 impl<S: EventStore> Commands<S> {
@@ -59,7 +62,15 @@ impl<S: EventStore> Commands<S> {
         uow.record::<Graph>(graph_id, 0, events)?;
         uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
         let outcome = uow.commit().await?;
-        Ok(CreatedGraph { outcome, graph_id, version: 1, library_agent_id })
+        let saved = (outcome.appended > 0)
+            .then(|| {
+                events.iter().find_map(|e| match e {
+                    GraphEvent::GraphCreated { graph, at, .. } => Some((graph.clone(), *at)),
+                    _ => None,
+                })
+            })
+            .flatten();
+        Ok(CreatedGraph { outcome, graph_id, version: 1, library_agent_id, saved })
     }
 
     /// Save a new version (max + 1); an active one also moves the owner's
