@@ -367,7 +367,11 @@ fn summarize(r: &Results) {
     }
     if let Some(d) = &r.d {
         let d_a = 100.0 * d.ops_per_sec / a;
-        line(format!("d/a = {d_a:.1}% by requests ({:.1}% by events)", d_a * EVENTS_PER_REQUEST), ">= 30%", d_a >= 30.0);
+        line(
+            format!("d/a = {d_a:.1}% by requests ({:.1}% by events)", d_a * EVENTS_PER_REQUEST),
+            ">= 30%",
+            d_a >= 30.0,
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! The read side: a projector runner (checkpoint, catch-up, live tail,
 //! rebuild) and one module per read model with the queries the API calls.
 
+pub mod feed;
 pub mod graphs;
 pub mod library;
 pub mod runner;

@@ -2,6 +2,7 @@
 //! its read model and moving its checkpoint in one transaction, so that after
 //! any crash every event is applied exactly once.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,14 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commands::store::{EventStore, GlobalPosition, RecordedEvent};
-use commands::tail::{Tail, TailConfig};
+use commands::tail::TailConfig;
 use commands::uow::decode;
 use commands::{PgEventStore, StoreError};
 use domain::aggregate::Aggregate;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::feed::Feed;
 
 /// A boxed future, so projectors can be stored as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -159,35 +162,39 @@ impl Projections {
         Ok(())
     }
 
-    /// Start one task per projector; they stop when `stop` fires, after
-    /// finishing the batch in hand.
+    /// Start the shared log reader and one task per projector; they stop
+    /// when `stop` fires, after finishing the batch in hand.
     pub async fn spawn(&self, stop: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, ProjectionError> {
         self.init().await?;
-        Ok(self
-            .projectors
-            .iter()
-            .map(|p| {
-                let this = self.clone();
-                let p = Arc::clone(p);
-                let stop = stop.clone();
-                tokio::spawn(async move { this.run(p, stop).await })
-            })
-            .collect())
+        // Projectors behind the head read the database until they reach it.
+        let feed = Feed::new(self.store.clone(), self.store.head().await?, self.tail);
+        let reader = {
+            let (feed, stop) = (feed.clone(), stop.clone());
+            tokio::spawn(async move { feed.run(stop).await })
+        };
+        let projectors = self.projectors.iter().map(|p| {
+            let (this, p, feed, stop) = (self.clone(), Arc::clone(p), feed.clone(), stop.clone());
+            tokio::spawn(async move { this.run(p, &feed, stop).await })
+        });
+        Ok(std::iter::once(reader).chain(projectors).collect())
     }
 
-    async fn run(&self, projector: Arc<dyn Projector>, stop: CancellationToken) {
+    async fn run(&self, projector: Arc<dyn Projector>, feed: &Feed, stop: CancellationToken) {
         let name = projector.name();
         let mut backoff = INITIAL_BACKOFF;
-        let mut tail = Tail::new(&self.store, GlobalPosition::START, self.tail);
+        // Its own connection: a pooled one costs a round trip on every return.
+        let mut conn: Option<PgConnection> = None;
         // The checkpoint as stored; `None` means "read it again".
         let mut stored: Option<GlobalPosition> = None;
+        // How far the projector has read; ahead of `stored` over ignored events.
+        let mut cursor = GlobalPosition::START;
         // When the cursor first ran ahead of `stored` over ignored events.
         let mut skipped_since: Option<Instant> = None;
         loop {
             let Some(from) = stored else {
                 match self.checkpoint(name).await {
                     Ok(ck) => {
-                        tail.seek(ck);
+                        cursor = ck;
                         self.publish(name, ck);
                         stored = Some(ck);
                         skipped_since = None;
@@ -203,10 +210,10 @@ impl Projections {
             };
             let flush_at = skipped_since.map(|t| t + SKIPPED_FLUSH);
             let batch = tokio::select! {
-                batch = tail.next(&self.store) => batch,
+                batch = feed.next(cursor) => batch,
                 () = sleep_until_or_forever(flush_at) => {
-                    stored = match self.flush_skipped(name, from, tail.position()).await {
-                        Ok(true) => Some(tail.position()),
+                    stored = match self.flush_skipped(name, from, cursor).await {
+                        Ok(true) => Some(cursor),
                         _ => None,
                     };
                     skipped_since = None;
@@ -215,28 +222,37 @@ impl Projections {
                 () = stop.cancelled() => return,
             };
             let result = match batch {
-                Ok(batch) => self.apply(projector.as_ref(), from, &batch).await,
+                Ok(batch) => match connection(self.pool(), &mut conn).await {
+                    Ok(c) => self.apply(projector.as_ref(), from, &batch, c).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e.into()),
             };
             match result {
                 Ok(Applied::Done(to)) => {
-                    stored = Some(to);
+                    (stored, cursor) = (Some(to), to);
                     skipped_since = None;
                     self.publish(name, to);
                     backoff = INITIAL_BACKOFF;
                 }
                 Ok(Applied::Skipped(to)) => {
+                    cursor = to;
                     skipped_since.get_or_insert_with(Instant::now);
                     self.publish(name, to);
                 }
                 Ok(Applied::Moved(ck)) => {
-                    tail.seek(ck);
-                    stored = Some(ck);
+                    (stored, cursor) = (Some(ck), ck);
                     skipped_since = None;
                     self.publish(name, ck);
                 }
                 Err(e) => {
                     tracing::error!(projection = name, error = %e, "projection batch failed; retrying");
+                    // The connection may be broken, or mid-transaction holding
+                    // the checkpoint row that recording the error updates:
+                    // closing it ends that transaction first.
+                    if let Some(c) = conn.take() {
+                        let _ = c.close_hard().await;
+                    }
                     self.record_error(name, &e).await;
                     stored = None;
                     if sleep_or_stop(&stop, backoff).await {
@@ -274,27 +290,28 @@ impl Projections {
     /// batch's end (which locks the row and proves no other instance moved
     /// it meanwhile), apply the events, commit. A batch the projector ignores
     /// entirely is only acknowledged in memory; see [`Self::flush_skipped`].
-    async fn apply(
+    async fn apply<E: Borrow<RecordedEvent>>(
         &self,
         projector: &dyn Projector,
         from: GlobalPosition,
-        batch: &[RecordedEvent],
+        batch: &[E],
+        conn: &mut PgConnection,
     ) -> Result<Applied, ProjectionError> {
-        let Some(last) = batch.last() else { return Ok(Applied::Done(from)) };
-        if !batch.iter().any(|e| projector.wants(e)) {
-            return Ok(Applied::Skipped(last.global));
+        let Some(last) = batch.last().map(|e| e.borrow().global) else { return Ok(Applied::Done(from)) };
+        if !batch.iter().any(|e| projector.wants(e.borrow())) {
+            return Ok(Applied::Skipped(last));
         }
-        let mut tx = self.pool().begin().await?;
-        let moved = self.move_checkpoint(&mut tx, projector.name(), from, last.global).await?;
+        let mut tx = conn.begin().await?;
+        let moved = self.move_checkpoint(&mut tx, projector.name(), from, last).await?;
         if !moved {
-            drop(tx);
+            tx.rollback().await?;
             return Ok(Applied::Moved(self.checkpoint(projector.name()).await?));
         }
         for event in batch {
-            projector.handle(event, &mut tx).await?;
+            projector.handle(event.borrow(), &mut tx).await?;
         }
         tx.commit().await?;
-        Ok(Applied::Done(last.global))
+        Ok(Applied::Done(last))
     }
 
     /// Compare-and-set the checkpoint; false when it is no longer at `from`.
@@ -381,6 +398,7 @@ impl Projections {
     /// return how many events were applied (used by the rebuild command).
     pub async fn catch_up(&self, name: &str) -> Result<u64, ProjectionError> {
         let projector = self.find(name)?;
+        let mut conn = self.pool().acquire().await?;
         let mut stored = self.checkpoint(name).await?;
         let mut at = stored;
         let mut applied = 0u64;
@@ -393,7 +411,7 @@ impl Projections {
                 self.publish(name, at);
                 return Ok(applied);
             }
-            match self.apply(projector.as_ref(), stored, &batch).await? {
+            match self.apply(projector.as_ref(), stored, &batch, &mut conn).await? {
                 Applied::Done(to) => {
                     applied += batch.len() as u64;
                     (stored, at) = (to, to);
@@ -421,6 +439,17 @@ enum Applied {
     Skipped(GlobalPosition),
     /// Another instance moved the checkpoint here.
     Moved(GlobalPosition),
+}
+
+/// The projector's connection, opened when there is none.
+async fn connection<'c>(
+    pool: &PgPool,
+    slot: &'c mut Option<PgConnection>,
+) -> Result<&'c mut PgConnection, ProjectionError> {
+    if slot.is_none() {
+        *slot = Some(pool.connect_options().connect().await?);
+    }
+    slot.as_mut().ok_or(ProjectionError::Database(sqlx::Error::PoolClosed))
 }
 
 /// Sleep until `at`, or for ever when there is nothing to wait for.

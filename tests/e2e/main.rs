@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod docs;
 mod event_log;
+mod feed;
 mod graphs;
 mod library;
 mod projections;
