@@ -96,14 +96,16 @@ fn global_of(row: &PgRow) -> Result<GlobalPosition, sqlx::Error> {
 }
 
 fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let metadata: serde_json::Value = row.try_get("metadata")?;
     let event_id: Uuid = row.try_get("event_id")?;
     let event_type: String = row.try_get("event_type")?;
-    let metadata: EventMetadata = serde_json::from_value(metadata).map_err(|e| StoreError::Decode {
-        event_id,
-        event_type: event_type.clone(),
-        reason: format!("metadata: {e}"),
-    })?;
+    // Straight from the column's bytes into the struct, no JSON tree between.
+    let metadata = match row.try_get::<sqlx::types::Json<EventMetadata>, _>("metadata") {
+        Ok(sqlx::types::Json(metadata)) => metadata,
+        Err(sqlx::Error::ColumnDecode { source, .. }) => {
+            return Err(StoreError::Decode { event_id, event_type, reason: format!("metadata: {source}") });
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(RecordedEvent {
         global: global_of(row)?,
         stream_id: row.try_get("stream_id")?,

@@ -4,6 +4,8 @@
 use std::future::Future;
 
 use domain::aggregate::{stream_name, Aggregate, EventType};
+use serde::de::value::BorrowedStrDeserializer;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::{CommandError, StoreError};
@@ -77,13 +79,46 @@ pub struct Outcome {
 /// Decode a stored event into an aggregate's event type, upcasting old
 /// schema versions first.
 pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, StoreError> {
-    let data = A::upcast(&event.event_type, event.schema_version, event.data.clone());
-    let tagged = serde_json::json!({ "type": event.event_type, "data": data });
-    serde_json::from_value(tagged).map_err(|e| StoreError::Decode {
+    let upcast = A::upcast(&event.event_type, event.schema_version, &event.data);
+    let data = upcast.as_ref().unwrap_or(&event.data);
+    // Events are adjacently tagged (`{"type", "data"}`); presenting type and
+    // payload as that map, without building it, decodes without a copy.
+    let tagged =
+        serde::de::value::MapAccessDeserializer::new(Tagged { event_type: Some(&event.event_type), data: Some(data) });
+    A::Event::deserialize(tagged).map_err(|e| StoreError::Decode {
         event_id: event.event_id,
         event_type: event.event_type.clone(),
         reason: e.to_string(),
     })
+}
+
+/// The map `{"type": event_type, "data": data}`, read field by field.
+struct Tagged<'a> {
+    event_type: Option<&'a str>,
+    data: Option<&'a serde_json::Value>,
+}
+
+impl<'de> serde::de::MapAccess<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        let key = match (self.event_type, self.data) {
+            (Some(_), _) => "type",
+            (None, Some(_)) => "data",
+            (None, None) => return Ok(None),
+        };
+        seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        if let Some(event_type) = self.event_type.take() {
+            return seed.deserialize(BorrowedStrDeserializer::new(event_type));
+        }
+        match self.data.take() {
+            Some(data) => seed.deserialize(data),
+            None => Err(serde::de::Error::custom("no value left")),
+        }
+    }
 }
 
 /// One attempt at a command: the streams it read and the events it decided.
@@ -141,7 +176,10 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
                 event_type: event.event_type().to_owned(),
                 reason: e.to_string(),
             })?;
-            let data = tagged.get("data").cloned().unwrap_or(serde_json::Value::Null);
+            let data = match tagged {
+                serde_json::Value::Object(mut fields) => fields.swap_remove("data").unwrap_or_default(),
+                _ => serde_json::Value::Null,
+            };
             // Independent of the stream version: a retried request decides
             // against a newer version but must produce the same ids.
             new_events.push(NewEvent {
@@ -244,13 +282,15 @@ mod tests {
         }
 
         /// Version 1 called the field `name`.
-        fn upcast(event_type: &str, schema_version: i32, mut data: serde_json::Value) -> serde_json::Value {
-            if event_type == "Renamed" && schema_version < 2 {
-                if let Some(name) = data.as_object_mut().and_then(|o| o.remove("name")) {
-                    data["display_name"] = name;
-                }
+        fn upcast(event_type: &str, schema_version: i32, data: &serde_json::Value) -> Option<serde_json::Value> {
+            if event_type != "Renamed" || schema_version >= 2 {
+                return None;
             }
-            data
+            let mut data = data.clone();
+            if let Some(name) = data.as_object_mut().and_then(|o| o.remove("name")) {
+                data["display_name"] = name;
+            }
+            Some(data)
         }
     }
 

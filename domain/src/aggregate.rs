@@ -24,9 +24,10 @@ pub trait Aggregate: Default + Sized {
     fn evolve(&mut self, event: &Self::Event);
 
     /// Turn an older schema version of an event into the current one before
-    /// it is deserialized; the log itself is never rewritten.
-    fn upcast(_event_type: &str, _schema_version: i32, data: serde_json::Value) -> serde_json::Value {
-        data
+    /// it is deserialized; the log itself is never rewritten. `None` means
+    /// the payload is current as stored, which spares copying it.
+    fn upcast(_event_type: &str, _schema_version: i32, _data: &serde_json::Value) -> Option<serde_json::Value> {
+        None
     }
 
     /// Fold a sequence of events from the default state.
