@@ -65,10 +65,8 @@ async fn insert_version(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
     let is_active = graph.is_active || graph.version == 1;
-    let mut model = view::graph_model(graph, user_id, at, is_active);
-    if let Some(obj) = model.as_object_mut() {
-        obj.remove("is_active");
-    }
+    // `is_active` lives in its own column; queries fold it back in.
+    let model = view::GraphModel::new(graph, user_id, at, None);
     sqlx::query(
         "INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id, version) DO NOTHING",
@@ -79,7 +77,7 @@ async fn insert_version(
     .bind(is_active)
     .bind(&graph.name)
     .bind(at)
-    .bind(model)
+    .bind(sqlx::types::Json(model))
     .execute(conn)
     .await?;
     Ok(())

@@ -1,4 +1,5 @@
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, put};
 use axum::Router;
 use domain::graph::{view, GraphDraft};
@@ -80,16 +81,16 @@ pub(crate) async fn create_graph(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<CreateGraph>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<Response>> {
     let user_id = caller.user.user_id;
     let created = state.commands.create_graph(&caller.ctx, user_id, body.graph).await?;
     state.settle(created.outcome.position, GRAPH_VIEWS).await?;
-    // The model the projector stores is built by the same function.
-    let model = match &created.saved {
-        Some((graph, at)) => view::graph_model(graph, user_id, *at, true),
-        None => read_graph(&state, user_id, created.graph_id, Some(created.version)).await?,
+    // The projector stores the same model, built by the same type.
+    let body = match &created.saved {
+        Some((graph, at)) => axum::Json(view::GraphModel::new(graph, user_id, *at, Some(true))).into_response(),
+        None => axum::Json(read_graph(&state, user_id, created.graph_id, Some(created.version)).await?).into_response(),
     };
-    Ok(Committed(created.outcome.position, axum::Json(model)))
+    Ok(Committed(created.outcome.position, body))
 }
 
 /// A graph; without `version`, its highest version.

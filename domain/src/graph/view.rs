@@ -1,7 +1,11 @@
 //! How a saved graph version is served: AutoGPT's `GraphModel` with its
-//! computed input/output schemas, and `GraphMeta` without nodes and links.
+//! computed input/output schemas, and (in the read model's queries) `GraphMeta`, the
+//! same without nodes, links and creation time.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -16,40 +20,96 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The `GraphModel` JSON of one version.
-pub fn graph_model(graph: &GraphVersion, user_id: Uuid, created_at: DateTime<Utc>, is_active: bool) -> Value {
-    let nodes: Vec<Value> = graph.nodes.iter().map(|n| node_model(graph, n)).collect();
-    let mut model = graph_meta(graph, user_id, is_active);
-    if let Some(obj) = model.as_object_mut() {
-        obj.insert("created_at".into(), json!(timestamp(created_at)));
-        obj.insert("nodes".into(), Value::Array(nodes));
-        obj.insert("links".into(), json!(graph.links));
-    }
-    model
+/// AutoGPT's `GraphModel` of one version, borrowing from it: serialized
+/// straight to the response or the read model, with no JSON tree built first.
+#[derive(Debug, Serialize)]
+pub struct GraphModel<'a> {
+    id: Uuid,
+    version: i32,
+    /// Left out where it is kept apart (the read model's own column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_active: Option<bool>,
+    name: &'a str,
+    description: &'a str,
+    instructions: &'a Option<String>,
+    recommended_schedule_cron: &'a Option<String>,
+    forked_from_id: &'a Option<String>,
+    forked_from_version: Option<i64>,
+    sub_graphs: &'a [Value],
+    user_id: Uuid,
+    input_schema: Value,
+    output_schema: Value,
+    credentials_input_schema: &'static Value,
+    has_external_trigger: bool,
+    has_human_in_the_loop: bool,
+    has_sensitive_action: bool,
+    trigger_setup_info: Option<()>,
+    created_at: String,
+    nodes: Vec<NodeModel<'a>>,
+    links: &'a [Link],
 }
 
-/// The `GraphMeta` JSON of one version (no nodes, links or creation time).
-pub fn graph_meta(graph: &GraphVersion, user_id: Uuid, is_active: bool) -> Value {
-    json!({
-        "id": graph.id,
-        "version": graph.version,
-        "is_active": is_active,
-        "name": graph.name,
-        "description": graph.description,
-        "instructions": graph.instructions,
-        "recommended_schedule_cron": graph.recommended_schedule_cron,
-        "forked_from_id": graph.forked_from_id,
-        "forked_from_version": graph.forked_from_version,
-        "sub_graphs": graph.sub_graphs,
-        "user_id": user_id,
-        "input_schema": input_schema(graph),
-        "output_schema": output_schema(graph),
-        "credentials_input_schema": {"type": "object", "properties": {}, "required": []},
-        "has_external_trigger": false,
-        "has_human_in_the_loop": false,
-        "has_sensitive_action": graph.nodes.iter().any(|n| SENSITIVE_BLOCK_IDS.contains(&n.block_id.as_str())),
-        "trigger_setup_info": null,
-    })
+impl<'a> GraphModel<'a> {
+    /// The model of `graph`, created by `user_id` at `created_at`.
+    pub fn new(graph: &'a GraphVersion, user_id: Uuid, created_at: DateTime<Utc>, is_active: Option<bool>) -> Self {
+        static NO_CREDENTIALS: LazyLock<Value> =
+            LazyLock::new(|| json!({"type": "object", "properties": {}, "required": []}));
+        Self {
+            id: graph.id,
+            version: graph.version,
+            is_active,
+            name: &graph.name,
+            description: &graph.description,
+            instructions: &graph.instructions,
+            recommended_schedule_cron: &graph.recommended_schedule_cron,
+            forked_from_id: &graph.forked_from_id,
+            forked_from_version: graph.forked_from_version,
+            sub_graphs: &graph.sub_graphs,
+            user_id,
+            input_schema: input_schema(graph),
+            output_schema: output_schema(graph),
+            credentials_input_schema: &NO_CREDENTIALS,
+            has_external_trigger: false,
+            has_human_in_the_loop: false,
+            has_sensitive_action: graph.nodes.iter().any(|n| SENSITIVE_BLOCK_IDS.contains(&n.block_id.as_str())),
+            trigger_setup_info: None,
+            created_at: timestamp(created_at),
+            nodes: graph.nodes.iter().map(|n| NodeModel::new(graph, n)).collect(),
+            links: &graph.links,
+        }
+    }
+}
+
+/// A node as served inside a `GraphModel`, with its links on either side.
+#[derive(Debug, Serialize)]
+struct NodeModel<'a> {
+    id: &'a str,
+    block_id: &'a str,
+    input_default: &'a Map<String, Value>,
+    metadata: &'a Value,
+    input_links: Vec<&'a Link>,
+    output_links: Vec<&'a Link>,
+    graph_id: Uuid,
+    graph_version: i32,
+    webhook_id: Option<()>,
+    webhook: Option<()>,
+}
+
+impl<'a> NodeModel<'a> {
+    fn new(graph: &'a GraphVersion, node: &'a Node) -> Self {
+        Self {
+            id: &node.id,
+            block_id: &node.block_id,
+            input_default: &node.input_default,
+            metadata: &node.metadata,
+            input_links: graph.links.iter().filter(|l| l.sink_id == node.id).collect(),
+            output_links: graph.links.iter().filter(|l| l.source_id == node.id).collect(),
+            graph_id: graph.id,
+            graph_version: graph.version,
+            webhook_id: None,
+            webhook: None,
+        }
+    }
 }
 
 /// Strip what must not leave the owner's account when exporting: user ids
@@ -69,22 +129,6 @@ pub fn for_export(mut model: Value) -> Value {
         }
     }
     model
-}
-
-fn node_model(graph: &GraphVersion, node: &Node) -> Value {
-    let pick = |f: &dyn Fn(&Link) -> bool| -> Vec<&Link> { graph.links.iter().filter(|l| f(l)).collect() };
-    json!({
-        "id": node.id,
-        "block_id": node.block_id,
-        "input_default": node.input_default,
-        "metadata": node.metadata,
-        "input_links": pick(&|l| l.sink_id == node.id),
-        "output_links": pick(&|l| l.source_id == node.id),
-        "graph_id": graph.id,
-        "graph_version": graph.version,
-        "webhook_id": null,
-        "webhook": null,
-    })
 }
 
 /// JSON schema of the graph's inputs, one property per input-type node.
