@@ -73,6 +73,14 @@ impl PgEventStore {
         Self { pool, writers, appended: watch::Sender::new(0) }
     }
 
+    /// Wake this process's tailers: a write transaction that was not an
+    /// append (a projector's) has ended. While open it held the horizon
+    /// back, hiding appends committed meanwhile; without this nudge the
+    /// tailers would only find them at their next poll.
+    pub fn nudge(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// The pool, for read models living in the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool

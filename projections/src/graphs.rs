@@ -4,10 +4,11 @@
 use domain::aggregate::Aggregate;
 use domain::graph::{view, Graph, GraphEvent, GraphVersion};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
+use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_graphs` from graph streams.
 pub struct GraphsProjector;
@@ -22,6 +23,28 @@ impl StreamProjector for GraphsProjector {
     type Source = Graph;
     const NAME: &'static str = NAME;
     const TABLES: &'static [&'static str] = &["rm_graphs"];
+
+    const BULK: bool = true;
+
+    /// A batch of first versions only (the common case: graphs being
+    /// created) has no sibling to deactivate: one multi-row insert.
+    fn bulk(
+        &self,
+        events: &[(Uuid, GraphEvent)],
+        args: &mut PgArguments,
+    ) -> Result<Option<&'static str>, ProjectionError> {
+        let mut rows = GraphRows::default();
+        for (_, event) in events {
+            match event {
+                GraphEvent::GraphCreated { user_id, graph, at } if graph.version == 1 => {
+                    rows.push(graph, *user_id, *at)?
+                }
+                _ => return Ok(None),
+            }
+        }
+        rows.add_to(args)?;
+        Ok(Some(BULK_INSERT))
+    }
 
     fn apply<'a>(
         &'a self,
@@ -81,6 +104,53 @@ async fn insert_version(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Inserts a batch's first versions, as data-modifying CTE for the runner.
+const BULK_INSERT: &str = "ins AS (INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model) \
+     SELECT id, version, user_id, true, name, created_at, model::jsonb \
+     FROM UNNEST($6::uuid[], $7::int4[], $8::uuid[], $9::text[], $10::timestamptz[], $11::text[]) \
+       AS t(id, version, user_id, name, created_at, model) \
+     WHERE EXISTS (SELECT FROM ck) ON CONFLICT (id, version) DO NOTHING)";
+
+/// Columns of [`BULK_INSERT`].
+#[derive(Default)]
+struct GraphRows {
+    ids: Vec<Uuid>,
+    versions: Vec<i32>,
+    users: Vec<Uuid>,
+    names: Vec<String>,
+    created: Vec<chrono::DateTime<chrono::Utc>>,
+    models: Vec<String>,
+}
+
+impl GraphRows {
+    fn push(
+        &mut self,
+        graph: &GraphVersion,
+        user_id: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ProjectionError> {
+        let model = serde_json::to_string(&view::GraphModel::new(graph, user_id, at, None))
+            .map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))?;
+        self.ids.push(graph.id);
+        self.versions.push(graph.version);
+        self.users.push(user_id);
+        self.names.push(graph.name.clone());
+        self.created.push(at);
+        self.models.push(model);
+        Ok(())
+    }
+
+    fn add_to(self, args: &mut PgArguments) -> Result<(), ProjectionError> {
+        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
+        args.add(self.ids).map_err(encode)?;
+        args.add(self.versions).map_err(encode)?;
+        args.add(self.users).map_err(encode)?;
+        args.add(self.names).map_err(encode)?;
+        args.add(self.created).map_err(encode)?;
+        args.add(self.models).map_err(encode)
+    }
 }
 
 /// A user's graphs as `GraphMeta`, active versions, newest first (first 250).

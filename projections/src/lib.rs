@@ -4,11 +4,13 @@
 pub mod feed;
 pub mod graphs;
 pub mod library;
+pub mod projector;
 pub mod runner;
 pub mod status;
 pub mod users;
 
-pub use runner::{BoxFuture, ProjectionError, Projections, Projector};
+pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
+pub use runner::Projections;
 
 use std::sync::Arc;
 

@@ -1,15 +1,17 @@
 //! The library read model (`rm_library_agents`) and its queries, which join
 //! the graphs read model for names and schemas.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
 use serde_json::{json, Value};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
+use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_library_agents` from library agent streams.
 pub struct LibraryProjector;
@@ -21,6 +23,50 @@ impl StreamProjector for LibraryProjector {
     type Source = LibraryAgent;
     const NAME: &'static str = NAME;
     const TABLES: &'static [&'static str] = &["rm_library_agents"];
+
+    const BULK: bool = true;
+
+    /// A batch that only adds agents, each once (the common case: graphs
+    /// being created), is one multi-row upsert.
+    fn bulk(
+        &self,
+        events: &[(Uuid, LibraryAgentEvent)],
+        args: &mut PgArguments,
+    ) -> Result<Option<&'static str>, ProjectionError> {
+        let mut rows = AddedRows::default();
+        for (_, event) in events {
+            let LibraryAgentEvent::LibraryAgentAdded {
+                library_agent_id,
+                user_id,
+                graph_id,
+                graph_version,
+                is_created_by_user,
+                at,
+            } = event
+            else {
+                return Ok(None);
+            };
+            // An upsert may touch a row only once per statement.
+            if rows.ids.contains(library_agent_id) {
+                return Ok(None);
+            }
+            rows.ids.push(*library_agent_id);
+            rows.users.push(*user_id);
+            rows.graphs.push(*graph_id);
+            rows.versions.push(*graph_version);
+            rows.created_by_user.push(*is_created_by_user);
+            rows.at.push(*at);
+        }
+        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
+        args.add(rows.ids).map_err(encode)?;
+        args.add(rows.users).map_err(encode)?;
+        args.add(rows.graphs).map_err(encode)?;
+        args.add(rows.versions).map_err(encode)?;
+        args.add(rows.created_by_user).map_err(encode)?;
+        args.add(rows.at).map_err(encode)?;
+        args.add(json!(GraphSettings::default())).map_err(encode)?;
+        Ok(Some(BULK_ADD.as_str()))
+    }
 
     fn apply<'a>(
         &'a self,
@@ -38,22 +84,16 @@ impl StreamProjector for LibraryProjector {
                     is_created_by_user,
                     at,
                 } => {
-                    sqlx::query(
-                        "INSERT INTO rm_library_agents (id, user_id, graph_id, graph_version, is_created_by_user, settings, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                         ON CONFLICT (id) DO UPDATE SET graph_version = EXCLUDED.graph_version, auto_update_version = true, \
-                           is_favorite = false, is_archived = false, is_deleted = false, settings = EXCLUDED.settings, \
-                           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
-                    )
-                    .bind(library_agent_id)
-                    .bind(user_id)
-                    .bind(graph_id)
-                    .bind(graph_version)
-                    .bind(is_created_by_user)
-                    .bind(json!(GraphSettings::default()))
-                    .bind(at)
-                    .execute(conn)
-                    .await?;
+                    sqlx::query(ADD_ONE.as_str())
+                        .bind(library_agent_id)
+                        .bind(user_id)
+                        .bind(graph_id)
+                        .bind(graph_version)
+                        .bind(is_created_by_user)
+                        .bind(json!(GraphSettings::default()))
+                        .bind(at)
+                        .execute(conn)
+                        .await?;
                 }
                 LibraryAgentEvent::LibraryAgentUpdated { patch, at, .. } => {
                     sqlx::query(
@@ -83,6 +123,41 @@ impl StreamProjector for LibraryProjector {
             Ok(())
         })
     }
+}
+
+const ADD_COLUMNS: &str =
+    "(id, user_id, graph_id, graph_version, is_created_by_user, settings, created_at, updated_at)";
+
+/// Adding an agent again (a graph re-added after removal) starts it afresh.
+const ADD_CONFLICT: &str = "ON CONFLICT (id) DO UPDATE SET graph_version = EXCLUDED.graph_version, \
+     auto_update_version = true, is_favorite = false, is_archived = false, is_deleted = false, \
+     settings = EXCLUDED.settings, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
+
+/// Adds a batch's agents, as data-modifying CTE for the runner.
+static BULK_ADD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ins AS (INSERT INTO rm_library_agents {ADD_COLUMNS} \
+         SELECT id, user_id, graph_id, graph_version, created_by_user, $12::jsonb, at, at \
+         FROM UNNEST($6::uuid[], $7::uuid[], $8::uuid[], $9::int4[], $10::bool[], $11::timestamptz[]) \
+           AS t(id, user_id, graph_id, graph_version, created_by_user, at) \
+         WHERE EXISTS (SELECT FROM ck) {ADD_CONFLICT})"
+    )
+});
+
+/// Adds one agent.
+static ADD_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO rm_library_agents {ADD_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $7) {ADD_CONFLICT}")
+});
+
+/// Columns of [`BULK_ADD`].
+#[derive(Default)]
+struct AddedRows {
+    ids: Vec<Uuid>,
+    users: Vec<Uuid>,
+    graphs: Vec<Uuid>,
+    versions: Vec<i32>,
+    created_by_user: Vec<bool>,
+    at: Vec<DateTime<Utc>>,
 }
 
 const SELECT: &str = "SELECT a.id, a.user_id, a.graph_id, a.graph_version, a.is_favorite, a.settings, \

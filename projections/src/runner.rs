@@ -4,115 +4,19 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commands::store::{EventStore, GlobalPosition, RecordedEvent};
 use commands::tail::TailConfig;
-use commands::uow::decode;
-use commands::{PgEventStore, StoreError};
-use domain::aggregate::Aggregate;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
+use commands::PgEventStore;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::feed::Feed;
-
-/// A boxed future, so projectors can be stored as trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Failures while projecting.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    /// Reading or decoding the log failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Writing the read model failed.
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    /// No projector has that name.
-    #[error("unknown projection '{0}'")]
-    Unknown(String),
-    /// Another process moved the checkpoint while this one worked.
-    #[error("the checkpoint of '{0}' was moved by another process")]
-    Contended(String),
-}
-
-/// One read model's builder.
-pub trait Projector: Send + Sync + 'static {
-    /// Stable name; the checkpoint row's key.
-    fn name(&self) -> &'static str;
-    /// The tables it owns, emptied before a rebuild.
-    fn tables(&self) -> &'static [&'static str];
-    /// Whether the projector does anything with this event; a batch with
-    /// none it wants costs no transaction.
-    fn wants(&self, _event: &RecordedEvent) -> bool {
-        true
-    }
-    /// Apply one event inside the batch's transaction. Events of streams the
-    /// projector does not care about are ignored.
-    fn handle<'a>(
-        &'a self,
-        event: &'a RecordedEvent,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
-}
-
-/// A projector fed by the streams of one aggregate type: the runner skips
-/// other streams and decodes (upcasting old schemas) before calling it.
-pub trait StreamProjector: Send + Sync + 'static {
-    /// The aggregate whose streams it reads.
-    type Source: Aggregate;
-    /// Stable name; the checkpoint row's key.
-    const NAME: &'static str;
-    /// The tables it owns, emptied before a rebuild.
-    const TABLES: &'static [&'static str];
-    /// Apply one decoded event of the stream of aggregate `id`.
-    fn apply<'a>(
-        &'a self,
-        id: Uuid,
-        event: <Self::Source as Aggregate>::Event,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
-}
-
-impl<P: StreamProjector> Projector for P {
-    fn name(&self) -> &'static str {
-        P::NAME
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        P::TABLES
-    }
-
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        source_id::<P::Source>(event).is_some()
-    }
-
-    fn handle<'a>(
-        &'a self,
-        event: &'a RecordedEvent,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        let Some(id) = source_id::<P::Source>(event) else { return Box::pin(async { Ok(()) }) };
-        match decode::<P::Source>(event) {
-            Ok(decoded) => self.apply(id, decoded, conn),
-            Err(e) => Box::pin(async move { Err(e.into()) }),
-        }
-    }
-}
-
-/// The aggregate id of an event of `A`'s streams (`<prefix>-<uuid>`).
-fn source_id<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
-    event
-        .stream_id
-        .strip_prefix(A::STREAM_PREFIX)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|id| Uuid::parse_str(id).ok())
-}
+pub use crate::projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
 
 /// First pause after a failed batch; doubles up to 5 s.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
@@ -301,6 +205,9 @@ impl Projections {
         if !batch.iter().any(|e| projector.wants(e.borrow())) {
             return Ok(Applied::Skipped(last));
         }
+        if let Some(moved) = self.apply_bulk(projector, from, batch, last, conn).await? {
+            return Ok(moved);
+        }
         let mut tx = conn.begin().await?;
         let moved = self.move_checkpoint(&mut tx, projector.name(), from, last).await?;
         if !moved {
@@ -311,7 +218,43 @@ impl Projections {
             projector.handle(event.borrow(), &mut tx).await?;
         }
         tx.commit().await?;
+        self.store.nudge();
         Ok(Applied::Done(last))
+    }
+
+    /// The batch as one statement, when the projector can write it so: the
+    /// checkpoint's compare-and-set and the projector's writes (guarded by
+    /// it) in one implicit transaction, one round trip. `None` when the
+    /// projector declined.
+    async fn apply_bulk<E: Borrow<RecordedEvent>>(
+        &self,
+        projector: &dyn Projector,
+        from: GlobalPosition,
+        batch: &[E],
+        last: GlobalPosition,
+        conn: &mut PgConnection,
+    ) -> Result<Option<Applied>, ProjectionError> {
+        let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
+        let mut args = PgArguments::default();
+        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
+        args.add(projector.name()).map_err(encode)?;
+        args.add(from.tx_id).map_err(encode)?;
+        args.add(from.position).map_err(encode)?;
+        args.add(last.tx_id).map_err(encode)?;
+        args.add(last.position).map_err(encode)?;
+        let Some(writes) = projector.bulk(&events, &mut args)? else { return Ok(None) };
+        let sql = format!(
+            "WITH ck AS (UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), \
+             last_error = NULL WHERE name = $1 AND tx_id = $2 AND position = $3 RETURNING 1), {writes} \
+             SELECT count(*) FROM ck"
+        );
+        let moved: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(&mut *conn).await?;
+        self.store.nudge();
+        Ok(Some(if moved == 1 {
+            Applied::Done(last)
+        } else {
+            Applied::Moved(self.checkpoint(projector.name()).await?)
+        }))
     }
 
     /// Compare-and-set the checkpoint; false when it is no longer at `from`.
@@ -447,7 +390,13 @@ async fn connection<'c>(
     slot: &'c mut Option<PgConnection>,
 ) -> Result<&'c mut PgConnection, ProjectionError> {
     if slot.is_none() {
-        *slot = Some(pool.connect_options().connect().await?);
+        // Read models can be rebuilt from the log, and a projector's rows
+        // commit together with its checkpoint: a crash that loses the last
+        // commits rewinds both, and the projector applies those events again.
+        // So its commits need not wait for the WAL flush, which would also
+        // keep its transaction id, and with it the log's horizon, held back.
+        let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "off")]);
+        *slot = Some(options.connect().await?);
     }
     slot.as_mut().ok_or(ProjectionError::Database(sqlx::Error::PoolClosed))
 }

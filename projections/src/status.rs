@@ -6,7 +6,7 @@ use commands::PgEventStore;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::runner::ProjectionError;
+use crate::projector::ProjectionError;
 
 /// One projector's progress.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::runner::{BoxFuture, ProjectionError, StreamProjector};
+use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_users` from user streams.
 pub struct UsersProjector;

@@ -1,0 +1,146 @@
+//! What a projector is: a named builder of one read model, applying events
+//! inside the runner's transaction, or a whole batch as one statement.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use commands::store::RecordedEvent;
+use commands::uow::decode;
+use commands::StoreError;
+use domain::aggregate::Aggregate;
+use sqlx::postgres::PgArguments;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A boxed future, so projectors can be stored as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Failures while projecting.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Reading or decoding the log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the read model failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// No projector has that name.
+    #[error("unknown projection '{0}'")]
+    Unknown(String),
+    /// Another process moved the checkpoint while this one worked.
+    #[error("the checkpoint of '{0}' was moved by another process")]
+    Contended(String),
+}
+
+/// One read model's builder.
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name; the checkpoint row's key.
+    fn name(&self) -> &'static str;
+    /// The tables it owns, emptied before a rebuild.
+    fn tables(&self) -> &'static [&'static str];
+    /// Whether the projector does anything with this event; a batch with
+    /// none it wants costs no transaction.
+    fn wants(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+    /// Apply one event inside the batch's transaction. Events of streams the
+    /// projector does not care about are ignored.
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// Optionally, the whole batch as one statement: one round trip, where
+    /// a transaction costs at least four. The projector adds its arguments
+    /// (numbered from [`BULK_FIRST_ARG`]) and returns the data-modifying CTEs
+    /// that write them, each guarded by `WHERE EXISTS (SELECT FROM ck)`, the
+    /// runner's checkpoint move. `None`, the default, leaves `args` alone and
+    /// has the batch applied event by event in a transaction.
+    fn bulk(
+        &self,
+        _batch: &[&RecordedEvent],
+        _args: &mut PgArguments,
+    ) -> Result<Option<&'static str>, ProjectionError> {
+        Ok(None)
+    }
+}
+
+/// The first argument number a projector's bulk statement may use; the
+/// runner's checkpoint move takes those before.
+pub const BULK_FIRST_ARG: usize = 6;
+
+/// A projector fed by the streams of one aggregate type: the runner skips
+/// other streams and decodes (upcasting old schemas) before calling it.
+pub trait StreamProjector: Send + Sync + 'static {
+    /// The aggregate whose streams it reads.
+    type Source: Aggregate;
+    /// Stable name; the checkpoint row's key.
+    const NAME: &'static str;
+    /// The tables it owns, emptied before a rebuild.
+    const TABLES: &'static [&'static str];
+    /// Apply one decoded event of the stream of aggregate `id`.
+    fn apply<'a>(
+        &'a self,
+        id: Uuid,
+        event: <Self::Source as Aggregate>::Event,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// Whether [`Self::bulk`] is worth trying (spares decoding batches twice).
+    const BULK: bool = false;
+    /// The batch's decoded events as one statement; see [`Projector::bulk`].
+    fn bulk(
+        &self,
+        _events: &[(Uuid, <Self::Source as Aggregate>::Event)],
+        _args: &mut PgArguments,
+    ) -> Result<Option<&'static str>, ProjectionError> {
+        Ok(None)
+    }
+}
+
+impl<P: StreamProjector> Projector for P {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        P::TABLES
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        source_id::<P::Source>(event).is_some()
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let Some(id) = source_id::<P::Source>(event) else { return Box::pin(async { Ok(()) }) };
+        match decode::<P::Source>(event) {
+            Ok(decoded) => self.apply(id, decoded, conn),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+        }
+    }
+
+    fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<&'static str>, ProjectionError> {
+        if !P::BULK {
+            return Ok(None);
+        }
+        let mut events = Vec::with_capacity(batch.len());
+        for event in batch {
+            if let Some(id) = source_id::<P::Source>(event) {
+                events.push((id, decode::<P::Source>(event)?));
+            }
+        }
+        StreamProjector::bulk(self, &events, args)
+    }
+}
+
+/// The aggregate id of an event of `A`'s streams (`<prefix>-<uuid>`).
+fn source_id<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
+    event
+        .stream_id
+        .strip_prefix(A::STREAM_PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
