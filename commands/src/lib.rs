@@ -2,6 +2,7 @@
 //! and the command handlers that load aggregates, decide and append.
 
 pub mod error;
+mod inflight;
 pub mod postgres;
 pub mod services;
 pub mod store;

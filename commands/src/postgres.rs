@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::inflight::InFlight;
 use crate::store::{AppendResult, EventMetadata, EventStore, GlobalPosition, RecordedEvent, StreamWrite};
 use crate::writers::Writers;
 
@@ -61,7 +62,7 @@ const VISIBLE: &str = "tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bi
 pub struct PgEventStore {
     pool: PgPool,
     writers: Arc<Writers>,
-    appended: watch::Sender<u64>,
+    inflight: Arc<InFlight>,
 }
 
 impl PgEventStore {
@@ -70,15 +71,7 @@ impl PgEventStore {
     pub fn new(pool: PgPool) -> Self {
         let size = (pool.options().get_max_connections() as usize).clamp(1, 8);
         let writers = Arc::new(Writers::new(pool.connect_options().as_ref().clone(), size));
-        Self { pool, writers, appended: watch::Sender::new(0) }
-    }
-
-    /// Wake this process's tailers: a write transaction that was not an
-    /// append (a projector's) has ended. While open it held the horizon
-    /// back, hiding appends committed meanwhile; without this nudge the
-    /// tailers would only find them at their next poll.
-    pub fn nudge(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Self { pool, writers, inflight: Arc::new(InFlight::new()) }
     }
 
     /// The pool, for read models living in the same database.
@@ -173,6 +166,7 @@ impl EventStore for PgEventStore {
             return Ok(AppendResult { positions: vec![], duplicate: false });
         }
         let mut writer = self.writers.acquire().await?;
+        let ticket = self.inflight.start();
         let result = match writes {
             [single] if single.events.len() == 1 => {
                 sqlx::query(APPEND_ONE_SQL)
@@ -202,6 +196,8 @@ impl EventStore for PgEventStore {
                     .await
             }
         };
+        // The transaction has ended, one way or the other.
+        drop(ticket);
         if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
             writer.release();
         }
@@ -210,7 +206,6 @@ impl EventStore for PgEventStore {
             Ok(rows) if rows.len() == c.event_ids.len() => {
                 let mut positions: Vec<GlobalPosition> = rows.iter().map(global_of).collect::<Result<_, _>>()?;
                 positions.sort();
-                self.appended.send_modify(|n| *n = n.wrapping_add(1));
                 Ok(AppendResult { positions, duplicate: false })
             }
             // A stream is behind the expected version (no row inserted) or
@@ -249,6 +244,6 @@ impl EventStore for PgEventStore {
     }
 
     fn appended(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+        self.inflight.subscribe()
     }
 }

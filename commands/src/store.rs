@@ -136,7 +136,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// The position of the last readable event.
     fn head(&self) -> impl Future<Output = Result<GlobalPosition, StoreError>> + Send;
 
-    /// A signal that changes whenever this process appended something, so
+    /// A signal that changes when an append (or another write) of this
+    /// process ended and the log may have become readable further, so
     /// tailers wake at once instead of waiting for their poll.
     fn appended(&self) -> watch::Receiver<u64>;
 }

@@ -218,7 +218,6 @@ impl Projections {
             projector.handle(event.borrow(), &mut tx).await?;
         }
         tx.commit().await?;
-        self.store.nudge();
         Ok(Applied::Done(last))
     }
 
@@ -249,7 +248,6 @@ impl Projections {
              SELECT count(*) FROM ck"
         );
         let moved: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(&mut *conn).await?;
-        self.store.nudge();
         Ok(Some(if moved == 1 {
             Applied::Done(last)
         } else {
