@@ -11,7 +11,10 @@
 //! plan: a CTE form that counted versions got a fresh custom plan on every
 //! call, and planning cost more than the insert. A single event on a single
 //! stream, the common case, binds scalars instead of arrays. Payloads travel
-//! as text into `json` columns: validated, not converted.
+//! as text into `json` columns: validated, not converted. A multi-row append
+//! computes its transaction id once (an init plan) rather than running the
+//! column default's text round trip for every row, which cost about a third
+//! of a 100-event append.
 
 use std::sync::Arc;
 
@@ -29,8 +32,8 @@ const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
 const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 const APPEND_SQL: &str = r#"
-INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, t.metadata
+INSERT INTO events (tx_id, stream_id, version, event_id, event_type, schema_version, data, metadata)
+SELECT (SELECT pg_current_xact_id()::text::bigint), t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, t.metadata
 FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int4[], $6::text[]::json[], $7::text[]::json[])
     WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, ord)
 WHERE NOT EXISTS (
