@@ -235,3 +235,55 @@ async fn a_command_whose_projections_cannot_catch_up_answers_503_and_its_write_s
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_projecting_the_same_log_apply_every_event_once() {
+    let store = fresh_store().await;
+    // Two processes' worth of runners over one database, racing for the
+    // same checkpoints; one of them also appends, in batches both the
+    // one-statement path and the transaction path handle.
+    let first = Projections::new(store.clone(), projections::all());
+    let second = Projections::new(store.clone(), projections::all());
+    let stop = CancellationToken::new();
+    first.spawn(stop.clone()).await.unwrap();
+    second.spawn(stop.clone()).await.unwrap();
+    let commands = Arc::new(commands::services::Commands::new(store.clone()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let commands = Arc::clone(&commands);
+            tokio::spawn(async move {
+                let user = Uuid::new_v4();
+                let ctx = commands::CommandContext::for_user(user);
+                for i in 0..25 {
+                    let draft = serde_json::from_value(sample_graph(&format!("g{w}-{i}"))).unwrap();
+                    let created = commands.create_graph(&ctx, user, draft).await.unwrap();
+                    if i % 5 == 0 {
+                        // A second version deactivates the first: not a plain insert.
+                        let again = serde_json::from_value(sample_graph(&format!("g{w}-{i}-v2"))).unwrap();
+                        commands.create_graph_version(&ctx, user, created.graph_id, again).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let (tx_id, position): (i64, i64) =
+        sqlx::query_as("SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let last = commands::GlobalPosition { tx_id, position };
+    let names = first.names();
+    assert!(first.wait_for(&names, last, Duration::from_secs(30)).await, "first instance caught up");
+    assert!(second.wait_for(&names, last, Duration::from_secs(30)).await, "second instance caught up");
+    let pool = store.pool();
+    let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+    assert_eq!(count("SELECT count(*) FROM rm_graphs").await, 8 * 25 + 8 * 5, "every version once");
+    assert_eq!(count("SELECT count(*) FROM rm_graphs WHERE is_active").await, 8 * 25, "one active version each");
+    assert_eq!(count("SELECT count(*) FROM rm_graphs WHERE is_active AND version = 2").await, 8 * 5);
+    assert_eq!(count("SELECT count(*) FROM rm_library_agents").await, 8 * 25);
+    assert_eq!(count("SELECT count(*) FROM rm_library_agents WHERE graph_version = 2").await, 8 * 5);
+    stop.cancel();
+}
