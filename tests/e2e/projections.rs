@@ -88,15 +88,19 @@ async fn assert_applied_exactly_once(store: &PgEventStore, expected: i64) {
     assert_eq!(distinct, expected, "no event applied twice");
 }
 
-async fn wait_until_caught_up(projections: &Projections, store: &PgEventStore) {
-    // The last committed event, visible or not yet: `head()` would stop short
-    // while another test's transaction holds the cluster-wide horizon back.
+/// The last committed event, visible or not yet: `head()` would stop short
+/// while another test's transaction holds the cluster-wide horizon back.
+async fn last_committed(store: &PgEventStore) -> commands::GlobalPosition {
     let (tx_id, position): (i64, i64) =
         sqlx::query_as("SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1")
             .fetch_one(store.pool())
             .await
             .unwrap();
-    let last = commands::GlobalPosition { tx_id, position };
+    commands::GlobalPosition { tx_id, position }
+}
+
+async fn wait_until_caught_up(projections: &Projections, store: &PgEventStore) {
+    let last = last_committed(store).await;
     assert!(projections.wait_for(&["recorder"], last, Duration::from_secs(30)).await, "projector caught up");
 }
 
@@ -269,12 +273,7 @@ async fn two_instances_projecting_the_same_log_apply_every_event_once() {
     for w in writers {
         w.await.unwrap();
     }
-    let (tx_id, position): (i64, i64) =
-        sqlx::query_as("SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    let last = commands::GlobalPosition { tx_id, position };
+    let last = last_committed(&store).await;
     let names = first.names();
     assert!(first.wait_for(&names, last, Duration::from_secs(30)).await, "first instance caught up");
     assert!(second.wait_for(&names, last, Duration::from_secs(30)).await, "second instance caught up");
