@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::Feed;
-pub use crate::projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
+use crate::projector::{ProjectionError, Projector};
 
 /// First pause after a failed batch; doubles up to 5 s.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
