@@ -5,10 +5,10 @@ use domain::aggregate::Aggregate;
 use domain::graph::{view, Graph, GraphEvent, GraphVersion};
 use serde_json::Value;
 use sqlx::postgres::PgArguments;
-use sqlx::{Arguments, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
+use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_graphs` from graph streams.
 pub struct GraphsProjector;
@@ -143,13 +143,12 @@ impl GraphRows {
     }
 
     fn add_to(self, args: &mut PgArguments) -> Result<(), ProjectionError> {
-        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
-        args.add(self.ids).map_err(encode)?;
-        args.add(self.versions).map_err(encode)?;
-        args.add(self.users).map_err(encode)?;
-        args.add(self.names).map_err(encode)?;
-        args.add(self.created).map_err(encode)?;
-        args.add(self.models).map_err(encode)
+        bind(args, self.ids)?;
+        bind(args, self.versions)?;
+        bind(args, self.users)?;
+        bind(args, self.names)?;
+        bind(args, self.created)?;
+        bind(args, self.models)
     }
 }
 

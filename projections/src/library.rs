@@ -8,10 +8,10 @@ use domain::aggregate::Aggregate;
 use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Arguments, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
+use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
 
 /// Builds `rm_library_agents` from library agent streams.
 pub struct LibraryProjector;
@@ -57,14 +57,13 @@ impl StreamProjector for LibraryProjector {
             rows.created_by_user.push(*is_created_by_user);
             rows.at.push(*at);
         }
-        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
-        args.add(rows.ids).map_err(encode)?;
-        args.add(rows.users).map_err(encode)?;
-        args.add(rows.graphs).map_err(encode)?;
-        args.add(rows.versions).map_err(encode)?;
-        args.add(rows.created_by_user).map_err(encode)?;
-        args.add(rows.at).map_err(encode)?;
-        args.add(json!(GraphSettings::default())).map_err(encode)?;
+        bind(args, rows.ids)?;
+        bind(args, rows.users)?;
+        bind(args, rows.graphs)?;
+        bind(args, rows.versions)?;
+        bind(args, rows.created_by_user)?;
+        bind(args, rows.at)?;
+        bind(args, json!(GraphSettings::default()))?;
         Ok(Some(BULK_ADD.as_str()))
     }
 

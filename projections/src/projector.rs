@@ -9,7 +9,7 @@ use commands::uow::decode;
 use commands::StoreError;
 use domain::aggregate::Aggregate;
 use sqlx::postgres::PgArguments;
-use sqlx::PgConnection;
+use sqlx::{Arguments, PgConnection, Postgres};
 use uuid::Uuid;
 
 /// A boxed future, so projectors can be stored as trait objects.
@@ -52,7 +52,7 @@ pub trait Projector: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// Optionally, the whole batch as one statement: one round trip, where
     /// a transaction costs at least four. The projector adds its arguments
-    /// (numbered from [`BULK_FIRST_ARG`]) and returns the data-modifying CTEs
+    /// (numbered from `$6`: the runner's checkpoint move takes `$1` to `$5`) and returns the data-modifying CTEs
     /// that write them, each guarded by `WHERE EXISTS (SELECT FROM ck)`, the
     /// runner's checkpoint move. `None`, the default, leaves `args` alone and
     /// has the batch applied event by event in a transaction.
@@ -65,9 +65,13 @@ pub trait Projector: Send + Sync + 'static {
     }
 }
 
-/// The first argument number a projector's bulk statement may use; the
-/// runner's checkpoint move takes those before.
-pub const BULK_FIRST_ARG: usize = 6;
+/// Add one argument to a bulk statement's arguments.
+pub fn bind<'q, T>(args: &mut PgArguments, value: T) -> Result<(), ProjectionError>
+where
+    T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+{
+    args.add(value).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e)))
+}
 
 /// A projector fed by the streams of one aggregate type: the runner skips
 /// other streams and decodes (upcasting old schemas) before calling it.

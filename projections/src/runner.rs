@@ -11,12 +11,12 @@ use commands::store::{EventStore, GlobalPosition, RecordedEvent};
 use commands::tail::TailConfig;
 use commands::PgEventStore;
 use sqlx::postgres::PgArguments;
-use sqlx::{Arguments, ConnectOptions, Connection, PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::Feed;
-use crate::projector::{ProjectionError, Projector};
+use crate::projector::{bind, ProjectionError, Projector};
 
 /// First pause after a failed batch; doubles up to 5 s.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
@@ -235,12 +235,11 @@ impl Projections {
     ) -> Result<Option<Applied>, ProjectionError> {
         let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
         let mut args = PgArguments::default();
-        let encode = |e| ProjectionError::Database(sqlx::Error::Encode(e));
-        args.add(projector.name()).map_err(encode)?;
-        args.add(from.tx_id).map_err(encode)?;
-        args.add(from.position).map_err(encode)?;
-        args.add(last.tx_id).map_err(encode)?;
-        args.add(last.position).map_err(encode)?;
+        bind(&mut args, projector.name())?;
+        bind(&mut args, from.tx_id)?;
+        bind(&mut args, from.position)?;
+        bind(&mut args, last.tx_id)?;
+        bind(&mut args, last.position)?;
         let Some(writes) = projector.bulk(&events, &mut args)? else { return Ok(None) };
         let sql = format!(
             "WITH ck AS (UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), \
