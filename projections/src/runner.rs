@@ -234,18 +234,9 @@ impl Projections {
         conn: &mut PgConnection,
     ) -> Result<Option<Applied>, ProjectionError> {
         let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
-        let mut args = PgArguments::default();
-        bind(&mut args, projector.name())?;
-        bind(&mut args, from.tx_id)?;
-        bind(&mut args, from.position)?;
-        bind(&mut args, last.tx_id)?;
-        bind(&mut args, last.position)?;
+        let mut args = checkpoint_move_args(projector.name(), from, last)?;
         let Some(writes) = projector.bulk(&events, &mut args)? else { return Ok(None) };
-        let sql = format!(
-            "WITH ck AS (UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), \
-             last_error = NULL WHERE name = $1 AND tx_id = $2 AND position = $3 RETURNING 1), {writes} \
-             SELECT count(*) FROM ck"
-        );
+        let sql = format!("WITH ck AS ({MOVE_CHECKPOINT} RETURNING 1), {writes} SELECT count(*) FROM ck");
         let moved: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(&mut *conn).await?;
         Ok(Some(if moved == 1 {
             Applied::Done(last)
@@ -262,17 +253,7 @@ impl Projections {
         from: GlobalPosition,
         to: GlobalPosition,
     ) -> Result<bool, ProjectionError> {
-        let done = sqlx::query(
-            "UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), last_error = NULL \
-             WHERE name = $1 AND tx_id = $2 AND position = $3",
-        )
-        .bind(name)
-        .bind(from.tx_id)
-        .bind(from.position)
-        .bind(to.tx_id)
-        .bind(to.position)
-        .execute(conn)
-        .await?;
+        let done = sqlx::query_with(MOVE_CHECKPOINT, checkpoint_move_args(name, from, to)?).execute(conn).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -379,6 +360,22 @@ enum Applied {
     Skipped(GlobalPosition),
     /// Another instance moved the checkpoint here.
     Moved(GlobalPosition),
+}
+
+/// Compare-and-set of a checkpoint from `$2, $3` to `$4, $5`; bound by
+/// [`checkpoint_move_args`].
+const MOVE_CHECKPOINT: &str = "UPDATE projection_checkpoints SET tx_id = $4, position = $5, updated_at = now(), \
+     last_error = NULL WHERE name = $1 AND tx_id = $2 AND position = $3";
+
+/// The arguments of [`MOVE_CHECKPOINT`]; a bulk statement adds its own after.
+fn checkpoint_move_args(name: &str, from: GlobalPosition, to: GlobalPosition) -> Result<PgArguments, ProjectionError> {
+    let mut args = PgArguments::default();
+    bind(&mut args, name)?;
+    bind(&mut args, from.tx_id)?;
+    bind(&mut args, from.position)?;
+    bind(&mut args, to.tx_id)?;
+    bind(&mut args, to.position)?;
+    Ok(args)
 }
 
 /// The projector's connection, opened when there is none.
