@@ -10,13 +10,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use commands::store::{EventStore, GlobalPosition, RecordedEvent};
 use commands::tail::{Tail, TailConfig};
 use commands::{PgEventStore, StoreError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::runner::{next_backoff, sleep_or_stop, INITIAL_BACKOFF};
 
 /// Events kept in memory: enough for projectors that fall briefly behind,
 /// small enough not to matter (a few MiB of typical events).
@@ -91,7 +92,7 @@ impl Feed {
         let shared = &self.shared;
         let from = self.window().last();
         let mut tail = Tail::new(&shared.store, from, shared.tail);
-        let mut pause = Duration::from_millis(50);
+        let mut pause = INITIAL_BACKOFF;
         loop {
             let batch = tokio::select! {
                 batch = tail.next(&shared.store) => batch,
@@ -99,17 +100,16 @@ impl Feed {
             };
             match batch {
                 Ok(batch) => {
-                    pause = Duration::from_millis(50);
+                    pause = INITIAL_BACKOFF;
                     self.push(batch);
                 }
                 Err(e) => {
+                    // The tail stays where it was: the failed read moved nothing.
                     tracing::warn!(error = %e, "reading the log failed; retrying");
-                    tail.seek(self.window().last());
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = stop.cancelled() => return,
+                    if sleep_or_stop(&stop, pause).await {
+                        return;
                     }
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    pause = next_backoff(pause);
                 }
             }
         }

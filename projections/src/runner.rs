@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::feed::Feed;
 use crate::projector::{bind, ProjectionError, Projector};
 
-/// First pause after a failed batch; doubles up to 5 s.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+/// First pause after a failed batch or read; see [`next_backoff`].
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How often progress over ignored events is written to the checkpoint row.
 const SKIPPED_FLUSH: Duration = Duration::from_secs(1);
@@ -162,7 +162,7 @@ impl Projections {
                     if sleep_or_stop(&stop, backoff).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = next_backoff(backoff);
                 }
             }
         }
@@ -403,8 +403,13 @@ async fn sleep_until_or_forever(at: Option<Instant>) {
     }
 }
 
+/// The pause after another failure: double the last, at most 5 s.
+pub(crate) fn next_backoff(pause: Duration) -> Duration {
+    (pause * 2).min(Duration::from_secs(5))
+}
+
 /// Sleep, unless asked to stop first; true when stopping.
-async fn sleep_or_stop(stop: &CancellationToken, pause: Duration) -> bool {
+pub(crate) async fn sleep_or_stop(stop: &CancellationToken, pause: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(pause) => false,
         () = stop.cancelled() => true,
