@@ -11,7 +11,7 @@
 //! polling covers anything else.)
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -34,9 +34,15 @@ impl InFlight {
         Self { state: Mutex::new((0, BTreeSet::new())), wake: watch::Sender::new(0) }
     }
 
+    fn state(&self) -> MutexGuard<'_, (u64, BTreeSet<u64>)> {
+        // Each change is a single insert or remove: a panic cannot leave the
+        // set half-changed, so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Mark an append as started.
     pub(crate) fn start(&self) -> Ticket<'_> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.state();
         let number = state.0;
         state.0 += 1;
         state.1.insert(number);
@@ -52,7 +58,7 @@ impl InFlight {
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         let oldest = {
-            let mut state = self.owner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = self.owner.state();
             state.1.remove(&self.number);
             state.1.first().is_none_or(|&first| first > self.number)
         };
