@@ -39,7 +39,7 @@ impl<S: EventStore> Commands<S> {
         let graph_id = ctx.new_id("graph");
         let now = Utc::now();
         let events = Graph::default().decide(GraphCommand::CreateGraph { graph_id, user_id, draft, now })?;
-        self.save_new_graph(ctx, user_id, graph_id, &events).await
+        self.save_new_graph(ctx, user_id, graph_id, events).await
     }
 
     async fn save_new_graph(
@@ -47,7 +47,7 @@ impl<S: EventStore> Commands<S> {
         ctx: &CommandContext,
         user_id: Uuid,
         graph_id: Uuid,
-        events: &[GraphEvent],
+        events: Vec<GraphEvent>,
     ) -> Result<CreatedGraph, CommandError> {
         let library_agent_id = library_agent_id(user_id, graph_id);
         let added = LibraryAgent::default().decide(LibraryAgentCommand::AddToLibrary {
@@ -59,13 +59,13 @@ impl<S: EventStore> Commands<S> {
             now: Utc::now(),
         })?;
         let mut uow = UnitOfWork::new(&self.store, ctx);
-        uow.record::<Graph>(graph_id, 0, events)?;
+        uow.record::<Graph>(graph_id, 0, &events)?;
         uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
         let outcome = uow.commit().await?;
         let saved = (outcome.appended > 0)
             .then(|| {
-                events.iter().find_map(|e| match e {
-                    GraphEvent::GraphCreated { graph, at, .. } => Some((graph.clone(), *at)),
+                events.into_iter().find_map(|e| match e {
+                    GraphEvent::GraphCreated { graph, at, .. } => Some((graph, at)),
                     _ => None,
                 })
             })
@@ -232,6 +232,6 @@ impl<S: EventStore> Commands<S> {
         let graph_id = ctx.new_id("fork");
         let events =
             Graph::default().decide(GraphCommand::CreateGraph { graph_id, user_id, draft, now: Utc::now() })?;
-        self.save_new_graph(ctx, user_id, graph_id, &events).await
+        self.save_new_graph(ctx, user_id, graph_id, events).await
     }
 }
