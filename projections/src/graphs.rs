@@ -1,6 +1,8 @@
 //! The graphs read model (`rm_graphs`: every version, which is active) and
 //! its queries.
 
+use std::sync::LazyLock;
+
 use domain::aggregate::Aggregate;
 use domain::graph::{view, Graph, GraphEvent, GraphVersion};
 use serde_json::Value;
@@ -43,7 +45,7 @@ impl StreamProjector for GraphsProjector {
             }
         }
         rows.add_to(args)?;
-        Ok(Some(BULK_INSERT))
+        Ok(Some(BULK_INSERT.as_str()))
     }
 
     fn apply<'a>(
@@ -90,28 +92,38 @@ async fn insert_version(
     let is_active = graph.is_active || graph.version == 1;
     // `is_active` lives in its own column; queries fold it back in.
     let model = view::GraphModel::new(graph, user_id, at, None);
-    sqlx::query(
-        "INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id, version) DO NOTHING",
-    )
-    .bind(graph.id)
-    .bind(graph.version)
-    .bind(user_id)
-    .bind(is_active)
-    .bind(&graph.name)
-    .bind(at)
-    .bind(sqlx::types::Json(model))
-    .execute(conn)
-    .await?;
+    sqlx::query(INSERT_ONE.as_str())
+        .bind(graph.id)
+        .bind(graph.version)
+        .bind(user_id)
+        .bind(is_active)
+        .bind(&graph.name)
+        .bind(at)
+        .bind(sqlx::types::Json(model))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
+/// The start of every version insert.
+const INSERT_INTO: &str = "INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model)";
+
+/// A version already projected (events applied again) is left as it is.
+const ON_CONFLICT: &str = "ON CONFLICT (id, version) DO NOTHING";
+
+/// Inserts one version.
+static INSERT_ONE: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7) {ON_CONFLICT}"));
+
 /// Inserts a batch's first versions, as data-modifying CTE for the runner.
-const BULK_INSERT: &str = "ins AS (INSERT INTO rm_graphs (id, version, user_id, is_active, name, created_at, model) \
-     SELECT id, version, user_id, true, name, created_at, model::jsonb \
-     FROM UNNEST($6::uuid[], $7::int4[], $8::uuid[], $9::text[], $10::timestamptz[], $11::text[]) \
-       AS t(id, version, user_id, name, created_at, model) \
-     WHERE EXISTS (SELECT FROM ck) ON CONFLICT (id, version) DO NOTHING)";
+static BULK_INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ins AS ({INSERT_INTO} SELECT id, version, user_id, true, name, created_at, model::jsonb \
+         FROM UNNEST($6::uuid[], $7::int4[], $8::uuid[], $9::text[], $10::timestamptz[], $11::text[]) \
+           AS t(id, version, user_id, name, created_at, model) \
+         WHERE EXISTS (SELECT FROM ck) {ON_CONFLICT})"
+    )
+});
 
 /// Columns of [`BULK_INSERT`].
 #[derive(Default)]
