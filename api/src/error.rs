@@ -46,6 +46,13 @@ pub struct FieldError {
     pub input: Value,
 }
 
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>, kind: &str, input: Value) -> Self {
+        Self { field: field.into(), message: message.into(), kind: kind.into(), input }
+    }
+}
+
 /// An error answered to the client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -140,15 +147,9 @@ impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
             UserError::NotFound => Self::not_found(e.to_string()),
-            UserError::InvalidEmail(_) | UserError::InvalidTimezone(_) => Self::unprocessable(
-                e.to_string(),
-                vec![FieldError {
-                    field: "body".into(),
-                    message: e.to_string(),
-                    kind: "invalid".into(),
-                    input: Value::Null,
-                }],
-            ),
+            UserError::InvalidEmail(_) | UserError::InvalidTimezone(_) => {
+                Self::unprocessable(e.to_string(), vec![FieldError::new("body", e.to_string(), "invalid", Value::Null)])
+            }
         }
     }
 }

@@ -57,7 +57,7 @@ fn describe(path: Option<String>, inner: serde_json::Error) -> ApiError {
     };
     let detail =
         if syntax { "Invalid JSON body".to_owned() } else { format!("Invalid request body: {field}: {message}") };
-    ApiError::unprocessable(detail, vec![FieldError { field, message, kind: kind.into(), input: Value::Null }])
+    ApiError::unprocessable(detail, vec![FieldError::new(field, message, kind, Value::Null)])
 }
 
 fn strip_position(message: &str) -> String {
@@ -92,7 +92,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             let message = err.into_inner().to_string();
             ApiError::unprocessable(
                 format!("Invalid query parameter: {message}"),
-                vec![FieldError { field, message, kind: "invalid".into(), input: Value::Null }],
+                vec![FieldError::new(field, message, "invalid", Value::Null)],
             )
         })
     }

@@ -119,12 +119,7 @@ pub(crate) async fn get_graph_version(
     let version: i32 = version.parse().map_err(|_| {
         ApiError::unprocessable(
             "Invalid path parameter: version",
-            vec![FieldError {
-                field: "version".into(),
-                message: "must be an integer".into(),
-                kind: "int_parsing".into(),
-                input: json!(version),
-            }],
+            vec![FieldError::new("version", "must be an integer", "int_parsing", json!(version))],
         )
     })?;
     let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, Some(version)).await?;

@@ -59,12 +59,7 @@ impl ListQuery {
             if !(1..=1000).contains(&value) {
                 return Err(ApiError::unprocessable(
                     format!("{field} must be between 1 and 1000"),
-                    vec![FieldError {
-                        field: field.into(),
-                        message: "must be between 1 and 1000".into(),
-                        kind: "range".into(),
-                        input: json!(value),
-                    }],
+                    vec![FieldError::new(field, "must be between 1 and 1000", "range", json!(value))],
                 ));
             }
         }

@@ -86,12 +86,7 @@ pub(crate) async fn set_timezone(
     if chrono_tz::Tz::from_str(&body.timezone).is_err() {
         return Err(ApiError::unprocessable(
             format!("Unknown timezone: {}", body.timezone),
-            vec![FieldError {
-                field: "timezone".into(),
-                message: "Not an IANA timezone name".into(),
-                kind: "enum".into(),
-                input: json!(body.timezone),
-            }],
+            vec![FieldError::new("timezone", "Not an IANA timezone name", "enum", json!(body.timezone))],
         ));
     }
     register(&state, &caller).await?;
