@@ -74,7 +74,7 @@ pub struct StreamWrite {
 }
 
 /// A stored event with its envelope.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RecordedEvent {
     /// Global order key.
     pub global: GlobalPosition,
@@ -88,8 +88,8 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// Schema version of `data` as stored.
     pub schema_version: i32,
-    /// Payload.
-    pub data: serde_json::Value,
+    /// Payload, as stored: decoded only by whoever needs it, into its type.
+    pub data: Box<serde_json::value::RawValue>,
     /// Envelope metadata.
     pub metadata: EventMetadata,
     /// Commit-side timestamp.

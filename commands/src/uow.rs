@@ -6,6 +6,7 @@ use std::future::Future;
 use domain::aggregate::{stream_name, Aggregate, EventType};
 use serde::de::value::BorrowedStrDeserializer;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::error::{CommandError, StoreError};
@@ -80,7 +81,10 @@ pub struct Outcome {
 /// schema versions first.
 pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, StoreError> {
     let upcast = A::upcast(&event.event_type, event.schema_version, &event.data);
-    let data = upcast.as_ref().unwrap_or(&event.data);
+    let data = match &upcast {
+        Some(value) => Payload::Tree(value),
+        None => Payload::Stored(&event.data),
+    };
     // Events are adjacently tagged (`{"type", "data"}`); presenting type and
     // payload as that map, without building it, decodes without a copy.
     let tagged =
@@ -92,10 +96,17 @@ pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, StoreErro
     })
 }
 
+/// An event's payload: its stored text, or the tree an upcast made of it.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Stored(&'a RawValue),
+    Tree(&'a serde_json::Value),
+}
+
 /// The map `{"type": event_type, "data": data}`, read field by field.
 struct Tagged<'a> {
     event_type: Option<&'a str>,
-    data: Option<&'a serde_json::Value>,
+    data: Option<Payload<'a>>,
 }
 
 impl<'de> serde::de::MapAccess<'de> for Tagged<'de> {
@@ -115,7 +126,8 @@ impl<'de> serde::de::MapAccess<'de> for Tagged<'de> {
             return seed.deserialize(BorrowedStrDeserializer::new(event_type));
         }
         match self.data.take() {
-            Some(data) => seed.deserialize(data),
+            Some(Payload::Stored(raw)) => seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())),
+            Some(Payload::Tree(value)) => seed.deserialize(value),
             None => Err(serde::de::Error::custom("no value left")),
         }
     }
@@ -282,11 +294,11 @@ mod tests {
         }
 
         /// Version 1 called the field `name`.
-        fn upcast(event_type: &str, schema_version: i32, data: &serde_json::Value) -> Option<serde_json::Value> {
+        fn upcast(event_type: &str, schema_version: i32, data: &RawValue) -> Option<serde_json::Value> {
             if event_type != "Renamed" || schema_version >= 2 {
                 return None;
             }
-            let mut data = data.clone();
+            let mut data: serde_json::Value = serde_json::from_str(data.get()).ok()?;
             if let Some(name) = data.as_object_mut().and_then(|o| o.remove("name")) {
                 data["display_name"] = name;
             }
@@ -302,7 +314,7 @@ mod tests {
             event_id: Uuid::new_v4(),
             event_type: "Renamed".into(),
             schema_version,
-            data,
+            data: serde_json::value::to_raw_value(&data).unwrap(),
             metadata: EventMetadata::default(),
             recorded_at: Utc::now(),
         }

@@ -192,6 +192,35 @@ async fn stale_or_future_expected_versions_conflict_and_append_nothing() {
 }
 
 #[tokio::test]
+async fn a_multi_stream_append_takes_positions_in_the_order_given() {
+    let store = fresh_store().await;
+    store.append(&[write("s-b", 0, vec![event("A", 0)])]).await.unwrap();
+    let writes: Vec<StreamWrite> = ["s-c", "s-a", "s-b"]
+        .iter()
+        .enumerate()
+        .map(|(w, stream)| {
+            write(stream, i64::from(*stream == "s-b"), (0..40).map(|n| event("B", w * 100 + n)).collect())
+        })
+        .collect();
+    let given: Vec<Uuid> = writes.iter().flat_map(|w| w.events.iter().map(|e| e.event_id)).collect();
+    let result = store.append(&writes).await.unwrap();
+    // Straight from the table: read_all would wait for every other test's
+    // open transaction to end (the visibility horizon is server-wide).
+    let rows: Vec<(Uuid, i64, i64, String, i64)> =
+        sqlx::query_as("SELECT event_id, tx_id, position, stream_id, version FROM events ORDER BY tx_id, position")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let stored: Vec<Uuid> = rows.iter().skip(1).map(|r| r.0).collect();
+    assert_eq!(stored, given);
+    let globals: Vec<GlobalPosition> =
+        rows.iter().skip(1).map(|r| GlobalPosition { tx_id: r.1, position: r.2 }).collect();
+    assert_eq!(result.positions, globals);
+    let b: Vec<i64> = rows.iter().filter(|r| r.3 == "s-b").map(|r| r.4).collect();
+    assert_eq!(b, (1..=41).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn streams_read_back_in_version_order_with_metadata() {
     let store = fresh_store().await;
     let user = Uuid::new_v4();

@@ -42,7 +42,8 @@ impl Projector for Recorder {
                 .bind(event.event_id)
                 .execute(&mut *conn)
                 .await?;
-            let n = event.data["n"].as_i64().unwrap_or(-1);
+            let data: serde_json::Value = serde_json::from_str(event.data.get()).unwrap_or_default();
+            let n = data["n"].as_i64().unwrap_or(-1);
             if self.fail_once.lock().unwrap().remove(&n) {
                 return Err(ProjectionError::Database(sqlx::Error::Protocol(format!("injected failure at {n}"))));
             }
