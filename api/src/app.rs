@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::state::AppState;
 use crate::{db, http, openapi, routes};
@@ -29,6 +30,9 @@ pub enum StartupError {
     /// Projectors could not start.
     #[error("projections: {0}")]
     Projections(#[from] projections::ProjectionError),
+    /// `JWT_VERIFY_KEY` is not a key of the configured algorithm.
+    #[error("JWT_VERIFY_KEY is not a valid key: {0}")]
+    Key(#[from] jsonwebtoken::errors::Error),
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
@@ -46,6 +50,7 @@ pub struct App {
 impl App {
     /// Connect, migrate, start the projectors and bind the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let verifier = Verifier::new(&config.auth)?;
         let pool = db::connect(config.database_url.expose(), 32).await?;
         db::migrate(&pool).await?;
         let store = PgEventStore::new(pool);
@@ -55,7 +60,7 @@ impl App {
         let state = AppState {
             commands: Arc::new(Commands::new(store)),
             projections,
-            auth: Arc::new(config.auth.clone()),
+            auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,
         };
         let router = router(state.clone(), &config);

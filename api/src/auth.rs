@@ -55,33 +55,44 @@ pub struct AuthUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
-/// Verify a bearer token's signature and claims.
-pub fn verify(config: &AuthConfig, token: &str) -> Result<Claims, ApiError> {
-    let key = decoding_key(config)?;
-    let mut validation = Validation::new(config.algorithm);
-    validation.set_audience(&[AUDIENCE]);
-    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-    validation.leeway = 0;
-    decode::<Claims>(token, &key, &validation).map(|d| d.claims).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        match e.kind() {
-            ErrorKind::ExpiredSignature => ApiError::unauthorized("Token has expired"),
-            ErrorKind::InvalidAudience => ApiError::unauthorized("Invalid token audience"),
-            _ => ApiError::unauthorized("Invalid token"),
-        }
-    })
+/// Verifies bearer tokens: the key and the rules, prepared once at startup
+/// (a PEM key is parsed once, not per request, and a bad one stops the
+/// server from starting instead of failing every request).
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
 }
 
-fn decoding_key(config: &AuthConfig) -> Result<DecodingKey, ApiError> {
-    use jsonwebtoken::Algorithm::*;
-    let raw = config.verify_key.expose().as_bytes();
-    let key = match config.algorithm {
-        HS256 | HS384 | HS512 => Ok(DecodingKey::from_secret(raw)),
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => DecodingKey::from_rsa_pem(raw),
-        ES256 | ES384 => DecodingKey::from_ec_pem(raw),
-        EdDSA => DecodingKey::from_ed_pem(raw),
-    };
-    key.map_err(|e| ApiError::internal(&format!("JWT_VERIFY_KEY is not a valid key: {e}")))
+impl Verifier {
+    /// Prepare verification for this configuration.
+    pub fn new(config: &AuthConfig) -> Result<Self, jsonwebtoken::errors::Error> {
+        use jsonwebtoken::Algorithm::*;
+        let raw = config.verify_key.expose().as_bytes();
+        let key = match config.algorithm {
+            HS256 | HS384 | HS512 => DecodingKey::from_secret(raw),
+            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => DecodingKey::from_rsa_pem(raw)?,
+            ES256 | ES384 => DecodingKey::from_ec_pem(raw)?,
+            EdDSA => DecodingKey::from_ed_pem(raw)?,
+        };
+        let mut validation = Validation::new(config.algorithm);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        validation.leeway = 0;
+        Ok(Self { key, validation })
+    }
+
+    /// Check a token's signature and claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        decode::<Claims>(token, &self.key, &self.validation).map(|d| d.claims).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => ApiError::unauthorized("Token has expired"),
+                ErrorKind::InvalidAudience => ApiError::unauthorized("Invalid token audience"),
+                _ => ApiError::unauthorized("Invalid token"),
+            }
+        })
+    }
 }
 
 /// Sign a token with an HMAC key (development and tests).
@@ -104,7 +115,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Invalid authorization header"))?;
-        let claims = verify(&state.auth, token)?;
+        let claims = state.auth.verify(token)?;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized("Invalid token subject"))?;
         let is_admin = claims.role.as_deref() == Some("admin");
         let name = claims

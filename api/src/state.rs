@@ -13,7 +13,7 @@ use projections::Projections;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::config::AuthConfig;
+use crate::auth::Verifier;
 use crate::error::ApiError;
 
 /// Header carrying the global position of a command's last event.
@@ -27,7 +27,7 @@ pub struct AppState {
     /// The read side.
     pub projections: Projections,
     /// Token verification.
-    pub auth: Arc<AuthConfig>,
+    pub auth: Arc<Verifier>,
     /// How long a command waits for its projections.
     pub consistency_timeout: Duration,
 }

@@ -291,3 +291,12 @@ async fn request_id_is_generated_when_absent() {
     }
     assert_ne!(seen[0], seen[1], "each request gets its own id");
 }
+
+#[tokio::test]
+async fn a_verify_key_that_is_not_a_key_of_the_algorithm_stops_startup() {
+    let mut config = api::Config::local("postgres://postgres@127.0.0.1:1/unused", TEST_KEY);
+    config.auth.algorithm = Algorithm::RS256;
+    let error = api::App::build(config).await.err().expect("startup must fail");
+    assert!(matches!(error, api::app::StartupError::Key(_)), "{error}");
+    assert!(error.to_string().starts_with("JWT_VERIFY_KEY is not a valid key"), "{error}");
+}
