@@ -44,6 +44,7 @@ use api::config::AuthConfig;
 use api::{db, App, Config};
 use commands::store::new_event_id;
 use commands::{EventMetadata, EventStore, NewEvent, PgEventStore, StreamWrite};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
@@ -153,9 +154,11 @@ where
     Ok(Stats { ops_per_sec: latencies.len() as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99) })
 }
 
-/// The payload every phase writes: about the size of a small domain event.
-fn payload(seq: i64) -> Value {
-    json!({ "seq": seq, "name": "bench", "description": "an event of a typical size for this log", "tags": ["a", "b"] })
+/// The payload every phase writes: about the size of a small domain event,
+/// encoded as a command encodes its events.
+fn payload(seq: i64) -> Box<RawValue> {
+    let value = json!({ "seq": seq, "name": "bench", "description": "an event of a typical size for this log", "tags": ["a", "b"] });
+    serde_json::value::to_raw_value(&value).expect("a JSON value always encodes")
 }
 
 fn metadata() -> EventMetadata {
@@ -186,7 +189,7 @@ async fn raw_insert(settings: &Settings, url: &str) -> Res<Stats> {
                     .bind("BenchEvent")
                     .bind(1i32)
                     // Sent as text, as the event store sends payloads.
-                    .bind(payload(version).to_string())
+                    .bind(payload(version).get())
                     .bind(serde_json::to_string(&metadata())?)
                     .fetch_one(&mut conn)
                     .await?;

@@ -135,7 +135,7 @@ struct Columns<'a> {
     event_ids: Vec<Uuid>,
     types: Vec<&'a str>,
     schema_versions: Vec<i32>,
-    data: Vec<String>,
+    data: Vec<&'a str>,
     metadata: Vec<String>,
     /// Streams that must exist at exactly their expected version.
     guard_streams: Vec<&'a str>,
@@ -156,7 +156,7 @@ impl<'a> Columns<'a> {
                 c.event_ids.push(event.event_id);
                 c.types.push(&event.event_type);
                 c.schema_versions.push(event.schema_version);
-                c.data.push(event.data.to_string());
+                c.data.push(event.data.get());
                 c.metadata.push(serde_json::to_string(&event.metadata).unwrap_or_default());
             }
         }
@@ -181,7 +181,7 @@ impl EventStore for PgEventStore {
                     .bind(c.event_ids[0])
                     .bind(c.types[0])
                     .bind(c.schema_versions[0])
-                    .bind(&c.data[0])
+                    .bind(c.data[0])
                     .bind(&c.metadata[0])
                     .bind(single.expected_version)
                     .fetch_all(writer.conn())

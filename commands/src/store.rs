@@ -47,7 +47,7 @@ pub fn new_event_id() -> Uuid {
 }
 
 /// An event to append.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Unique id; appending an id that is already stored is a no-op.
     pub event_id: Uuid,
@@ -55,15 +55,15 @@ pub struct NewEvent {
     pub event_type: String,
     /// Schema version of `data`.
     pub schema_version: i32,
-    /// Payload.
-    pub data: serde_json::Value,
+    /// Payload, already encoded: it is stored as this text.
+    pub data: Box<serde_json::value::RawValue>,
     /// Envelope metadata.
     pub metadata: EventMetadata,
 }
 
 /// Events for one stream, appended only if the stream is at
 /// `expected_version` (0: the stream must not exist yet).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StreamWrite {
     /// Stream name, `<aggregate>-<uuid>`.
     pub stream_id: String,

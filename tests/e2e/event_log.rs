@@ -21,7 +21,7 @@ fn event(kind: &str, n: usize) -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: kind.into(),
         schema_version: 1,
-        data: json!({ "n": n }),
+        data: serde_json::value::to_raw_value(&json!({ "n": n })).unwrap(),
         metadata: EventMetadata { correlation_id: Uuid::new_v4(), ..Default::default() },
     }
 }

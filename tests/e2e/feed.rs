@@ -22,7 +22,7 @@ async fn append_many(store: &PgEventStore, writer: usize, calls: usize) {
                 event_id: Uuid::new_v4(),
                 event_type: "Numbered".into(),
                 schema_version: 1,
-                data: json!({ "writer": writer, "call": call, "k": k }),
+                data: serde_json::value::to_raw_value(&json!({ "writer": writer, "call": call, "k": k })).unwrap(),
                 metadata: EventMetadata { correlation_id: Uuid::new_v4(), ..Default::default() },
             })
             .collect::<Vec<_>>();

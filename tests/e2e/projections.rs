@@ -62,7 +62,7 @@ async fn append_numbered(store: &PgEventStore, count: usize) {
                 event_id: Uuid::new_v4(),
                 event_type: "Numbered".into(),
                 schema_version: 1,
-                data: json!({ "n": chunk * 50 + k }),
+                data: serde_json::value::to_raw_value(&json!({ "n": chunk * 50 + k })).unwrap(),
                 metadata: EventMetadata { correlation_id: Uuid::new_v4(), ..Default::default() },
             })
             .collect();
