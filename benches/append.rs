@@ -19,7 +19,9 @@
 //!   own stream with the expected version of its previous call, on a
 //!   `PgEventStore` over an 8-connection pool made by the server's
 //!   `db::connect`.
-//! - (c) the same with 100 events per call.
+//! - (c) the same with 100 events per call. A call stands for one command,
+//!   so its events share one metadata (correlation, causation, user), as a
+//!   command's events do; payloads differ per event.
 //! - (d) `POST /api/graphs` over HTTP (reqwest, keep-alive) to the real server
 //!   (`App::build` on port 0, same database), 8 clients with a user each, a
 //!   graph of two StoreValue nodes and a link. Each request appends 2 events
@@ -211,13 +213,15 @@ async fn append(settings: &Settings, store: &PgEventStore, writers: usize, per_c
             let (mut version, mut latencies) = (0i64, Vec::new());
             while ctl.running() {
                 let started = Instant::now();
+                // One call is one command: its events share their metadata.
+                let metadata = metadata();
                 let events = (1..=per_call as i64)
                     .map(|i| NewEvent {
                         event_id: new_event_id(),
                         event_type: "BenchEvent".into(),
                         schema_version: 1,
                         data: payload(version + i),
-                        metadata: metadata(),
+                        metadata: metadata.clone(),
                     })
                     .collect();
                 let write = StreamWrite { stream_id: stream_id.clone(), expected_version: version, events };

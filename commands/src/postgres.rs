@@ -145,6 +145,8 @@ struct Columns<'a> {
 impl<'a> Columns<'a> {
     fn of(writes: &'a [StreamWrite]) -> Self {
         let mut c = Self::default();
+        // The events of one command share their metadata: encode it once.
+        let mut last: Option<&EventMetadata> = None;
         for write in writes {
             if write.expected_version > 0 {
                 c.guard_streams.push(&write.stream_id);
@@ -157,7 +159,12 @@ impl<'a> Columns<'a> {
                 c.types.push(&event.event_type);
                 c.schema_versions.push(event.schema_version);
                 c.data.push(event.data.get());
-                c.metadata.push(serde_json::to_string(&event.metadata).unwrap_or_default());
+                let encoded = match (last, c.metadata.last()) {
+                    (Some(prev), Some(text)) if *prev == event.metadata => text.clone(),
+                    _ => serde_json::to_string(&event.metadata).unwrap_or_default(),
+                };
+                c.metadata.push(encoded);
+                last = Some(&event.metadata);
             }
         }
         c

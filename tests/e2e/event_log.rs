@@ -227,12 +227,18 @@ async fn streams_read_back_in_version_order_with_metadata() {
     let mut e = event("A", 1);
     e.metadata.user_id = Some(user);
     e.metadata.request_id = Some("req-1".into());
-    store.append(&[write("s-1", 0, vec![e.clone(), event("A", 2)])]).await.unwrap();
-    store.append(&[write("s-1", 2, vec![event("A", 3)])]).await.unwrap();
+    // The first two share their metadata (encoded once), the third has its own.
+    let mut shared = event("A", 2);
+    shared.metadata = e.metadata.clone();
+    let other = event("A", 3);
+    store.append(&[write("s-1", 0, vec![e.clone(), shared, other.clone()])]).await.unwrap();
+    store.append(&[write("s-1", 3, vec![event("A", 4)])]).await.unwrap();
     let read = store.read_stream("s-1", 0).await.unwrap();
-    assert_eq!(read.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(read.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert_eq!(read[0].metadata, e.metadata);
+    assert_eq!(read[1].metadata, e.metadata);
+    assert_eq!(read[2].metadata, other.metadata);
     assert_eq!(read[0].event_id, e.event_id);
-    assert_eq!(store.read_stream("s-1", 2).await.unwrap().len(), 1);
-    assert_eq!(store.head().await.unwrap(), read[2].global);
+    assert_eq!(store.read_stream("s-1", 3).await.unwrap().len(), 1);
+    assert_eq!(store.head().await.unwrap(), read[3].global);
 }
