@@ -115,12 +115,12 @@ const ON_CONFLICT: &str = "ON CONFLICT (id, version) DO NOTHING";
 static INSERT_ONE: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7) {ON_CONFLICT}"));
 
-/// Inserts a batch's first versions, as data-modifying CTE for the runner.
+/// Inserts a batch's first versions, as data-modifying CTE for the runner
+/// (arrays unnested in the select list, as the event store's append does).
 static BULK_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "ins AS ({INSERT_INTO} SELECT id, version, user_id, true, name, created_at, model::jsonb \
-         FROM UNNEST($6::uuid[], $7::int4[], $8::uuid[], $9::text[], $10::timestamptz[], $11::text[]) \
-           AS t(id, version, user_id, name, created_at, model) \
+        "ins AS ({INSERT_INTO} SELECT unnest($6::uuid[]), unnest($7::int4[]), unnest($8::uuid[]), true, \
+           unnest($9::text[]), unnest($10::timestamptz[]), unnest($11::text[])::jsonb \
          WHERE EXISTS (SELECT FROM ck) {ON_CONFLICT})"
     )
 });

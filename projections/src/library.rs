@@ -132,13 +132,13 @@ const ADD_CONFLICT: &str = "ON CONFLICT (id) DO UPDATE SET graph_version = EXCLU
      auto_update_version = true, is_favorite = false, is_archived = false, is_deleted = false, \
      settings = EXCLUDED.settings, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
 
-/// Adds a batch's agents, as data-modifying CTE for the runner.
+/// Adds a batch's agents, as data-modifying CTE for the runner (arrays
+/// unnested in the select list, as the event store's append does).
 static BULK_ADD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "ins AS (INSERT INTO rm_library_agents {ADD_COLUMNS} \
-         SELECT id, user_id, graph_id, graph_version, created_by_user, $12::jsonb, at, at \
-         FROM UNNEST($6::uuid[], $7::uuid[], $8::uuid[], $9::int4[], $10::bool[], $11::timestamptz[]) \
-           AS t(id, user_id, graph_id, graph_version, created_by_user, at) \
+         SELECT unnest($6::uuid[]), unnest($7::uuid[]), unnest($8::uuid[]), unnest($9::int4[]), \
+           unnest($10::bool[]), $12::jsonb, unnest($11::timestamptz[]), unnest($11::timestamptz[]) \
          WHERE EXISTS (SELECT FROM ck) {ADD_CONFLICT})"
     )
 });
