@@ -18,8 +18,29 @@ pub struct GraphsProjector;
 /// Name of the graphs projection.
 pub const NAME: &str = "graphs";
 
-/// The served model with the live `is_active` flag folded in.
-const MODEL: &str = "model || jsonb_build_object('is_active', is_active)";
+/// The stored model and its live `is_active` flag, folded in by [`served`].
+const MODEL: &str = "model, is_active";
+
+/// The served model: the stored one with `is_active` after `version`, where
+/// a freshly created model has it.
+fn served((mut model, is_active): (Value, bool)) -> Value {
+    if let Some(fields) = model.as_object_mut() {
+        let at = fields.keys().position(|k| k == "version").map_or(0, |i| i + 1);
+        fields.shift_insert(at, "is_active".into(), Value::Bool(is_active));
+    }
+    model
+}
+
+/// `GraphMeta`: the served model without its nodes, links and creation time.
+fn meta(row: (Value, bool)) -> Value {
+    let mut model = served(row);
+    if let Some(fields) = model.as_object_mut() {
+        for key in ["nodes", "links", "created_at"] {
+            fields.shift_remove(key);
+        }
+    }
+    model
+}
 
 impl StreamProjector for GraphsProjector {
     type Source = Graph;
@@ -91,7 +112,8 @@ async fn insert_version(
 ) -> Result<(), sqlx::Error> {
     let is_active = graph.is_active || graph.version == 1;
     // `is_active` lives in its own column; queries fold it back in.
-    let model = view::GraphModel::new(graph, user_id, at, None);
+    let model = serde_json::to_string(&view::GraphModel::new(graph, user_id, at, None))
+        .map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(INSERT_ONE.as_str())
         .bind(graph.id)
         .bind(graph.version)
@@ -99,7 +121,7 @@ async fn insert_version(
         .bind(is_active)
         .bind(&graph.name)
         .bind(at)
-        .bind(sqlx::types::Json(model))
+        .bind(model)
         .execute(conn)
         .await?;
     Ok(())
@@ -113,14 +135,14 @@ const ON_CONFLICT: &str = "ON CONFLICT (id, version) DO NOTHING";
 
 /// Inserts one version.
 static INSERT_ONE: LazyLock<String> =
-    LazyLock::new(|| format!("{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7) {ON_CONFLICT}"));
+    LazyLock::new(|| format!("{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7::json) {ON_CONFLICT}"));
 
 /// Inserts a batch's first versions, as data-modifying CTE for the runner
 /// (arrays unnested in the select list, as the event store's append does).
 static BULK_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "ins AS ({INSERT_INTO} SELECT unnest($6::uuid[]), unnest($7::int4[]), unnest($8::uuid[]), true, \
-           unnest($9::text[]), unnest($10::timestamptz[]), unnest($11::text[])::jsonb \
+           unnest($9::text[]), unnest($10::timestamptz[]), unnest($11::text[])::json \
          WHERE EXISTS (SELECT FROM ck) {ON_CONFLICT})"
     )
 });
@@ -167,10 +189,10 @@ impl GraphRows {
 /// A user's graphs as `GraphMeta`, active versions, newest first (first 250).
 pub async fn list_graphs(pool: &PgPool, user_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
     let sql = format!(
-        "SELECT ({MODEL}) - 'nodes' - 'links' - 'created_at' FROM rm_graphs \
-         WHERE user_id = $1 AND is_active ORDER BY created_at DESC, id LIMIT 250"
+        "SELECT {MODEL} FROM rm_graphs WHERE user_id = $1 AND is_active ORDER BY created_at DESC, id LIMIT 250"
     );
-    sqlx::query_scalar(&sql).bind(user_id).fetch_all(pool).await
+    let rows = sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(meta).collect())
 }
 
 /// One version of a user's graph; without a version, the highest one.
@@ -181,21 +203,23 @@ pub async fn get_graph(
     version: Option<i32>,
 ) -> Result<Option<Value>, sqlx::Error> {
     // Two statements rather than `$3 IS NULL OR …`, so each keeps a cached plan.
-    match version {
+    let row = match version {
         Some(version) => {
             let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 AND version = $3");
-            sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).bind(version).fetch_optional(pool).await
+            sqlx::query_as(&sql).bind(graph_id).bind(user_id).bind(version).fetch_optional(pool).await?
         }
         None => {
             let sql =
                 format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC LIMIT 1");
-            sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).fetch_optional(pool).await
+            sqlx::query_as(&sql).bind(graph_id).bind(user_id).fetch_optional(pool).await?
         }
-    }
+    };
+    Ok(row.map(served))
 }
 
 /// Every version of a user's graph, newest first.
 pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
     let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC");
-    sqlx::query_scalar(&sql).bind(graph_id).bind(user_id).fetch_all(pool).await
+    let rows = sqlx::query_as(&sql).bind(graph_id).bind(user_id).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(served).collect())
 }
