@@ -36,11 +36,14 @@ impl CommandContext {
     }
 
     /// A fresh id for a new aggregate: derived from the idempotency key when
-    /// there is one, so a retried create lands on the same stream.
+    /// there is one, so a retried create lands on the same stream. Otherwise
+    /// time-ordered (v7), so new streams, and the read-model rows keyed by
+    /// the id, are added at the right edge of their indexes instead of on a
+    /// random page each.
     pub fn new_id(&self, purpose: &str) -> Uuid {
         match &self.idempotency_key {
             Some(key) => Uuid::new_v5(&self.idempotency_scope(), format!("{purpose}/{key}").as_bytes()),
-            None => Uuid::new_v4(),
+            None => Uuid::now_v7(),
         }
     }
 
