@@ -277,7 +277,12 @@ async fn http(settings: &Settings, url: &str) -> Res<Stats> {
 
 /// (d)'s clients: keep-alive connections, a user and a token each.
 async fn post_graphs(settings: &Settings, auth: &AuthConfig, base: &str) -> Res<Stats> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(WRITERS).tcp_nodelay(true).no_proxy().build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(WRITERS)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     // Encoded once, as a load generator sends fixed bytes: the client's work
     // shares the CPU with the server's and should not be counted against it.
     let body = serde_json::to_vec(&graph_body())?;
