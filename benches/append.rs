@@ -22,7 +22,7 @@
 //! - (c) the same with 100 events per call. A call stands for one command,
 //!   so its events share one metadata (correlation, causation, user), as a
 //!   command's events do; payloads differ per event.
-//! - (d) `POST /api/graphs` over HTTP (reqwest, keep-alive) to the real server
+//! - (d) `POST /api/graphs` over HTTP/1.1 (hyper, keep-alive) to the real server
 //!   (`App::build` on port 0, same database), 8 clients with a user each, a
 //!   graph of two StoreValue nodes and a link. Each request appends 2 events
 //!   (graph created, library agent added) in one append, waits for the graphs
@@ -37,6 +37,7 @@
 
 use std::error::Error;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,12 @@ use api::config::AuthConfig;
 use api::{db, App, Config};
 use commands::store::new_event_id;
 use commands::{EventMetadata, EventStore, NewEvent, PgEventStore, StreamWrite};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::{self, HeaderValue};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -252,7 +259,7 @@ async fn http(settings: &Settings, url: &str) -> Res<Stats> {
     let config = Config::local(url, JWT_KEY);
     let auth = config.auth.clone();
     let app = App::build(config).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
@@ -267,7 +274,7 @@ async fn http(settings: &Settings, url: &str) -> Res<Stats> {
         }
         let replay = started.elapsed().as_secs_f64();
         println!("    (projectors replayed the log up to position {}, {replay:.1} s, before (d))", head.position);
-        post_graphs(settings, &auth, &base).await
+        post_graphs(settings, &auth, addr).await
     }
     .await;
     let _ = stop.send(());
@@ -275,20 +282,16 @@ async fn http(settings: &Settings, url: &str) -> Res<Stats> {
     stats
 }
 
-/// (d)'s clients: keep-alive connections, a user and a token each.
-async fn post_graphs(settings: &Settings, auth: &AuthConfig, base: &str) -> Res<Stats> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(WRITERS)
-        .tcp_nodelay(true)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    // Encoded once, as a load generator sends fixed bytes: the client's work
-    // shares the CPU with the server's and should not be counted against it.
-    let body = serde_json::to_vec(&graph_body())?;
-    let endpoint = reqwest::Url::parse(&format!("{base}/api/graphs"))?;
+/// (d)'s clients: one keep-alive HTTP/1.1 connection, a user and a token
+/// each. They use hyper's connection API directly, as a load generator
+/// would: a pooled, redirect-following client cost a few percent of the CPU
+/// that client and server share.
+async fn post_graphs(settings: &Settings, auth: &AuthConfig, addr: SocketAddr) -> Res<Stats> {
+    // Encoded once, as a load generator sends fixed bytes.
+    let body = Bytes::from(serde_json::to_vec(&graph_body())?);
+    let host = HeaderValue::from_str(&addr.to_string())?;
     measure(settings, WRITERS, |ctl| {
-        let (client, body, endpoint) = (client.clone(), body.clone(), endpoint.clone());
+        let (body, host) = (body.clone(), host.clone());
         let user = Uuid::new_v4();
         let claims = Claims {
             sub: user.to_string(),
@@ -300,24 +303,29 @@ async fn post_graphs(settings: &Settings, auth: &AuthConfig, base: &str) -> Res<
         };
         let token = sign(auth, &claims);
         async move {
-            let token = token?;
+            let bearer = HeaderValue::from_str(&format!("Bearer {}", token?))?;
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+            let connection = tokio::spawn(connection);
             let mut latencies = Vec::new();
             while ctl.running() {
                 let started = Instant::now();
-                let response = client
-                    .post(endpoint.clone())
-                    .bearer_auth(&token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
+                let request = Request::post("/api/graphs")
+                    .header(header::HOST, host.clone())
+                    .header(header::AUTHORIZATION, bearer.clone())
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body.clone()))?;
+                let response = sender.send_request(request).await?;
                 let status = response.status();
-                let text = response.bytes().await?;
+                let text = response.into_body().collect().await?.to_bytes();
                 if !status.is_success() {
                     return Err(format!("POST /api/graphs: {status}: {}", String::from_utf8_lossy(&text)).into());
                 }
                 ctl.done(started, &mut latencies);
             }
+            drop(sender);
+            connection.await??;
             Ok(latencies)
         }
     })
