@@ -254,8 +254,9 @@ fn graph_body() -> Value {
     }})
 }
 
-/// (d) `POST /api/graphs` against the real server on the same database.
-async fn http(settings: &Settings, url: &str) -> Res<Stats> {
+/// (d) `POST /api/graphs` against the real server on the same database;
+/// with `again`, (a) is measured once more right before it (see [`Results`]).
+async fn http(settings: &Settings, url: &str, again: bool) -> Res<(Option<Stats>, Stats)> {
     let config = Config::local(url, JWT_KEY);
     let auth = config.auth.clone();
     let app = App::build(config).await?;
@@ -274,7 +275,12 @@ async fn http(settings: &Settings, url: &str) -> Res<Stats> {
         }
         let replay = started.elapsed().as_secs_f64();
         println!("    (projectors replayed the log up to position {}, {replay:.1} s, before (d))", head.position);
-        post_graphs(settings, &auth, addr).await
+        let a = if again {
+            Some(report("(a') raw INSERT again, right before (d)", raw_insert(settings, url).await?, 1.0))
+        } else {
+            None
+        };
+        Ok((a, post_graphs(settings, &auth, addr).await?))
     }
     .await;
     let _ = stop.send(());
@@ -341,6 +347,10 @@ async fn checkpoint(pool: &PgPool) {
 #[derive(Default)]
 struct Results {
     a: Option<Stats>,
+    /// (a) measured again right before (d), when (b) or (c) ran between
+    /// them: the machine's speed drifts over a run (and a minute of full load
+    /// slows it), so (d) is also compared with the (a) measured next to it.
+    a_again: Option<Stats>,
     b: Option<Stats>,
     c: Option<Stats>,
     d: Option<Stats>,
@@ -367,7 +377,9 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
     store.pool().close().await;
     if wanted('d') {
         checkpoint(pool).await;
-        let d = http(settings, url).await?;
+        let again = wanted('a') && (wanted('b') || wanted('c'));
+        let (a_again, d) = http(settings, url, again).await?;
+        r.a_again = a_again;
         r.d = Some(report("(d) POST /api/graphs, 8 clients, 2 ev/req", d, EVENTS_PER_REQUEST));
     }
     Ok(r)
@@ -399,14 +411,19 @@ fn summarize(r: &Results) {
         let b_a = 100.0 * b.ops_per_sec / a;
         line(format!("b/a = {b_a:.1}%"), ">= 70%", b_a >= 70.0);
     }
-    if let Some(d) = &r.d {
-        let by_requests = 100.0 * d.ops_per_sec / a;
+    let Some(d) = &r.d else { return };
+    let d_over = |name: &str, a: f64| {
+        let by_requests = 100.0 * d.ops_per_sec / a.max(f64::MIN_POSITIVE);
         let by_events = by_requests * EVENTS_PER_REQUEST;
         line(
-            format!("d/a = {by_events:.1}% by events/s ({by_requests:.1}% by requests/s)"),
+            format!("{name} = {by_events:.1}% by events/s ({by_requests:.1}% by requests/s)"),
             ">= 30%",
             by_events >= 30.0,
         );
+    };
+    d_over("d/a", a);
+    if let Some(again) = &r.a_again {
+        d_over("d/a'", again.ops_per_sec);
     }
 }
 

@@ -248,11 +248,17 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: GlobalPosition, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        // The limit is part of the text, not a parameter: with `LIMIT $3` the
+        // generic plan was costed as reading a share of the whole log, so
+        // once the log grew past a million events Postgres planned every
+        // read afresh (a custom plan each time, about 8% of all CPU under
+        // load). With a literal limit the cached generic plan wins.
         let sql = format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE (tx_id, position) > ($1, $2) AND {VISIBLE} \
-             ORDER BY tx_id, position LIMIT $3"
+             ORDER BY tx_id, position LIMIT {}",
+            limit.max(1)
         );
-        let rows = sqlx::query(&sql).bind(after.tx_id).bind(after.position).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(after.tx_id).bind(after.position).fetch_all(&self.pool).await?;
         rows.iter().map(recorded_of).collect()
     }
 
