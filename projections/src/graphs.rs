@@ -111,9 +111,7 @@ async fn insert_version(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
     let is_active = graph.is_active || graph.version == 1;
-    // `is_active` lives in its own column; queries fold it back in.
-    let model = serde_json::to_string(&view::GraphModel::new(graph, user_id, at, None))
-        .map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let model = stored_model(graph, user_id, at)?;
     sqlx::query(INSERT_ONE.as_str())
         .bind(graph.id)
         .bind(graph.version)
@@ -125,6 +123,12 @@ async fn insert_version(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The model as `rm_graphs` keeps it: `is_active` lives in its own column,
+/// and queries fold it back in (see [`served`]).
+fn stored_model(graph: &GraphVersion, user_id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<String, sqlx::Error> {
+    serde_json::to_string(&view::GraphModel::new(graph, user_id, at, None)).map_err(|e| sqlx::Error::Encode(e.into()))
 }
 
 /// The start of every version insert.
@@ -165,8 +169,7 @@ impl GraphRows {
         user_id: Uuid,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ProjectionError> {
-        let model = serde_json::to_string(&view::GraphModel::new(graph, user_id, at, None))
-            .map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))?;
+        let model = stored_model(graph, user_id, at)?;
         self.ids.push(graph.id);
         self.versions.push(graph.version);
         self.users.push(user_id);
