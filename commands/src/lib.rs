@@ -1,16 +1,14 @@
-//! The write side: the event store (trait and Postgres backend), tailing,
-//! and the command handlers that load aggregates, decide and append.
+//! The write side: command handlers that load aggregates from the event
+//! store, let the pure domain decide, and append what it decided.
 
+pub mod context;
 pub mod error;
-mod inflight;
-pub mod postgres;
 pub mod services;
-pub mod store;
-pub mod tail;
 pub mod uow;
-mod writers;
 
+pub use context::CommandContext;
 pub use error::{CommandError, StoreError};
-pub use postgres::PgEventStore;
-pub use store::{AppendResult, EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
-pub use uow::{CommandContext, Outcome};
+pub use eventlog::{
+    AppendResult, EventMetadata, EventStore, GlobalPosition, NewEvent, PgEventStore, RecordedEvent, StreamWrite,
+};
+pub use uow::Outcome;

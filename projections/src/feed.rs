@@ -11,9 +11,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use commands::store::{EventStore, GlobalPosition, RecordedEvent};
-use commands::tail::{Tail, TailConfig};
-use commands::{PgEventStore, StoreError};
+use eventlog::store::{EventStore, GlobalPosition, RecordedEvent};
+use eventlog::tail::{Tail, TailConfig};
+use eventlog::{PgEventStore, StoreError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

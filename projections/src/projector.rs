@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use commands::store::RecordedEvent;
-use commands::uow::decode;
-use commands::StoreError;
 use domain::aggregate::Aggregate;
+use eventlog::codec::decode;
+use eventlog::store::RecordedEvent;
+use eventlog::StoreError;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection, Postgres};
 use uuid::Uuid;

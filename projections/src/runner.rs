@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::store::{EventStore, GlobalPosition, RecordedEvent};
-use commands::tail::TailConfig;
-use commands::PgEventStore;
+use eventlog::store::{EventStore, GlobalPosition, RecordedEvent};
+use eventlog::tail::TailConfig;
+use eventlog::PgEventStore;
 use sqlx::postgres::PgArguments;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;

@@ -1,8 +1,8 @@
 //! How far each projector is behind the log, for operators.
 
 use chrono::{DateTime, Utc};
-use commands::store::EventStore;
-use commands::PgEventStore;
+use eventlog::store::EventStore;
+use eventlog::PgEventStore;
 use serde::Serialize;
 use sqlx::Row;
 

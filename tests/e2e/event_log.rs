@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::store::{EventMetadata, EventStore, NewEvent, StreamWrite};
-use commands::tail::{Tail, TailConfig};
-use commands::{GlobalPosition, PgEventStore, StoreError};
+use eventlog::store::{EventMetadata, EventStore, NewEvent, StreamWrite};
+use eventlog::tail::{Tail, TailConfig};
+use eventlog::{GlobalPosition, PgEventStore, StoreError};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;

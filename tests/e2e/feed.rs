@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use commands::store::{EventMetadata, EventStore, NewEvent, StreamWrite};
-use commands::tail::TailConfig;
-use commands::{GlobalPosition, PgEventStore};
+use eventlog::store::{EventMetadata, EventStore, NewEvent, StreamWrite};
+use eventlog::tail::TailConfig;
+use eventlog::{GlobalPosition, PgEventStore};
 use projections::feed::Feed;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use commands::store::{EventMetadata, EventStore, NewEvent, RecordedEvent, StreamWrite};
-use commands::tail::TailConfig;
 use commands::PgEventStore;
+use eventlog::store::{EventMetadata, EventStore, NewEvent, RecordedEvent, StreamWrite};
+use eventlog::tail::TailConfig;
 use projections::{BoxFuture, ProjectionError, Projections, Projector};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -91,13 +91,13 @@ async fn assert_applied_exactly_once(store: &PgEventStore, expected: i64) {
 
 /// The last committed event, visible or not yet: `head()` would stop short
 /// while another test's transaction holds the cluster-wide horizon back.
-async fn last_committed(store: &PgEventStore) -> commands::GlobalPosition {
+async fn last_committed(store: &PgEventStore) -> eventlog::GlobalPosition {
     let (tx_id, position): (i64, i64) =
         sqlx::query_as("SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1")
             .fetch_one(store.pool())
             .await
             .unwrap();
-    commands::GlobalPosition { tx_id, position }
+    eventlog::GlobalPosition { tx_id, position }
 }
 
 async fn wait_until_caught_up(projections: &Projections, store: &PgEventStore) {

@@ -8,8 +8,11 @@ use uuid::Uuid;
 
 use super::Commands;
 use crate::error::CommandError;
-use crate::store::EventStore;
-use crate::uow::{decode, retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+use eventlog::codec::decode;
+use eventlog::EventStore;
+
+use crate::context::CommandContext;
+use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
 
 /// What creating a graph produced.
 #[derive(Debug, Clone, PartialEq)]

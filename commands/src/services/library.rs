@@ -4,9 +4,10 @@ use domain::library::{LibraryAgent, LibraryAgentCommand, LibraryAgentPatch};
 use uuid::Uuid;
 
 use super::Commands;
+use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::store::EventStore;
-use crate::uow::{decide_on, retry_on_conflict, CommandContext, Outcome, UnitOfWork};
+use crate::uow::{decide_on, retry_on_conflict, Outcome, UnitOfWork};
+use eventlog::EventStore;
 
 impl<S: EventStore> Commands<S> {
     /// Change a library agent's flags, settings or pinned version.

@@ -7,7 +7,7 @@ mod user;
 
 pub use graph::CreatedGraph;
 
-use crate::store::EventStore;
+use eventlog::EventStore;
 
 /// The command side of the application, over any event store.
 #[derive(Debug, Clone)]

@@ -3,9 +3,10 @@ use domain::user::{User, UserCommand};
 use uuid::Uuid;
 
 use super::Commands;
+use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::store::EventStore;
-use crate::uow::{decide_on, CommandContext, Outcome};
+use crate::uow::{decide_on, Outcome};
+use eventlog::EventStore;
 
 impl<S: EventStore> Commands<S> {
     async fn on_user(

@@ -1,0 +1,16 @@
+//! The event store: the [`EventStore`] trait and its Postgres backend,
+//! gap-free tailing, the event codec and consistency tokens. Both the write
+//! side (`commands`) and the read side (`projections`) build on it; neither
+//! depends on the other.
+
+pub mod codec;
+pub mod error;
+mod inflight;
+pub mod postgres;
+pub mod store;
+pub mod tail;
+mod writers;
+
+pub use error::StoreError;
+pub use postgres::PgEventStore;
+pub use store::{AppendResult, EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
