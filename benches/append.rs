@@ -274,7 +274,7 @@ async fn http(settings: &Settings, url: &str, again: bool) -> Res<(Option<Stats>
     let stats = async {
         let started = Instant::now();
         let head = state.store().head().await?;
-        if !state.projections.wait_for(&state.projections.names(), head, Duration::from_secs(600)).await {
+        if !state.projections.wait_for(&state.projections.names(), head, Duration::from_secs(600)).await?.is_empty() {
             return Err("projectors did not catch up with the log within 600 s".into());
         }
         let replay = started.elapsed().as_secs_f64();

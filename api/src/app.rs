@@ -97,8 +97,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let app = Router::new()
         .merge(routes::root())
         .merge(openapi::router())
-        .nest("/api", routes::api())
-        .nest("/api/v1", routes::api())
+        .nest("/api", routes::api(&state))
+        .nest("/api/v1", routes::api(&state))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);

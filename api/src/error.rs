@@ -1,7 +1,7 @@
 //! The one JSON error shape, `{detail, error_type, timestamp, errors?}`, and
 //! the mapping from every internal error to it.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
@@ -9,7 +9,7 @@ use commands::{CommandError, StoreError};
 use domain::graph::GraphError;
 use domain::library::LibraryError;
 use domain::user::UserError;
-use projections::ProjectionError;
+use projections::{ProjectionError, QueryError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -67,6 +67,7 @@ pub struct ApiError {
 struct Extra {
     errors: Option<Vec<FieldError>>,
     node_errors: Option<Value>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -98,7 +99,7 @@ impl ApiError {
     /// 422 with the field errors.
     pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Self {
-            extra: Some(Box::new(Extra { errors: Some(errors), node_errors: None })),
+            extra: Some(Box::new(Extra { errors: Some(errors), ..Extra::default() })),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", detail)
         }
     }
@@ -107,6 +108,12 @@ impl ApiError {
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+    }
+
+    /// The same error, answered with one more header (`Retry-After`, …).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.extra.get_or_insert_with(Box::default).headers.push((name, value));
+        self
     }
 
     /// The HTTP status.
@@ -125,7 +132,9 @@ impl IntoResponse for ApiError {
             errors: extra.errors,
             node_errors: extra.node_errors,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().extend(extra.headers);
+        response
     }
 }
 
@@ -136,7 +145,7 @@ impl From<GraphError> for ApiError {
             GraphError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             GraphError::IdMismatch | GraphError::Invalid(_) => Self::bad_request(e.to_string()),
             GraphError::Validation { message, node_errors } => Self {
-                extra: Some(Box::new(Extra { errors: None, node_errors: Some(json!(node_errors)) })),
+                extra: Some(Box::new(Extra { node_errors: Some(json!(node_errors)), ..Extra::default() })),
                 ..Self::new(StatusCode::BAD_REQUEST, "graph_validation_error", message)
             },
         }
@@ -182,6 +191,12 @@ impl From<StoreError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
         Self::internal(&e)
     }
 }

@@ -16,6 +16,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::consistency;
 use crate::error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -55,7 +56,12 @@ fn cors(origins: &[String]) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
         .allow_headers(AnyOrigin)
-        .expose_headers([REQUEST_ID, HeaderName::from_static("x-event-position")]);
+        .expose_headers([
+            REQUEST_ID,
+            HeaderName::from_static(consistency::TOKEN_HEADER),
+            HeaderName::from_static(consistency::EVENT_POSITION_HEADER),
+            HeaderName::from_static(consistency::PENDING_HEADER),
+        ]);
     if origins.is_empty() {
         base.allow_origin(AnyOrigin)
     } else {

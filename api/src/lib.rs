@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod consistency;
 pub mod db;
 pub mod error;
 pub mod extract;

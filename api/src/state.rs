@@ -1,23 +1,18 @@
-//! Shared application state and the read-your-writes helpers.
+//! Shared application state and the caller of a request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use commands::services::Commands;
-use commands::{CommandContext, GlobalPosition, PgEventStore};
+use commands::{CommandContext, PgEventStore};
 use projections::Projections;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::auth::Verifier;
 use crate::error::ApiError;
-
-/// Header carrying the global position of a command's last event.
-pub const EVENT_POSITION_HEADER: &str = "x-event-position";
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -42,24 +37,6 @@ impl AppState {
     pub fn pool(&self) -> &sqlx::PgPool {
         self.store().pool()
     }
-
-    /// Wait (bounded) until the named projections have applied `position`,
-    /// so the response and the client's next query see the write. When they
-    /// do not, the write stands but its effects cannot be shown yet: 503.
-    pub async fn settle(&self, position: GlobalPosition, names: &[&str]) -> Result<(), ApiError> {
-        if self.projections.wait_for(names, position, self.consistency_timeout).await {
-            return Ok(());
-        }
-        tracing::warn!(?position, ?names, "projections did not catch up within the consistency timeout");
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "projection_lag",
-            format!(
-                "The change was saved at position {}, but the read models have not caught up yet; read again shortly",
-                position.position
-            ),
-        ))
-    }
 }
 
 /// An authenticated caller with the context its commands carry.
@@ -83,18 +60,5 @@ impl FromRequestParts<AppState> for Caller {
             idempotency_key: header("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 255),
         };
         Ok(Self { user, ctx })
-    }
-}
-
-/// A response to a command: the body plus the `X-Event-Position` header.
-pub struct Committed<T>(pub GlobalPosition, pub T);
-
-impl<T: IntoResponse> IntoResponse for Committed<T> {
-    fn into_response(self) -> Response {
-        let mut response = self.1.into_response();
-        if let Ok(value) = HeaderValue::from_str(&self.0.position.to_string()) {
-            response.headers_mut().insert(EVENT_POSITION_HEADER, value);
-        }
-        response
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{CommandError, StoreError};
 pub const MAX_ATTEMPTS: usize = 5;
 
 /// What a command did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Position of the last event the command appended, or of the last event
     /// it read when it appended nothing: the point a client's next query must
@@ -23,6 +23,9 @@ pub struct Outcome {
     pub position: GlobalPosition,
     /// How many events were appended.
     pub appended: usize,
+    /// The stream categories (aggregate prefixes) the command read or wrote:
+    /// the read models fed by them are the ones a client's next query needs.
+    pub categories: Vec<&'static str>,
 }
 
 /// One attempt at a command: the streams it read and the events it decided.
@@ -31,12 +34,19 @@ pub struct UnitOfWork<'a, S> {
     ctx: &'a CommandContext,
     writes: Vec<StreamWrite>,
     read_position: GlobalPosition,
+    categories: Vec<&'static str>,
 }
 
 impl<'a, S: EventStore> UnitOfWork<'a, S> {
     /// Start an attempt.
     pub fn new(store: &'a S, ctx: &'a CommandContext) -> Self {
-        Self { store, ctx, writes: Vec::new(), read_position: GlobalPosition::START }
+        Self { store, ctx, writes: Vec::new(), read_position: GlobalPosition::START, categories: Vec::new() }
+    }
+
+    fn touch<A: Aggregate>(&mut self) {
+        if !self.categories.contains(&A::STREAM_PREFIX) {
+            self.categories.push(A::STREAM_PREFIX);
+        }
     }
 
     /// Load an aggregate's state and the version it is at.
@@ -48,6 +58,7 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
     /// Load an aggregate with its decoded history (for commands that need
     /// past payloads, such as forking a graph version).
     pub async fn load_with_events<A: Aggregate>(&mut self, id: Uuid) -> Result<(A, i64, Vec<A::Event>), CommandError> {
+        self.touch::<A>();
         let stream = stream_name::<A>(id);
         let recorded = self.store.read_stream(&stream, 0).await?;
         let mut state = A::default();
@@ -72,6 +83,7 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         if events.is_empty() {
             return Ok(());
         }
+        self.touch::<A>();
         let stream_id = stream_name::<A>(id);
         let mut new_events = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
@@ -98,11 +110,11 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
     pub async fn commit(self) -> Result<Outcome, CommandError> {
         let appended: usize = self.writes.iter().map(|w| w.events.len()).sum();
         if appended == 0 {
-            return Ok(Outcome { position: self.read_position, appended: 0 });
+            return Ok(Outcome { position: self.read_position, appended: 0, categories: self.categories });
         }
         let result = self.store.append(&self.writes).await?;
         let position = result.last().unwrap_or(self.read_position);
-        Ok(Outcome { position, appended: if result.duplicate { 0 } else { appended } })
+        Ok(Outcome { position, appended: if result.duplicate { 0 } else { appended }, categories: self.categories })
     }
 }
 
@@ -126,8 +138,14 @@ where
 }
 
 /// The common command shape: load one aggregate, decide, append what it
-/// decided, re-deciding on conflict.
-pub async fn decide_on<A, S, F>(store: &S, ctx: &CommandContext, id: Uuid, decide: F) -> Result<Outcome, CommandError>
+/// decided, re-deciding on conflict. Answers the aggregate's state after the
+/// new events too, so a response never has to wait for a read model.
+pub async fn decide_on<A, S, F>(
+    store: &S,
+    ctx: &CommandContext,
+    id: Uuid,
+    decide: F,
+) -> Result<(Outcome, A), CommandError>
 where
     A: Aggregate,
     S: EventStore,
@@ -135,10 +153,14 @@ where
 {
     retry_on_conflict(|| async {
         let mut uow = UnitOfWork::new(store, ctx);
-        let (state, version) = uow.load::<A>(id).await?;
+        let (mut state, version) = uow.load::<A>(id).await?;
         let events = decide(&state)?;
         uow.record::<A>(id, version, &events)?;
-        uow.commit().await
+        let outcome = uow.commit().await?;
+        for event in &events {
+            state.evolve(event);
+        }
+        Ok((outcome, state))
     })
     .await
 }

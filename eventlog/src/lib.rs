@@ -9,8 +9,10 @@ mod inflight;
 pub mod postgres;
 pub mod store;
 pub mod tail;
+pub mod token;
 mod writers;
 
 pub use error::StoreError;
 pub use postgres::PgEventStore;
 pub use store::{AppendResult, EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
+pub use token::ConsistencyToken;

@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
+use crate::query::QueryError;
 
 /// Builds `rm_graphs` from graph streams.
 pub struct GraphsProjector;
@@ -190,7 +191,7 @@ impl GraphRows {
 }
 
 /// A user's graphs as `GraphMeta`, active versions, newest first (first 250).
-pub async fn list_graphs(pool: &PgPool, user_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn list_graphs(pool: &PgPool, user_id: Uuid) -> Result<Vec<Value>, QueryError> {
     let sql = format!(
         "SELECT {MODEL} FROM rm_graphs WHERE user_id = $1 AND is_active ORDER BY created_at DESC, id LIMIT 250"
     );
@@ -204,7 +205,7 @@ pub async fn get_graph(
     user_id: Uuid,
     graph_id: Uuid,
     version: Option<i32>,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<Value>, QueryError> {
     // Two statements rather than `$3 IS NULL OR …`, so each keeps a cached plan.
     let row = match version {
         Some(version) => {
@@ -221,7 +222,7 @@ pub async fn get_graph(
 }
 
 /// Every version of a user's graph, newest first.
-pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Result<Vec<Value>, QueryError> {
     let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC");
     let rows = sqlx::query_as(&sql).bind(graph_id).bind(user_id).fetch_all(pool).await?;
     Ok(rows.into_iter().map(served).collect())

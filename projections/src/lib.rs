@@ -5,11 +5,13 @@ pub mod feed;
 pub mod graphs;
 pub mod library;
 pub mod projector;
+pub mod query;
 pub mod runner;
 pub mod status;
 pub mod users;
 
 pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
+pub use query::QueryError;
 pub use runner::Projections;
 
 use std::sync::Arc;

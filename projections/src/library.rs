@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
+use domain::graph::{view, Graph, GraphVersion};
 use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgArguments, PgRow};
@@ -12,6 +13,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
+use crate::query::QueryError;
 
 /// Builds `rm_library_agents` from library agent streams.
 pub struct LibraryProjector;
@@ -189,7 +191,7 @@ pub struct LibraryQuery {
 }
 
 /// One page of a user's library: `{agents, pagination}`.
-pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Result<Value, sqlx::Error> {
+pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Result<Value, QueryError> {
     let filter = "WHERE a.user_id = $1 AND NOT a.is_deleted AND NOT a.is_archived AND (NOT $2 OR a.is_favorite) \
                   AND ($3::text IS NULL OR g.name ILIKE $3 ESCAPE '\\' OR g.model->>'description' ILIKE $3 ESCAPE '\\')";
     let pattern =
@@ -227,13 +229,13 @@ pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Resu
 }
 
 /// One of a user's library agents by id.
-pub async fn get_agent(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Value>, sqlx::Error> {
+pub async fn get_agent(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Value>, QueryError> {
     let row = sqlx::query(&format!("{SELECT} WHERE a.id = $1 AND a.user_id = $2 AND NOT a.is_deleted"))
         .bind(id)
         .bind(user_id)
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(agent_json).transpose()
+    Ok(row.as_ref().map(agent_json).transpose()?)
 }
 
 /// A user's library agent for a graph (optionally a given version).
@@ -242,7 +244,7 @@ pub async fn get_agent_by_graph(
     user_id: Uuid,
     graph_id: Uuid,
     version: Option<i32>,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<Value>, QueryError> {
     let row = sqlx::query(&format!(
         "{SELECT} WHERE a.graph_id = $1 AND a.user_id = $2 AND NOT a.is_deleted AND ($3::int IS NULL OR a.graph_version = $3)"
     ))
@@ -251,51 +253,122 @@ pub async fn get_agent_by_graph(
     .bind(version)
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(agent_json).transpose()
+    Ok(row.as_ref().map(agent_json).transpose()?)
 }
 
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
+/// Everything a served library agent is made of, from a read-model row or
+/// from the log: one builder, so both answer the same shape.
+#[derive(Debug, Clone)]
+pub struct AgentSource {
+    /// Library agent id.
+    pub id: Uuid,
+    /// Whose library.
+    pub user_id: Uuid,
+    /// The graph.
+    pub graph_id: Uuid,
+    /// The version it runs.
+    pub graph_version: i32,
+    /// Favourite flag.
+    pub is_favorite: bool,
+    /// Per-user settings.
+    pub settings: Value,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The served GraphModel of that version, if known.
+    pub model: Option<Value>,
+    /// The graph's owner, if known.
+    pub graph_owner: Option<Uuid>,
+    /// The graph's highest version, if known.
+    pub latest_version: Option<i32>,
+}
+
+impl AgentSource {
+    fn of_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            graph_id: row.try_get("graph_id")?,
+            graph_version: row.try_get("graph_version")?,
+            is_favorite: row.try_get("is_favorite")?,
+            settings: row.try_get("settings")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            model: row.try_get("model")?,
+            graph_owner: row.try_get("graph_owner")?,
+            latest_version: row.try_get("latest_version")?,
+        })
+    }
+
+    /// From the aggregates' state as the log has it (`None` for an agent
+    /// that is not there).
+    pub fn from_state(
+        agent: &LibraryAgent,
+        graph: &Graph,
+        version: Option<(&GraphVersion, DateTime<Utc>)>,
+    ) -> Option<Self> {
+        let created_at = agent.created_at?;
+        let model = version.and_then(|(v, at)| {
+            let owner = graph.owner.unwrap_or_default();
+            serde_json::to_value(view::GraphModel::new(v, owner, at, None)).ok()
+        });
+        Some(Self {
+            id: agent.id?,
+            user_id: agent.user_id?,
+            graph_id: agent.graph_id?,
+            graph_version: agent.graph_version,
+            is_favorite: agent.is_favorite,
+            settings: json!(agent.settings),
+            created_at,
+            updated_at: agent.updated_at.unwrap_or(created_at),
+            model,
+            graph_owner: graph.owner,
+            latest_version: graph.versions.last().copied(),
+        })
+    }
+
+    /// The LibraryAgent as served.
+    pub fn to_json(&self) -> Value {
+        let model = self.model.as_ref();
+        // The graph may not be projected yet; serve the wire shape regardless.
+        let field = |k: &str, default: Value| model.and_then(|m| m.get(k)).cloned().unwrap_or(default);
+        json!({
+            "id": self.id,
+            "graph_id": self.graph_id,
+            "graph_version": self.graph_version,
+            "owner_user_id": self.user_id,
+            "image_url": null,
+            "creator_name": "",
+            "creator_image_url": "",
+            "status": "COMPLETED",
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "name": field("name", json!("")),
+            "description": field("description", json!("")),
+            "instructions": field("instructions", Value::Null),
+            "input_schema": field("input_schema", json!({})),
+            "output_schema": field("output_schema", json!({})),
+            "credentials_input_schema": field("credentials_input_schema", Value::Null),
+            "has_external_trigger": field("has_external_trigger", json!(false)),
+            "has_human_in_the_loop": field("has_human_in_the_loop", json!(false)),
+            "has_sensitive_action": field("has_sensitive_action", json!(false)),
+            "trigger_setup_info": field("trigger_setup_info", Value::Null),
+            "new_output": false,
+            "can_access_graph": self.graph_owner == Some(self.user_id),
+            "is_latest_version": self.latest_version.is_none_or(|l| l <= self.graph_version),
+            "is_favorite": self.is_favorite,
+            "recommended_schedule_cron": field("recommended_schedule_cron", Value::Null),
+            "settings": self.settings,
+            "marketplace_listing": null,
+        })
+    }
+}
+
 fn agent_json(row: &PgRow) -> Result<Value, sqlx::Error> {
-    let model: Option<Value> = row.try_get("model")?;
-    let model = model.unwrap_or_else(|| json!({}));
-    // The graph may not be projected yet; serve the wire shape regardless.
-    let field = |k: &str, default: Value| model.get(k).cloned().unwrap_or(default);
-    let user_id: Uuid = row.try_get("user_id")?;
-    let graph_owner: Option<Uuid> = row.try_get("graph_owner")?;
-    let graph_version: i32 = row.try_get("graph_version")?;
-    let latest: Option<i32> = row.try_get("latest_version")?;
-    let created: DateTime<Utc> = row.try_get("created_at")?;
-    let updated: DateTime<Utc> = row.try_get("updated_at")?;
-    Ok(json!({
-        "id": row.try_get::<Uuid, _>("id")?,
-        "graph_id": row.try_get::<Uuid, _>("graph_id")?,
-        "graph_version": graph_version,
-        "owner_user_id": user_id,
-        "image_url": null,
-        "creator_name": "",
-        "creator_image_url": "",
-        "status": "COMPLETED",
-        "created_at": created,
-        "updated_at": updated,
-        "name": field("name", json!("")),
-        "description": field("description", json!("")),
-        "instructions": field("instructions", Value::Null),
-        "input_schema": field("input_schema", json!({})),
-        "output_schema": field("output_schema", json!({})),
-        "credentials_input_schema": field("credentials_input_schema", Value::Null),
-        "has_external_trigger": field("has_external_trigger", json!(false)),
-        "has_human_in_the_loop": field("has_human_in_the_loop", json!(false)),
-        "has_sensitive_action": field("has_sensitive_action", json!(false)),
-        "trigger_setup_info": field("trigger_setup_info", Value::Null),
-        "new_output": false,
-        "can_access_graph": graph_owner == Some(user_id),
-        "is_latest_version": latest.is_none_or(|l| l <= graph_version),
-        "is_favorite": row.try_get::<bool, _>("is_favorite")?,
-        "recommended_schedule_cron": field("recommended_schedule_cron", Value::Null),
-        "settings": row.try_get::<Value, _>("settings")?,
-        "marketplace_listing": null,
-    }))
+    Ok(AgentSource::of_row(row)?.to_json())
 }

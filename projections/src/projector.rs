@@ -27,6 +27,10 @@ pub enum ProjectionError {
     /// No projector has that name.
     #[error("unknown projection '{0}'")]
     Unknown(String),
+    /// A wait named a projector this process does not run: a programming
+    /// error, never "caught up".
+    #[error("projection '{0}' is not run by this process")]
+    NotRunning(String),
     /// Another process moved the checkpoint while this one worked.
     #[error("the checkpoint of '{0}' was moved by another process")]
     Contended(String),
@@ -38,6 +42,9 @@ pub trait Projector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The tables it owns, emptied before a rebuild.
     fn tables(&self) -> &'static [&'static str];
+    /// The stream categories (aggregate prefixes) whose events it consumes:
+    /// a command that touched one of them waits for this projector.
+    fn categories(&self) -> &'static [&'static str];
     /// Whether the projector does anything with this event; a batch with
     /// none it wants costs no transaction.
     fn wants(&self, _event: &RecordedEvent) -> bool {
@@ -82,6 +89,8 @@ pub trait StreamProjector: Send + Sync + 'static {
     const NAME: &'static str;
     /// The tables it owns, emptied before a rebuild.
     const TABLES: &'static [&'static str];
+    /// The categories it consumes: its source's streams.
+    const CATEGORIES: &'static [&'static str] = &[<Self::Source as Aggregate>::STREAM_PREFIX];
     /// Apply one decoded event of the stream of aggregate `id`.
     fn apply<'a>(
         &'a self,
@@ -108,6 +117,10 @@ impl<P: StreamProjector> Projector for P {
 
     fn tables(&self) -> &'static [&'static str] {
         P::TABLES
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        P::CATEGORIES
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {

@@ -281,20 +281,39 @@ impl Projections {
         }
     }
 
+    /// The projectors fed by events of these stream categories.
+    pub fn readers_of(&self, categories: &[&str]) -> Vec<&'static str> {
+        self.projectors
+            .iter()
+            .filter(|p| p.categories().iter().any(|c| categories.contains(c)))
+            .map(|p| p.name())
+            .collect()
+    }
+
     /// Wait until every named projector has applied the log up to `target`,
-    /// or `timeout` passes. Returns whether they got there.
-    pub async fn wait_for(&self, names: &[&str], target: GlobalPosition, timeout: Duration) -> bool {
-        let wait_all = async {
-            for name in names {
-                let Some(tx) = self.progress.get(name) else { continue };
-                let mut rx = tx.subscribe();
-                if rx.wait_for(|at| *at >= target).await.is_err() {
-                    return false;
-                }
+    /// or `timeout` passes. Answers the names that did not get there (empty
+    /// when all did); naming a projector this process does not run is an
+    /// error, not "caught up".
+    pub async fn wait_for(
+        &self,
+        names: &[&'static str],
+        target: GlobalPosition,
+        timeout: Duration,
+    ) -> Result<Vec<&'static str>, ProjectionError> {
+        let mut watches = Vec::with_capacity(names.len());
+        for &name in names {
+            let tx = self.progress.get(name).ok_or_else(|| ProjectionError::NotRunning(name.to_owned()))?;
+            watches.push((name, tx.subscribe()));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pending = Vec::new();
+        for (name, mut rx) in watches {
+            let reached = tokio::time::timeout_at(deadline, rx.wait_for(|at| *at >= target)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                pending.push(name);
             }
-            true
-        };
-        tokio::time::timeout(timeout, wait_all).await.unwrap_or(false)
+        }
+        Ok(pending)
     }
 
     /// Empty a projector's read model and reset its checkpoint, in one

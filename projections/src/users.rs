@@ -3,11 +3,14 @@
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::user::{User, UserEvent};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::projector::{BoxFuture, ProjectionError, StreamProjector};
+use crate::query::QueryError;
 
 /// Builds `rm_users` from user streams.
 pub struct UsersProjector;
@@ -63,39 +66,112 @@ impl StreamProjector for UsersProjector {
 }
 
 /// A user as AutoGPT serves it from `POST /api/auth/user`.
-pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<Option<Value>, sqlx::Error> {
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UserView {
+    /// The user id (the token's subject).
+    pub id: Uuid,
+    /// E-mail address.
+    pub email: String,
+    /// Always true: the identity provider verified it.
+    pub email_verified: bool,
+    /// Display name.
+    pub name: Option<String>,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Free-form metadata (empty).
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// Encrypted integrations blob (empty).
+    pub integrations: String,
+    /// Payment customer id (payments are not served).
+    pub stripe_customer_id: Option<String>,
+    /// Automatic top-up settings (payments are not served).
+    #[schema(value_type = Option<Object>)]
+    pub top_up_config: Option<Value>,
+    /// Notification e-mails per day.
+    pub max_emails_per_day: i32,
+    /// Notification preferences, all on.
+    pub notify_on_agent_run: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_zero_balance: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_low_balance: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_block_execution_failed: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_continuous_agent_error: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_daily_summary: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_weekly_summary: bool,
+    /// See `notify_on_agent_run`.
+    pub notify_on_monthly_summary: bool,
+    /// IANA timezone or `not-set`.
+    pub timezone: String,
+}
+
+impl UserView {
+    /// The served user from its stored fields.
+    fn new(
+        id: Uuid,
+        email: String,
+        name: Option<String>,
+        timezone: String,
+        at: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Self {
+        Self {
+            id,
+            email,
+            email_verified: true,
+            name,
+            created_at: at.0,
+            updated_at: at.1,
+            metadata: json!({}),
+            integrations: String::new(),
+            stripe_customer_id: None,
+            top_up_config: None,
+            max_emails_per_day: 3,
+            notify_on_agent_run: true,
+            notify_on_zero_balance: true,
+            notify_on_low_balance: true,
+            notify_on_block_execution_failed: true,
+            notify_on_continuous_agent_error: true,
+            notify_on_daily_summary: true,
+            notify_on_weekly_summary: true,
+            notify_on_monthly_summary: true,
+            timezone,
+        }
+    }
+
+    /// The served user from the aggregate's state (`None` before it is
+    /// registered): what a command answers without waiting for this model.
+    pub fn from_state(user: &User) -> Option<Self> {
+        let (id, created) = (user.id?, user.created_at?);
+        let at = (created, user.updated_at.unwrap_or(created));
+        Some(Self::new(id, user.email.clone(), user.name.clone(), user.timezone.clone(), at))
+    }
+}
+
+/// A user, if registered.
+pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<Option<UserView>, QueryError> {
     let row = sqlx::query("SELECT id, email, name, timezone, created_at, updated_at FROM rm_users WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let created: DateTime<Utc> = row.try_get("created_at")?;
-    let updated: DateTime<Utc> = row.try_get("updated_at")?;
-    Ok(Some(json!({
-        "id": row.try_get::<Uuid, _>("id")?,
-        "email": row.try_get::<String, _>("email")?,
-        "email_verified": true,
-        "name": row.try_get::<Option<String>, _>("name")?,
-        "created_at": created,
-        "updated_at": updated,
-        "metadata": {},
-        "integrations": "",
-        "stripe_customer_id": null,
-        "top_up_config": null,
-        "max_emails_per_day": 3,
-        "notify_on_agent_run": true,
-        "notify_on_zero_balance": true,
-        "notify_on_low_balance": true,
-        "notify_on_block_execution_failed": true,
-        "notify_on_continuous_agent_error": true,
-        "notify_on_daily_summary": true,
-        "notify_on_weekly_summary": true,
-        "notify_on_monthly_summary": true,
-        "timezone": row.try_get::<String, _>("timezone")?,
-    })))
+    let at = (row.try_get("created_at")?, row.try_get("updated_at")?);
+    Ok(Some(UserView::new(
+        row.try_get("id")?,
+        row.try_get("email")?,
+        row.try_get("name")?,
+        row.try_get("timezone")?,
+        at,
+    )))
 }
 
 /// A user's timezone, if the user exists.
-pub async fn get_timezone(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT timezone FROM rm_users WHERE id = $1").bind(id).fetch_optional(pool).await
+pub async fn get_timezone(pool: &PgPool, id: Uuid) -> Result<Option<String>, QueryError> {
+    Ok(sqlx::query_scalar("SELECT timezone FROM rm_users WHERE id = $1").bind(id).fetch_optional(pool).await?)
 }

@@ -99,6 +99,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// Auth settings of the server.
     pub auth: Arc<AuthConfig>,
+    /// The test database's URL.
+    pub url: String,
 }
 
 /// The signing key tests use.
@@ -111,7 +113,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Start a server on a fresh database, adjusting the config first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let url = fresh_database().await;
+    spawn_app_on(fresh_database().await, adjust).await
+}
+
+/// Start a server on an existing database (a second instance sharing one).
+pub async fn spawn_app_on(url: String, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::local(url.clone(), TEST_KEY);
     let auth = config.auth.clone();
     adjust(&mut config);
@@ -119,7 +125,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let pool = PgPool::connect(&url).await.expect("connect test db");
-    TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth) }
+    TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth), url }
 }
 
 /// Claims for a user, valid for an hour.

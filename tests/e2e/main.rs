@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod binary;
+mod consistency;
 mod docs;
 mod event_log;
 mod feed;

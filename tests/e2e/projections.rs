@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use commands::PgEventStore;
-use eventlog::store::{EventMetadata, EventStore, NewEvent, RecordedEvent, StreamWrite};
+use eventlog::store::{EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
 use eventlog::tail::TailConfig;
 use projections::{BoxFuture, ProjectionError, Projections, Projector};
 use serde_json::json;
@@ -30,6 +30,10 @@ impl Projector for Recorder {
 
     fn tables(&self) -> &'static [&'static str] {
         &["test_applied"]
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        &["numbered"]
     }
 
     fn handle<'a>(
@@ -91,18 +95,21 @@ async fn assert_applied_exactly_once(store: &PgEventStore, expected: i64) {
 
 /// The last committed event, visible or not yet: `head()` would stop short
 /// while another test's transaction holds the cluster-wide horizon back.
-async fn last_committed(store: &PgEventStore) -> eventlog::GlobalPosition {
+async fn last_committed(store: &PgEventStore) -> GlobalPosition {
     let (tx_id, position): (i64, i64) =
         sqlx::query_as("SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1")
             .fetch_one(store.pool())
             .await
             .unwrap();
-    eventlog::GlobalPosition { tx_id, position }
+    GlobalPosition { tx_id, position }
 }
 
 async fn wait_until_caught_up(projections: &Projections, store: &PgEventStore) {
     let last = last_committed(store).await;
-    assert!(projections.wait_for(&["recorder"], last, Duration::from_secs(30)).await, "projector caught up");
+    assert!(
+        projections.wait_for(&["recorder"], last, Duration::from_secs(30)).await.unwrap().is_empty(),
+        "projector caught up"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,28 +226,6 @@ async fn projectors_that_ignore_events_still_report_no_lag_soon_after() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_whose_projections_cannot_catch_up_answers_503_and_its_write_stands() {
-    let app = crate::helpers::spawn_app_with(|c| c.consistency_timeout = Duration::from_millis(400)).await;
-    let user = Uuid::new_v4();
-    // An older open write transaction holds every tailer back.
-    let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *blocker).await.unwrap();
-    let (status, body) = app.post("/api/graphs", user, &json!({ "graph": sample_graph("held") })).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error_type"], "projection_lag");
-    blocker.commit().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, graphs) = app.get("/api/graphs", user).await;
-        if graphs.as_array().is_some_and(|g| g.len() == 1) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the saved graph never appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_projecting_the_same_log_apply_every_event_once() {
     let store = fresh_store().await;
@@ -276,8 +261,14 @@ async fn two_instances_projecting_the_same_log_apply_every_event_once() {
     }
     let last = last_committed(&store).await;
     let names = first.names();
-    assert!(first.wait_for(&names, last, Duration::from_secs(30)).await, "first instance caught up");
-    assert!(second.wait_for(&names, last, Duration::from_secs(30)).await, "second instance caught up");
+    assert!(
+        first.wait_for(&names, last, Duration::from_secs(30)).await.unwrap().is_empty(),
+        "first instance caught up"
+    );
+    assert!(
+        second.wait_for(&names, last, Duration::from_secs(30)).await.unwrap().is_empty(),
+        "second instance caught up"
+    );
     let pool = store.pool();
     let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
     assert_eq!(count("SELECT count(*) FROM rm_graphs").await, 8 * 25 + 8 * 5, "every version once");
@@ -286,4 +277,14 @@ async fn two_instances_projecting_the_same_log_apply_every_event_once() {
     assert_eq!(count("SELECT count(*) FROM rm_library_agents").await, 8 * 25);
     assert_eq!(count("SELECT count(*) FROM rm_library_agents WHERE graph_version = 2").await, 8 * 5);
     stop.cancel();
+}
+
+#[tokio::test]
+async fn waiting_for_a_projector_this_process_does_not_run_is_an_error_not_caught_up() {
+    let store = fresh_store().await;
+    let projections = Projections::new(store, projections::all());
+    let waited = projections.wait_for(&["no_such_projection"], GlobalPosition::START, Duration::from_millis(10)).await;
+    assert!(matches!(waited, Err(ProjectionError::NotRunning(ref name)) if name == "no_such_projection"), "{waited:?}");
+    let none_behind = projections.wait_for(&[projections::users::NAME], GlobalPosition::START, Duration::ZERO).await;
+    assert_eq!(none_behind.unwrap(), Vec::<&str>::new(), "position zero is always reached");
 }

@@ -2,6 +2,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, put};
 use axum::Router;
+use commands::services::CreatedGraph;
 use domain::graph::{view, GraphDraft};
 use domain::library::GraphSettings;
 use projections::{graphs, library};
@@ -11,21 +12,20 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_id;
+use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
-use crate::state::{AppState, Caller, Committed};
+use crate::state::{AppState, Caller};
 
-/// What a graph command changes: graphs and, through the library agent, the library.
-const GRAPH_VIEWS: &[&str] = &[graphs::NAME, library::NAME];
-
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/graphs", get(list_graphs).post(create_graph))
         .route("/graphs/{graph_id}", get(get_graph).put(update_graph).delete(delete_graph))
         .route("/graphs/{graph_id}/versions", get(list_graph_versions))
         .route("/graphs/{graph_id}/versions/active", put(set_active_version))
         .route("/graphs/{graph_id}/versions/{version}", get(get_graph_version))
-        .route("/graphs/{graph_id}/settings", patch(update_graph_settings))
+        .route("/graphs/{graph_id}/settings", patch(update_graph_settings));
+    reads(routes, state, &[graphs::NAME, library::NAME])
 }
 
 /// Body of `POST /api/graphs`.
@@ -82,15 +82,16 @@ pub(crate) async fn create_graph(
     caller: Caller,
     Json(body): Json<CreateGraph>,
 ) -> ApiResult<Committed<Response>> {
-    let user_id = caller.user.user_id;
-    let created = state.commands.create_graph(&caller.ctx, user_id, body.graph).await?;
-    state.settle(created.outcome.position, GRAPH_VIEWS).await?;
-    // The projector stores the same model, built by the same type.
-    let body = match &created.saved {
-        Some((graph, at)) => axum::Json(view::GraphModel::new(graph, user_id, *at, Some(true))).into_response(),
-        None => axum::Json(read_graph(&state, user_id, created.graph_id, Some(created.version)).await?).into_response(),
-    };
-    Ok(Committed(created.outcome.position, body))
+    let created = state.commands.create_graph(&caller.ctx, caller.user.user_id, body.graph).await?;
+    Ok(saved_graph(&state, caller.user.user_id, &created).await)
+}
+
+/// The GraphModel of the version a command saved, built from the command's
+/// own result (the projector stores the same model, built by the same type).
+async fn saved_graph(state: &AppState, user_id: Uuid, created: &CreatedGraph) -> Committed<Response> {
+    let (graph, at) = &created.saved;
+    let body = axum::Json(view::GraphModel::new(graph, user_id, *at, Some(graph.is_active))).into_response();
+    state.answer(&created.outcome, body).await
 }
 
 /// A graph; without `version`, its highest version.
@@ -151,13 +152,10 @@ pub(crate) async fn update_graph(
     caller: Caller,
     Path(graph_id): Path<String>,
     Json(draft): Json<GraphDraft>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<Response>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
-    let (outcome, version) =
-        state.commands.create_graph_version(&caller.ctx, caller.user.user_id, graph_id, draft).await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await?;
-    let model = read_graph(&state, caller.user.user_id, graph_id, Some(version)).await?;
-    Ok(Committed(outcome.position, axum::Json(model)))
+    let created = state.commands.create_graph_version(&caller.ctx, caller.user.user_id, graph_id, draft).await?;
+    Ok(saved_graph(&state, caller.user.user_id, &created).await)
 }
 
 /// Delete a graph with every version.
@@ -171,8 +169,7 @@ pub(crate) async fn delete_graph(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, count) = state.commands.delete_graph(&caller.ctx, caller.user.user_id, graph_id).await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await?;
-    Ok(Committed(outcome.position, axum::Json(json!({"version_counts": count}))))
+    Ok(state.answer(&outcome, axum::Json(json!({"version_counts": count}))).await)
 }
 
 /// Make a version the active one.
@@ -190,8 +187,7 @@ pub(crate) async fn set_active_version(
         .commands
         .set_active_version(&caller.ctx, caller.user.user_id, graph_id, body.active_graph_version)
         .await?;
-    state.settle(outcome.position, GRAPH_VIEWS).await?;
-    Ok(Committed(outcome.position, axum::Json(Value::Null)))
+    Ok(state.answer(&outcome, axum::Json(Value::Null)).await)
 }
 
 /// Change the caller's settings for a graph (kept on its library agent).
@@ -207,6 +203,5 @@ pub(crate) async fn update_graph_settings(
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, _) =
         state.commands.update_graph_settings(&caller.ctx, caller.user.user_id, graph_id, settings).await?;
-    state.settle(outcome.position, &[library::NAME]).await?;
-    Ok(Committed(outcome.position, axum::Json(settings)))
+    Ok(state.answer(&outcome, axum::Json(settings)).await)
 }

@@ -2,25 +2,28 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use commands::Outcome;
 use domain::library::LibraryAgentPatch;
 use projections::graphs;
-use projections::library::{self, LibraryQuery, LibrarySort};
+use projections::library::{self, AgentSource, LibraryQuery, LibrarySort};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::parse_id;
+use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
-use crate::state::{AppState, Caller, Committed};
+use crate::state::{AppState, Caller};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/library/agents", get(list_agents))
         .route("/library/agents/favorites", get(list_favorites))
         .route("/library/agents/by-graph/{graph_id}", get(get_agent_by_graph))
         .route("/library/agents/{library_agent_id}", get(get_agent).patch(update_agent).delete(delete_agent))
-        .route("/library/agents/{library_agent_id}/fork", post(fork_agent))
+        .route("/library/agents/{library_agent_id}/fork", post(fork_agent));
+    reads(routes, state, &[library::NAME, graphs::NAME])
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -87,6 +90,20 @@ async fn read_agent(state: &AppState, user: Uuid, id: Uuid) -> ApiResult<Value> 
     library::get_agent(state.pool(), user, id).await?.ok_or_else(|| ApiError::not_found("Library agent not found"))
 }
 
+/// Answer a command on a library agent with the agent as served: from the
+/// read models once they show the command, else as the log has it.
+async fn answer_agent(state: &AppState, outcome: &Outcome, user: Uuid, id: Uuid) -> Committed<axum::Json<Value>> {
+    let read = async { Ok(library::get_agent(state.pool(), user, id).await?.map(axum::Json)) };
+    let from_log = async {
+        let found = state.commands.library_agent_from_log(user, id).await?;
+        Ok(found.and_then(|f| {
+            let version = f.version.as_ref().map(|(v, at)| (v, *at));
+            AgentSource::from_state(&f.agent, &f.graph, version).map(|a| axum::Json(a.to_json()))
+        }))
+    };
+    state.answer_read(outcome, read, from_log).await
+}
+
 /// The caller's library, searchable and paginated.
 #[utoipa::path(get, path = "/api/library/agents", operation_id = "getV2List library agents", tag = "library",
     params(("search_term" = Option<String>, Query), ("sort_by" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
@@ -150,8 +167,7 @@ pub(crate) async fn update_agent(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let id = parse_id(&id, "Library agent")?;
     let outcome = state.commands.update_library_agent(&caller.ctx, caller.user.user_id, id, patch).await?;
-    state.settle(outcome.position, &[library::NAME]).await?;
-    Ok(Committed(outcome.position, axum::Json(read_agent(&state, caller.user.user_id, id).await?)))
+    Ok(answer_agent(&state, &outcome, caller.user.user_id, id).await)
 }
 
 /// Remove an agent from the caller's library.
@@ -165,8 +181,7 @@ pub(crate) async fn delete_agent(
 ) -> ApiResult<Committed<StatusCode>> {
     let id = parse_id(&id, "Library agent")?;
     let outcome = state.commands.delete_library_agent(&caller.ctx, caller.user.user_id, id).await?;
-    state.settle(outcome.position, &[library::NAME]).await?;
-    Ok(Committed(outcome.position, StatusCode::NO_CONTENT))
+    Ok(state.answer(&outcome, StatusCode::NO_CONTENT).await)
 }
 
 /// Copy the agent's graph into a new graph of the caller's own.
@@ -180,7 +195,5 @@ pub(crate) async fn fork_agent(
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     let id = parse_id(&id, "Library agent")?;
     let created = state.commands.fork_library_agent(&caller.ctx, caller.user.user_id, id).await?;
-    state.settle(created.outcome.position, &[graphs::NAME, library::NAME]).await?;
-    let agent = read_agent(&state, caller.user.user_id, created.library_agent_id).await?;
-    Ok(Committed(created.outcome.position, axum::Json(agent)))
+    Ok(answer_agent(&state, &created.outcome, caller.user.user_id, created.library_agent_id).await)
 }

@@ -14,12 +14,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The routes under `/api`.
-pub fn api() -> Router<AppState> {
+pub fn api(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(users::router())
+        .merge(users::router(state))
         .merge(blocks::router())
-        .merge(graphs::router())
-        .merge(library::router())
+        .merge(graphs::router(state))
+        .merge(library::router(state))
         .merge(admin::router())
 }
 

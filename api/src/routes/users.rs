@@ -3,20 +3,24 @@ use std::str::FromStr;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
-use projections::users;
+use commands::Outcome;
+use domain::user::User;
+use projections::users::{self, UserView};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::Json;
-use crate::state::{AppState, Caller, Committed};
+use crate::state::{AppState, Caller};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/auth/user", post(ensure_user))
         .route("/auth/user/email", post(update_email))
-        .route("/auth/user/timezone", get(get_timezone).post(set_timezone))
+        .route("/auth/user/timezone", get(get_timezone).post(set_timezone));
+    reads(routes, state, &[users::NAME])
 }
 
 /// Body of `POST /api/auth/user/timezone`.
@@ -28,27 +32,26 @@ pub(crate) struct UpdateTimezoneRequest {
 
 /// Register the effective user if new. The token's e-mail and name belong
 /// to its subject, so an impersonated user is registered without them.
-async fn register(state: &AppState, caller: &Caller) -> ApiResult<()> {
+async fn register(state: &AppState, caller: &Caller) -> ApiResult<(Outcome, User)> {
     let user = &caller.user;
     let (email, name) = if user.is_impersonating() {
         (String::new(), None)
     } else {
         (user.email.clone().unwrap_or_default(), user.name.clone())
     };
-    let outcome = state.commands.ensure_user(&caller.ctx, user.user_id, email, name).await?;
-    state.settle(outcome.position, &[users::NAME]).await?;
-    Ok(())
+    Ok(state.commands.ensure_user(&caller.ctx, user.user_id, email, name).await?)
 }
 
 /// Get or create the calling user from its token.
 #[utoipa::path(post, path = "/api/auth/user", operation_id = "postV1Get or create user", tag = "auth",
-    responses((status = 200, description = "The user"), (status = 401, description = "Not authenticated", body = ErrorBody)))]
-pub(crate) async fn ensure_user(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
-    register(&state, &caller).await?;
-    let user = users::get_user(state.pool(), caller.user.user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
-    Ok(axum::Json(user))
+    responses((status = 200, description = "The user", body = UserView), (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub(crate) async fn ensure_user(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Committed<axum::Json<UserView>>> {
+    let (outcome, user) = register(&state, &caller).await?;
+    let view = UserView::from_state(&user).ok_or_else(|| ApiError::not_found("User not found"))?;
+    Ok(state.answer(&outcome, axum::Json(view)).await)
 }
 
 /// Change the calling user's e-mail (body: a JSON string).
@@ -61,9 +64,8 @@ pub(crate) async fn update_email(
     Json(email): Json<String>,
 ) -> ApiResult<Committed<axum::Json<Value>>> {
     register(&state, &caller).await?;
-    let outcome = state.commands.update_email(&caller.ctx, caller.user.user_id, email.clone()).await?;
-    state.settle(outcome.position, &[users::NAME]).await?;
-    Ok(Committed(outcome.position, axum::Json(json!({"email": email.trim()}))))
+    let (outcome, _) = state.commands.update_email(&caller.ctx, caller.user.user_id, email.clone()).await?;
+    Ok(state.answer(&outcome, axum::Json(json!({"email": email.trim()}))).await)
 }
 
 /// The calling user's timezone (`not-set` until chosen).
@@ -90,7 +92,6 @@ pub(crate) async fn set_timezone(
         ));
     }
     register(&state, &caller).await?;
-    let outcome = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
-    state.settle(outcome.position, &[users::NAME]).await?;
-    Ok(Committed(outcome.position, axum::Json(json!({"timezone": body.timezone}))))
+    let (outcome, _) = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
+    Ok(state.answer(&outcome, axum::Json(json!({"timezone": body.timezone}))).await)
 }

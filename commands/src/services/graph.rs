@@ -6,8 +6,9 @@ use domain::library::{
 };
 use uuid::Uuid;
 
+use super::library::find_version;
 use super::Commands;
-use crate::error::CommandError;
+use crate::error::{CommandError, StoreError};
 use eventlog::codec::decode;
 use eventlog::EventStore;
 
@@ -25,9 +26,10 @@ pub struct CreatedGraph {
     pub version: i32,
     /// Its entry in the creator's library.
     pub library_agent_id: Uuid,
-    /// The version as this call saved it, so the response needs no read-back;
-    /// `None` for a retried request, whose first attempt's version stands.
-    pub saved: Option<(GraphVersion, DateTime<Utc>)>,
+    /// The version as saved, with when: the response is built from it, so it
+    /// never waits for a read model. For a retried request, the version the
+    /// first attempt saved, read back from the log.
+    pub saved: (GraphVersion, DateTime<Utc>),
 }
 
 impl<S: EventStore> Commands<S> {
@@ -40,7 +42,7 @@ impl<S: EventStore> Commands<S> {
         draft: GraphDraft,
     ) -> Result<CreatedGraph, CommandError> {
         let graph_id = ctx.new_id("graph");
-        let now = Utc::now();
+        let now = self.now();
         let events = Graph::default().decide(GraphCommand::CreateGraph { graph_id, user_id, draft, now })?;
         self.save_new_graph(ctx, user_id, graph_id, events).await
     }
@@ -59,21 +61,21 @@ impl<S: EventStore> Commands<S> {
             graph_id,
             graph_version: 1,
             is_created_by_user: true,
-            now: Utc::now(),
+            now: self.now(),
         })?;
         let mut uow = UnitOfWork::new(&self.store, ctx);
         uow.record::<Graph>(graph_id, 0, &events)?;
         uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
         let outcome = uow.commit().await?;
-        let saved = (outcome.appended > 0)
-            .then(|| {
-                events.into_iter().find_map(|e| match e {
-                    GraphEvent::GraphCreated { graph, at, .. } => Some((graph, at)),
-                    _ => None,
-                })
-            })
-            .flatten();
-        Ok(CreatedGraph { outcome, graph_id, version: 1, library_agent_id, saved })
+        let decided = events.into_iter().find_map(|e| match e {
+            GraphEvent::GraphCreated { graph, at, .. } => Some((graph, at)),
+            _ => None,
+        });
+        let saved = match decided {
+            Some(saved) if outcome.appended > 0 => saved,
+            _ => self.saved_by(ctx, graph_id).await?,
+        };
+        Ok(CreatedGraph { outcome, graph_id, version: saved.0.version, library_agent_id, saved })
     }
 
     /// Save a new version (max + 1); an active one also moves the owner's
@@ -84,23 +86,29 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         graph_id: Uuid,
         draft: GraphDraft,
-    ) -> Result<(Outcome, i32), CommandError> {
+    ) -> Result<CreatedGraph, CommandError> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (graph, version) = uow.load::<Graph>(graph_id).await?;
             let events =
-                graph.decide(GraphCommand::CreateGraphVersion { user_id, draft: draft.clone(), now: Utc::now() })?;
+                graph.decide(GraphCommand::CreateGraphVersion { user_id, draft: draft.clone(), now: self.now() })?;
             let new_version = graph.latest_version() + 1;
             uow.record::<Graph>(graph_id, version, &events)?;
             if draft.is_active {
                 self.follow_active_version(&mut uow, user_id, graph_id, new_version).await?;
             }
             let outcome = uow.commit().await?;
-            if outcome.appended == 0 {
+            let decided = events.into_iter().find_map(|e| match e {
+                GraphEvent::GraphVersionCreated { graph, at, .. } => Some((graph, at)),
+                _ => None,
+            });
+            let saved = match decided {
+                Some(saved) if outcome.appended > 0 => saved,
                 // A retried request: answer with the version it saved first.
-                return Ok((outcome, self.version_saved_by(ctx, graph_id).await?.unwrap_or(new_version)));
-            }
-            Ok((outcome, new_version))
+                _ => self.saved_by(ctx, graph_id).await?,
+            };
+            let library_agent_id = library_agent_id(user_id, graph_id);
+            Ok(CreatedGraph { outcome, graph_id, version: saved.0.version, library_agent_id, saved })
         })
         .await
     }
@@ -116,7 +124,7 @@ impl<S: EventStore> Commands<S> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (graph, version) = uow.load::<Graph>(graph_id).await?;
-            let events = graph.decide(GraphCommand::SetActiveVersion { user_id, version: active, now: Utc::now() })?;
+            let events = graph.decide(GraphCommand::SetActiveVersion { user_id, version: active, now: self.now() })?;
             uow.record::<Graph>(graph_id, version, &events)?;
             self.follow_active_version(&mut uow, user_id, graph_id, active).await?;
             uow.commit().await
@@ -125,17 +133,28 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// The version a (retried) request saved, found by its derived event id.
-    async fn version_saved_by(&self, ctx: &CommandContext, graph_id: Uuid) -> Result<Option<i32>, CommandError> {
+    async fn saved_by(
+        &self,
+        ctx: &CommandContext,
+        graph_id: Uuid,
+    ) -> Result<(GraphVersion, DateTime<Utc>), CommandError> {
         let stream = stream_name::<Graph>(graph_id);
         let wanted = ctx.event_id(&stream, 0);
         for recorded in self.store.read_stream(&stream, 0).await? {
             if recorded.event_id == wanted {
-                if let GraphEvent::GraphVersionCreated { graph, .. } = decode::<Graph>(&recorded)? {
-                    return Ok(Some(graph.version));
+                if let GraphEvent::GraphCreated { graph, at, .. } | GraphEvent::GraphVersionCreated { graph, at, .. } =
+                    decode::<Graph>(&recorded)?
+                {
+                    return Ok((graph, at));
                 }
             }
         }
-        Ok(None)
+        // Only an append that stored this request's events leads here.
+        Err(CommandError::Store(StoreError::Decode {
+            event_id: wanted,
+            event_type: "GraphCreated".into(),
+            reason: "the repeated request's graph version is not in its stream".into(),
+        }))
     }
 
     async fn follow_active_version(
@@ -157,7 +176,7 @@ impl<S: EventStore> Commands<S> {
             graph_id,
             graph_version,
             is_created_by_user: true,
-            now: Utc::now(),
+            now: self.now(),
         })?;
         uow.record::<LibraryAgent>(library_agent_id, version, &events)
     }
@@ -172,13 +191,13 @@ impl<S: EventStore> Commands<S> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (graph, version) = uow.load::<Graph>(graph_id).await?;
-            let events = graph.decide(GraphCommand::DeleteGraph { user_id, now: Utc::now() })?;
+            let events = graph.decide(GraphCommand::DeleteGraph { user_id, now: self.now() })?;
             let count = graph.versions.len();
             uow.record::<Graph>(graph_id, version, &events)?;
             let library_agent_id = library_agent_id(user_id, graph_id);
             let (agent, agent_version) = uow.load::<LibraryAgent>(library_agent_id).await?;
             if agent.is_visible_to(user_id) {
-                let deleted = agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: Utc::now() })?;
+                let deleted = agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: self.now() })?;
                 uow.record::<LibraryAgent>(library_agent_id, agent_version, &deleted)?;
             }
             Ok((uow.commit().await?, i32::try_from(count).unwrap_or(i32::MAX)))
@@ -216,17 +235,8 @@ impl<S: EventStore> Commands<S> {
         agent.ensure_visible(user_id)?;
         let source_id = agent.graph_id.ok_or(LibraryError::NotFound)?;
         let (_, _, history) = uow.load_with_events::<Graph>(source_id).await?;
-        let source = history
-            .iter()
-            .find_map(|e| match e {
-                GraphEvent::GraphCreated { graph, .. } | GraphEvent::GraphVersionCreated { graph, .. }
-                    if graph.version == agent.graph_version =>
-                {
-                    Some(graph)
-                }
-                _ => None,
-            })
-            .ok_or(GraphError::VersionNotFound(agent.graph_version))?;
+        let (source, _) =
+            find_version(&history, agent.graph_version).ok_or(GraphError::VersionNotFound(agent.graph_version))?;
         let mut draft = source.to_draft();
         draft.name = format!("{} (Copy)", source.name);
         draft.forked_from_id = Some(source.id.to_string());
@@ -234,7 +244,7 @@ impl<S: EventStore> Commands<S> {
         draft.is_active = true;
         let graph_id = ctx.new_id("fork");
         let events =
-            Graph::default().decide(GraphCommand::CreateGraph { graph_id, user_id, draft, now: Utc::now() })?;
+            Graph::default().decide(GraphCommand::CreateGraph { graph_id, user_id, draft, now: self.now() })?;
         self.save_new_graph(ctx, user_id, graph_id, events).await
     }
 }

@@ -1,5 +1,5 @@
-use chrono::Utc;
-use domain::graph::Graph;
+use chrono::{DateTime, Utc};
+use domain::graph::{Graph, GraphEvent, GraphVersion};
 use domain::library::{LibraryAgent, LibraryAgentCommand, LibraryAgentPatch};
 use uuid::Uuid;
 
@@ -30,7 +30,7 @@ impl<S: EventStore> Commands<S> {
                 user_id,
                 patch: patch.clone(),
                 known_versions,
-                now: Utc::now(),
+                now: self.now(),
             })?;
             uow.record::<LibraryAgent>(agent_id, version, &events)?;
             uow.commit().await
@@ -45,9 +45,50 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         agent_id: Uuid,
     ) -> Result<Outcome, CommandError> {
-        decide_on::<LibraryAgent, _, _>(&self.store, ctx, agent_id, |agent| {
-            Ok(agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: Utc::now() })?)
+        let (outcome, _) = decide_on::<LibraryAgent, _, _>(&self.store, ctx, agent_id, |agent| {
+            Ok(agent.decide(LibraryAgentCommand::DeleteLibraryAgent { user_id, now: self.now() })?)
         })
-        .await
+        .await?;
+        Ok(outcome)
     }
+
+    /// A library agent as the log has it now, with the graph version it runs
+    /// (when that version exists): what a response shows when the read
+    /// models have not caught up with a command yet.
+    pub async fn library_agent_from_log(
+        &self,
+        user_id: Uuid,
+        agent_id: Uuid,
+    ) -> Result<Option<AgentFromLog>, CommandError> {
+        let ctx = CommandContext::for_user(user_id);
+        let mut uow = UnitOfWork::new(&self.store, &ctx);
+        let (agent, _) = uow.load::<LibraryAgent>(agent_id).await?;
+        let Some(graph_id) = agent.graph_id.filter(|_| agent.is_visible_to(user_id)) else { return Ok(None) };
+        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
+        let version = find_version(&history, agent.graph_version).map(|(v, at)| (v.clone(), at));
+        Ok(Some(AgentFromLog { agent, graph, version }))
+    }
+}
+
+/// A library agent and its graph, read from the log.
+#[derive(Debug, Clone)]
+pub struct AgentFromLog {
+    /// The agent.
+    pub agent: LibraryAgent,
+    /// Its graph's state (owner, versions).
+    pub graph: Graph,
+    /// The version the agent runs, with when it was saved.
+    pub version: Option<(GraphVersion, DateTime<Utc>)>,
+}
+
+/// A saved version of a graph in its history, with when it was saved.
+pub(crate) fn find_version(history: &[GraphEvent], version: i32) -> Option<(&GraphVersion, DateTime<Utc>)> {
+    history.iter().find_map(|e| match e {
+        GraphEvent::GraphCreated { graph, at, .. } | GraphEvent::GraphVersionCreated { graph, at, .. }
+            if graph.version == version =>
+        {
+            Some((graph, *at))
+        }
+        _ => None,
+    })
 }

@@ -6,19 +6,32 @@ mod library;
 mod user;
 
 pub use graph::CreatedGraph;
+pub use library::AgentFromLog;
 
 use eventlog::EventStore;
+
+use crate::clock::Clock;
 
 /// The command side of the application, over any event store.
 #[derive(Debug, Clone)]
 pub struct Commands<S> {
     store: S,
+    clock: Clock,
 }
 
 impl<S: EventStore> Commands<S> {
-    /// Handlers appending to `store`.
+    /// Handlers appending to `store`, on the system clock.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self::with_clock(store, Clock::system())
+    }
+
+    /// Handlers appending to `store`, reading the time from `clock`.
+    pub fn with_clock(store: S, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The underlying store.

@@ -1,4 +1,3 @@
-use chrono::Utc;
 use domain::user::{User, UserCommand};
 use uuid::Uuid;
 
@@ -9,12 +8,13 @@ use crate::uow::{decide_on, Outcome};
 use eventlog::EventStore;
 
 impl<S: EventStore> Commands<S> {
+    /// Run a user command; answers the user as it is after it.
     async fn on_user(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
         command: UserCommand,
-    ) -> Result<Outcome, CommandError> {
+    ) -> Result<(Outcome, User), CommandError> {
         decide_on::<User, _, _>(&self.store, ctx, user_id, |user| Ok(user.decide(command.clone())?)).await
     }
 
@@ -25,8 +25,8 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         email: String,
         name: Option<String>,
-    ) -> Result<Outcome, CommandError> {
-        self.on_user(ctx, user_id, UserCommand::EnsureUser { user_id, email, name, now: Utc::now() }).await
+    ) -> Result<(Outcome, User), CommandError> {
+        self.on_user(ctx, user_id, UserCommand::EnsureUser { user_id, email, name, now: self.now() }).await
     }
 
     /// Change the user's e-mail address.
@@ -35,8 +35,8 @@ impl<S: EventStore> Commands<S> {
         ctx: &CommandContext,
         user_id: Uuid,
         email: String,
-    ) -> Result<Outcome, CommandError> {
-        self.on_user(ctx, user_id, UserCommand::UpdateEmail { email, now: Utc::now() }).await
+    ) -> Result<(Outcome, User), CommandError> {
+        self.on_user(ctx, user_id, UserCommand::UpdateEmail { email, now: self.now() }).await
     }
 
     /// Set the user's timezone (an IANA name the caller has checked).
@@ -45,7 +45,7 @@ impl<S: EventStore> Commands<S> {
         ctx: &CommandContext,
         user_id: Uuid,
         timezone: String,
-    ) -> Result<Outcome, CommandError> {
-        self.on_user(ctx, user_id, UserCommand::SetTimezone { timezone, now: Utc::now() }).await
+    ) -> Result<(Outcome, User), CommandError> {
+        self.on_user(ctx, user_id, UserCommand::SetTimezone { timezone, now: self.now() }).await
     }
 }

@@ -77,6 +77,8 @@ pub struct LibraryAgent {
     pub settings: GraphSettings,
     /// When it was (last) added.
     pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl LibraryAgent {
@@ -100,10 +102,12 @@ impl Aggregate for LibraryAgent {
                     graph_version: *graph_version,
                     auto_update_version: true,
                     created_at: Some(*at),
+                    updated_at: Some(*at),
                     ..Self::default()
                 };
             }
-            LibraryAgentEvent::LibraryAgentUpdated { patch, .. } => {
+            LibraryAgentEvent::LibraryAgentUpdated { patch, at, .. } => {
+                self.updated_at = Some(*at);
                 if let Some(v) = patch.auto_update_version {
                     self.auto_update_version = v;
                 }
@@ -120,7 +124,10 @@ impl Aggregate for LibraryAgent {
                     self.settings = v;
                 }
             }
-            LibraryAgentEvent::LibraryAgentDeleted { .. } => self.is_deleted = true,
+            LibraryAgentEvent::LibraryAgentDeleted { at, .. } => {
+                self.is_deleted = true;
+                self.updated_at = Some(*at);
+            }
         }
     }
 }

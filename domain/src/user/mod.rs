@@ -35,10 +35,14 @@ pub struct User {
     pub id: Option<Uuid>,
     /// Current e-mail address.
     pub email: String,
+    /// Display name, from the token at registration.
+    pub name: Option<String>,
     /// Chosen IANA timezone or [`TIMEZONE_NOT_SET`].
     pub timezone: String,
     /// When the account was registered.
     pub created_at: Option<DateTime<Utc>>,
+    /// When anything about it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Aggregate for User {
@@ -47,14 +51,22 @@ impl Aggregate for User {
 
     fn evolve(&mut self, event: &UserEvent) {
         match event {
-            UserEvent::UserRegistered { user_id, email, at, .. } => {
+            UserEvent::UserRegistered { user_id, email, name, at } => {
                 self.id = Some(*user_id);
                 self.email.clone_from(email);
+                self.name.clone_from(name);
                 self.timezone = TIMEZONE_NOT_SET.to_owned();
                 self.created_at = Some(*at);
+                self.updated_at = Some(*at);
             }
-            UserEvent::UserEmailChanged { email, .. } => self.email.clone_from(email),
-            UserEvent::UserTimezoneSet { timezone, .. } => self.timezone.clone_from(timezone),
+            UserEvent::UserEmailChanged { email, at } => {
+                self.email.clone_from(email);
+                self.updated_at = Some(*at);
+            }
+            UserEvent::UserTimezoneSet { timezone, at } => {
+                self.timezone.clone_from(timezone);
+                self.updated_at = Some(*at);
+            }
         }
     }
 }
