@@ -155,6 +155,35 @@ async fn shutdown_signal() {
     }
 }
 
+fn print_status(report: &projections::status::StatusReport) {
+    let h = &report.horizon;
+    println!("log head {} (token {})", report.head, report.head_token);
+    println!("held back by an older open transaction: {} events, for {} ms", h.held_back_events, h.held_back_ms);
+    if let Some(t) = &h.oldest_transaction {
+        println!(
+            "oldest open transaction: pid {} database {} application {} state {} xid {} age {} ms{}",
+            t.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+            t.database.as_deref().unwrap_or("-"),
+            t.application_name.as_deref().unwrap_or("-"),
+            t.state.as_deref().unwrap_or("-"),
+            t.xid,
+            t.age_ms,
+            t.prepared_gid.as_deref().map(|g| format!(" prepared as {g}")).unwrap_or_default()
+        );
+    }
+    println!("{:<16} {:>22} {:>10} {:>10}  last error", "projection", "checkpoint token", "lag", "lag ms");
+    for s in &report.projections {
+        println!(
+            "{:<16} {:>22} {:>10} {:>10}  {}",
+            s.name,
+            s.checkpoint_token,
+            s.lag_events,
+            s.lag_ms,
+            s.last_error.as_deref().unwrap_or_default()
+        );
+    }
+}
+
 async fn projections_command(cmd: ProjectionsCommand, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::connect(config.database_url.expose(), 4).await?;
     db::migrate(&pool).await?;
@@ -162,23 +191,7 @@ async fn projections_command(cmd: ProjectionsCommand, config: Config) -> Result<
     let projections = Projections::new(store.clone(), projections::all());
     projections.init().await?;
     match cmd {
-        ProjectionsCommand::Status => {
-            println!(
-                "{:<16} {:>12} {:>12} {:>10} {:>10}  last error",
-                "projection", "checkpoint", "head", "lag", "lag ms"
-            );
-            for s in projections::status::statuses(&store).await? {
-                println!(
-                    "{:<16} {:>12} {:>12} {:>10} {:>10}  {}",
-                    s.name,
-                    s.checkpoint,
-                    s.head,
-                    s.lag_events,
-                    s.lag_ms,
-                    s.last_error.unwrap_or_default()
-                );
-            }
-        }
+        ProjectionsCommand::Status => print_status(&projections::status::report(&store).await?),
         ProjectionsCommand::Rebuild { name, all } => {
             let names: Vec<String> = match (name, all) {
                 (_, true) => projections.names().into_iter().map(str::to_owned).collect(),

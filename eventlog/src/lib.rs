@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod horizon;
 mod inflight;
 pub mod postgres;
 pub mod store;

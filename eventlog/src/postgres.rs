@@ -64,7 +64,7 @@ const SELECT_COLUMNS: &str =
 
 /// Below this transaction id every transaction has finished: the horizon
 /// under which the log can no longer change.
-const VISIBLE: &str = "tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+pub(crate) const HORIZON: &str = "tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
 /// Event store on a Postgres `events` table.
 #[derive(Debug, Clone)]
@@ -79,13 +79,25 @@ impl PgEventStore {
     /// up to as many dedicated connections as the pool may open, at most 8.
     pub fn new(pool: PgPool) -> Self {
         let size = (pool.options().get_max_connections() as usize).clamp(1, 8);
-        let writers = Arc::new(Writers::new(pool.connect_options().as_ref().clone(), size));
+        // Appends are the truth: whatever the pool's, role's or database's
+        // default, they wait for the WAL flush before they answer.
+        let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "on")]);
+        let writers = Arc::new(Writers::new(options, size));
         Self { pool, writers, inflight: Arc::new(InFlight::new()) }
     }
 
     /// The pool, for read models living in the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A setting as the append sessions run with it (`synchronous_commit`,
+    /// `statement_timeout`, …): diagnostics for operators and tests.
+    pub async fn writer_setting(&self, name: &str) -> Result<String, StoreError> {
+        let mut writer = self.writers.acquire().await?;
+        let value = sqlx::query_scalar("SELECT current_setting($1)").bind(name).fetch_one(writer.conn()).await?;
+        writer.release();
+        Ok(value)
     }
 
     async fn existing(&self, event_ids: &[Uuid]) -> Result<Option<AppendResult>, StoreError> {
@@ -254,7 +266,7 @@ impl EventStore for PgEventStore {
         // read afresh (a custom plan each time, about 8% of all CPU under
         // load). With a literal limit the cached generic plan wins.
         let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE (tx_id, position) > ($1, $2) AND {VISIBLE} \
+            "SELECT {SELECT_COLUMNS} FROM events WHERE (tx_id, position) > ($1, $2) AND {HORIZON} \
              ORDER BY tx_id, position LIMIT {}",
             limit.max(1)
         );
@@ -264,7 +276,7 @@ impl EventStore for PgEventStore {
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {
         let sql =
-            format!("SELECT tx_id, position FROM events WHERE {VISIBLE} ORDER BY tx_id DESC, position DESC LIMIT 1");
+            format!("SELECT tx_id, position FROM events WHERE {HORIZON} ORDER BY tx_id DESC, position DESC LIMIT 1");
         let row = sqlx::query(&sql).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(global_of).transpose()?.unwrap_or_default())
     }

@@ -7,6 +7,7 @@ pub mod library;
 pub mod projector;
 pub mod query;
 pub mod runner;
+pub mod stall;
 pub mod status;
 pub mod users;
 

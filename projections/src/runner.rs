@@ -76,11 +76,12 @@ impl Projections {
             let (feed, stop) = (feed.clone(), stop.clone());
             tokio::spawn(async move { feed.run(stop).await })
         };
+        let stall = tokio::spawn(crate::stall::watch(self.store.clone(), stop.clone()));
         let projectors = self.projectors.iter().map(|p| {
             let (this, p, feed, stop) = (self.clone(), Arc::clone(p), feed.clone(), stop.clone());
             tokio::spawn(async move { this.run(p, &feed, stop).await })
         });
-        Ok(std::iter::once(reader).chain(projectors).collect())
+        Ok([reader, stall].into_iter().chain(projectors).collect())
     }
 
     async fn run(&self, projector: Arc<dyn Projector>, feed: &Feed, stop: CancellationToken) {
@@ -208,16 +209,26 @@ impl Projections {
         if let Some(moved) = self.apply_bulk(projector, from, batch, last, conn).await? {
             return Ok(moved);
         }
-        let mut tx = conn.begin().await?;
-        let moved = self.move_checkpoint(&mut tx, projector.name(), from, last).await?;
-        if !moved {
-            tx.rollback().await?;
-            return Ok(Applied::Moved(self.checkpoint(projector.name()).await?));
+        // Event by event, in short transactions: each holds a transaction id,
+        // and with it every tailer's horizon, for as long as it runs.
+        let mut from = from;
+        for chunk in batch.chunks(EVENTS_PER_TRANSACTION) {
+            let Some(to) = chunk.last().map(|e| e.borrow().global) else { break };
+            let mut tx = conn.begin().await?;
+            // Tables before the checkpoint row, the order `reset` and the bulk
+            // statement take them in; another order could deadlock with them.
+            lock_tables(&mut tx, projector.tables(), "ROW EXCLUSIVE").await?;
+            let moved = self.move_checkpoint(&mut tx, projector.name(), from, to).await?;
+            if !moved {
+                tx.rollback().await?;
+                return Ok(Applied::Moved(self.checkpoint(projector.name()).await?));
+            }
+            for event in chunk {
+                projector.handle(event.borrow(), &mut tx).await?;
+            }
+            tx.commit().await?;
+            from = to;
         }
-        for event in batch {
-            projector.handle(event.borrow(), &mut tx).await?;
-        }
-        tx.commit().await?;
         Ok(Applied::Done(last))
     }
 
@@ -321,8 +332,12 @@ impl Projections {
     pub async fn reset(&self, name: &str) -> Result<(), ProjectionError> {
         let projector = self.find(name)?;
         let mut tx = self.pool().begin().await?;
-        // Resetting first also locks the row: a live runner's next batch then
-        // waits, finds the checkpoint moved, and replays from the start.
+        // The tables first, then the checkpoint row: the order in which the
+        // runner's transactions and bulk statements lock them (the other
+        // order deadlocked with a bulk statement that held the tables and
+        // waited for the row). Resetting the row makes a live runner's next
+        // batch find the checkpoint moved and replay from the start.
+        lock_tables(&mut tx, projector.tables(), "ACCESS EXCLUSIVE").await?;
         sqlx::query("UPDATE projection_checkpoints SET tx_id = 0, position = 0, updated_at = now(), last_error = NULL WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -395,6 +410,17 @@ fn checkpoint_move_args(name: &str, from: GlobalPosition, to: GlobalPosition) ->
     bind(&mut args, to.tx_id)?;
     bind(&mut args, to.position)?;
     Ok(args)
+}
+
+/// Events applied per transaction on the event-by-event path.
+const EVENTS_PER_TRANSACTION: usize = 32;
+
+/// Lock a projector's tables (names from its own constant list) in `mode`.
+async fn lock_tables(conn: &mut PgConnection, tables: &[&str], mode: &str) -> Result<(), ProjectionError> {
+    if !tables.is_empty() {
+        sqlx::query(&format!("LOCK TABLE {} IN {mode} MODE", tables.join(", "))).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// The projector's connection, opened when there is none.

@@ -205,14 +205,19 @@ async fn admin_sees_every_projection_with_its_lag() {
     app.create_graph(owner, sample_graph("g")).await;
     let (status, body) = send(admin_request(&app, Method::GET, "/api/admin/projections", user())).await;
     assert_eq!(status, 200, "{body}");
-    let list = body.as_array().expect("a list");
+    let list = body["projections"].as_array().expect("a list of projections");
+    assert!(body["head"].as_i64() > Some(0), "the log has events: {body}");
+    assert!(body["head_token"].is_string(), "{body}");
+    for field in ["held_back_events", "held_back_ms"] {
+        assert!(body["horizon"][field].as_i64() >= Some(0), "horizon.{field}: {body}");
+    }
     for name in ["graphs", "library_agents", "users"] {
         let entry =
             list.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no projection named {name}: {body}"));
-        for field in ["checkpoint", "head", "lag_events"] {
+        for field in ["checkpoint", "checkpoint_tx", "lag_events", "lag_ms"] {
             assert!(entry[field].is_i64(), "{name}.{field} is not an integer: {entry}");
         }
-        assert!(entry["head"].as_i64() > Some(0), "the log has events: {entry}");
+        assert!(entry["checkpoint_token"].is_string(), "{entry}");
         assert!(entry["lag_events"].as_i64() >= Some(0), "{entry}");
     }
     // The create waited for these two, so they have caught up with it.

@@ -11,6 +11,7 @@ mod docs;
 mod event_log;
 mod feed;
 mod graphs;
+mod horizon;
 mod library;
 mod projections;
 mod users;

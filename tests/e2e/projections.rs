@@ -216,9 +216,9 @@ async fn projectors_that_ignore_events_still_report_no_lag_soon_after() {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        let rows = body.as_array().unwrap();
+        let rows = body["projections"].as_array().unwrap();
         assert_eq!(rows.len(), 3);
-        if rows.iter().all(|r| r["lag_events"] == 0 && r["checkpoint"] == r["head"]) {
+        if rows.iter().all(|r| r["lag_events"] == 0 && r["checkpoint_token"] == body["head_token"]) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "lag never reached zero: {body}");
@@ -237,28 +237,7 @@ async fn two_instances_projecting_the_same_log_apply_every_event_once() {
     let stop = CancellationToken::new();
     first.spawn(stop.clone()).await.unwrap();
     second.spawn(stop.clone()).await.unwrap();
-    let commands = Arc::new(commands::services::Commands::new(store.clone()));
-    let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let commands = Arc::clone(&commands);
-            tokio::spawn(async move {
-                let user = Uuid::new_v4();
-                let ctx = commands::CommandContext::for_user(user);
-                for i in 0..25 {
-                    let draft = serde_json::from_value(sample_graph(&format!("g{w}-{i}"))).unwrap();
-                    let created = commands.create_graph(&ctx, user, draft).await.unwrap();
-                    if i % 5 == 0 {
-                        // A second version deactivates the first: not a plain insert.
-                        let again = serde_json::from_value(sample_graph(&format!("g{w}-{i}-v2"))).unwrap();
-                        commands.create_graph_version(&ctx, user, created.graph_id, again).await.unwrap();
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
-    }
+    write_graphs(&store, 8, 25).await;
     let last = last_committed(&store).await;
     let names = first.names();
     assert!(
@@ -287,4 +266,64 @@ async fn waiting_for_a_projector_this_process_does_not_run_is_an_error_not_caugh
     assert!(matches!(waited, Err(ProjectionError::NotRunning(ref name)) if name == "no_such_projection"), "{waited:?}");
     let none_behind = projections.wait_for(&[projections::users::NAME], GlobalPosition::START, Duration::ZERO).await;
     assert_eq!(none_behind.unwrap(), Vec::<&str>::new(), "position zero is always reached");
+}
+
+/// `writers` concurrent writers each create `per_writer` graphs, every fifth
+/// with a second version (which deactivates the first: not a plain insert).
+async fn write_graphs(store: &PgEventStore, writers: usize, per_writer: usize) {
+    let commands = Arc::new(commands::services::Commands::new(store.clone()));
+    let writers: Vec<_> = (0..writers)
+        .map(|w| {
+            let commands = Arc::clone(&commands);
+            tokio::spawn(async move {
+                let user = Uuid::new_v4();
+                let ctx = commands::CommandContext::for_user(user);
+                for i in 0..per_writer {
+                    let draft = serde_json::from_value(sample_graph(&format!("g{w}-{i}"))).unwrap();
+                    let created = commands.create_graph(&ctx, user, draft).await.unwrap();
+                    if i % 5 == 0 {
+                        let again = serde_json::from_value(sample_graph(&format!("g{w}-{i}-v2"))).unwrap();
+                        commands.create_graph_version(&ctx, user, created.graph_id, again).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resets_during_live_projection_under_concurrent_writers_never_deadlock() {
+    let store = fresh_store().await;
+    // Small batches: many transactions and bulk statements to collide with.
+    let small = TailConfig { batch: 7, ..TailConfig::default() };
+    let projections = Projections::new(store.clone(), projections::all()).with_tail_config(small);
+    let stop = CancellationToken::new();
+    projections.spawn(stop.clone()).await.unwrap();
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move { write_graphs(&store, 6, 20).await }
+    });
+    let mut resets = 0;
+    while !writing.is_finished() {
+        for name in [projections::graphs::NAME, projections::library::NAME] {
+            projections.reset(name).await.unwrap_or_else(|e| panic!("reset {name} failed: {e}"));
+            resets += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writing.await.unwrap();
+    assert!(resets >= 4, "resets ran while writers wrote ({resets})");
+    let last = last_committed(&store).await;
+    let pending = projections.wait_for(&projections.names(), last, Duration::from_secs(30)).await.unwrap();
+    assert!(pending.is_empty(), "{pending:?} caught up after the last reset");
+    let count = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(count("SELECT count(*) FROM rm_graphs").await, 6 * 20 + 6 * 4, "every version once");
+    assert_eq!(count("SELECT count(*) FROM rm_library_agents").await, 6 * 20);
+    stop.cancel();
 }
