@@ -51,6 +51,8 @@ impl App {
     /// Connect, migrate, start the projectors and bind the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let verifier = Verifier::new(&config.auth)?;
+        // Installed before anything records.
+        crate::metrics::handle();
         let pool = db::connect(config.database_url.expose(), 32).await?;
         db::migrate(&pool).await?;
         let store = PgEventStore::new(pool);

@@ -40,6 +40,7 @@ pub fn layer(router: Router, config: &Config) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %path, request_id = %request_id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
         // Security headers.
         .layer(header(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))

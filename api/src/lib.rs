@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 mod http;
+pub mod metrics;
 mod openapi;
 mod routes;
 pub mod state;

@@ -5,6 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
+use crate::metrics::__path_render;
 use crate::routes::*;
 use crate::state::AppState;
 
@@ -16,7 +17,7 @@ use crate::state::AppState;
         list_graphs, create_graph, get_graph, update_graph, delete_graph, list_graph_versions, get_graph_version,
         set_active_version, update_graph_settings,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
-        list_projections,
+        list_projections, render,
     ),
     tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "library"), (name = "admin"), (name = "health"))
 )]

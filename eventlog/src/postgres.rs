@@ -233,7 +233,14 @@ impl EventStore for PgEventStore {
         if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
             writer.release();
         }
-        let conflict = || StoreError::Conflict { stream_id: writes[0].stream_id.clone() };
+        let conflict = || {
+            metrics::counter!("eventlog_append_conflicts_total").increment(1);
+            StoreError::Conflict { stream_id: writes[0].stream_id.clone() }
+        };
+        if let Ok(rows) = &result {
+            metrics::counter!("eventlog_appends_total").increment(1);
+            metrics::counter!("eventlog_appended_events_total").increment(rows.len() as u64);
+        }
         match result {
             Ok(rows) if rows.len() == c.event_ids.len() => {
                 let mut positions: Vec<GlobalPosition> = rows.iter().map(global_of).collect::<Result<_, _>>()?;

@@ -13,5 +13,6 @@ mod feed;
 mod graphs;
 mod horizon;
 mod library;
+mod metrics;
 mod projections;
 mod users;

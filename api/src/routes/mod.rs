@@ -25,7 +25,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
 
 /// Routes outside `/api`.
 pub fn root() -> Router<AppState> {
-    health::router()
+    health::router().route("/metrics", axum::routing::get(crate::metrics::render))
 }
 
 /// Parse an id from the path; anything that is not a uuid names nothing,
