@@ -1,0 +1,74 @@
+//! The printed report: one line per phase as it ends, then every ratio
+//! against its target.
+
+use crate::measure::Stats;
+use crate::{BATCH, EVENTS_PER_GRAPH};
+
+pub const RAW_AGAIN: &str = "(a') raw INSERT again, right before (d)";
+
+/// Width of the phase column.
+const NAME: usize = 50;
+
+pub fn header() {
+    println!("{:<NAME$} {:>10} {:>11} {:>8} {:>8}", "phase", "ops/s", "events/s", "p50 ms", "p99 ms");
+}
+
+fn print(name: &str, stats: &Stats, events_per_op: f64) {
+    println!(
+        "{name:<NAME$} {:>10.1} {:>11.1} {:>8.2} {:>8.2}",
+        stats.ops_per_sec,
+        stats.ops_per_sec * events_per_op,
+        stats.p50_ms,
+        stats.p99_ms
+    );
+}
+
+/// Print a phase's line and hand its figures on.
+pub fn report(name: &str, stats: Stats, events_per_op: f64) -> Stats {
+    print(name, &stats, events_per_op);
+    stats
+}
+
+/// The phases that ran.
+#[derive(Default)]
+pub struct Results {
+    pub a: Option<Stats>,
+    /// (a) measured again right before (d), when phases ran between them:
+    /// the machine's speed drifts over a run (and a minute of full load
+    /// slows it), so (d) is also compared with the (a) measured next to it.
+    pub a_again: Option<Stats>,
+    pub b: Option<Stats>,
+    pub c: Option<Stats>,
+    pub d: Option<Stats>,
+}
+
+fn line(figure: String, target: &str, met: bool, source: &str) {
+    println!("{figure:<NAME$} target {target:<22} {:<6} {source}", if met { "met" } else { "MISSED" });
+}
+
+const ISSUE_3: &str = "(issue 3 §5)";
+
+pub fn summarize(r: &Results) {
+    println!();
+    if let Some(c) = &r.c {
+        let c = c.ops_per_sec * BATCH as f64;
+        line(format!("c    = {c:.0} events/s"), ">= 100000 events/s", c >= 100_000.0, ISSUE_3);
+    }
+    let Some(a) = &r.a else { return };
+    let a = a.ops_per_sec.max(f64::MIN_POSITIVE);
+    if let Some(b) = &r.b {
+        let b_a = 100.0 * b.ops_per_sec / a;
+        line(format!("b/a  = {b_a:.1}%"), ">= 70%", b_a >= 70.0, ISSUE_3);
+    }
+    let Some(d) = &r.d else { return };
+    let d_over = |name: &str, a: f64| {
+        let by_requests = 100.0 * d.ops_per_sec / a.max(f64::MIN_POSITIVE);
+        let by_events = by_requests * EVENTS_PER_GRAPH;
+        let figure = format!("{name} = {by_events:.1}% by events/s ({by_requests:.1}% by requests/s)");
+        line(figure, ">= 30%", by_events >= 30.0, ISSUE_3);
+    };
+    d_over("d/a ", a);
+    if let Some(again) = &r.a_again {
+        d_over("d/a'", again.ops_per_sec);
+    }
+}
