@@ -39,7 +39,7 @@ pub async fn http(settings: &Settings, url: &str, again: bool) -> Res<(Option<St
 
     let stats = async {
         caught_up(&state.projections, state.store(), "(d)").await?;
-        let a = if again { Some(report(RAW_AGAIN, raw_insert(settings, url).await?, 1.0)) } else { None };
+        let a = if again { Some(report(RAW_AGAIN, raw_insert(settings, url, false).await?, 1.0)) } else { None };
         Ok((a, post_graphs(settings, &auth, addr).await?))
     }
     .await;

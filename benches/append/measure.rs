@@ -14,7 +14,7 @@ use crate::Res;
 
 pub struct Settings {
     pub server: String,
-    /// Which phases run (`BENCH_PHASES`, e.g. `ad`; default all).
+    /// Which phases run (`BENCH_PHASES`; `c'` may be spelled `C`).
     pub phases: String,
     pub warmup: Duration,
     pub window: Duration,
@@ -33,13 +33,13 @@ impl Settings {
         let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| crate::ALL_PHASES.into());
         Ok(Self {
             server: server.trim_end_matches('/').to_owned(),
-            phases,
+            phases: phases.replace("c'", "C"),
             warmup: seconds("BENCH_WARMUP_SECONDS", 1.0)?,
             window: seconds("BENCH_SECONDS", 5.0)?,
         })
     }
 
-    /// Whether the phase of this letter runs.
+    /// Whether the phase of this letter runs (`C` is c').
     pub fn wanted(&self, phase: char) -> bool {
         self.phases.contains(phase)
     }

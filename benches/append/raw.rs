@@ -1,5 +1,5 @@
-//! (a): plain single-row INSERTs into `bench_raw`, the ceiling an append
-//! is compared with.
+//! (a) and (c'): plain INSERTs into `bench_raw`, the ceiling an append is
+//! compared with.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::measure::{measure, Settings, Stats};
 use crate::workload::{metadata, payload};
-use crate::{Res, WRITERS};
+use crate::{Res, BATCH, WRITERS};
 
 /// The columns of `events`, a plain bigserial, a unique `(stream_id,
 /// version)` and a unique `event_id`.
@@ -40,6 +40,7 @@ fn insert_sql(rows: usize) -> String {
 }
 
 static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| insert_sql(BATCH));
 
 pub async fn create_table(pool: &PgPool) -> Res<()> {
     pool.execute(RAW_TABLE).await?;
@@ -62,10 +63,11 @@ impl<'s> Rows<'s> {
         Ok(Self { stream, after, payloads, metadata: serde_json::to_string(&metadata())? })
     }
 
-    /// One autocommitted INSERT of the row.
+    /// One autocommitted INSERT of all the rows (1 or [`BATCH`]).
     pub async fn insert(&self, conn: &mut PgConnection) -> Res<()> {
         let sql: &str = match self.payloads.len() {
             1 => &INSERT_ONE,
+            BATCH => &INSERT_BATCH,
             n => return Err(format!("no INSERT statement for {n} rows").into()),
         };
         let mut query = sqlx::query(sql);
@@ -84,10 +86,11 @@ impl<'s> Rows<'s> {
     }
 }
 
-/// (a): [`WRITERS`] dedicated connections, each on its own stream, looping
-/// without pause.
-pub async fn raw_insert(settings: &Settings, url: &str) -> Res<Stats> {
-    let rows = 1usize;
+/// (a) one row per statement, or (c') `batched`, [`BATCH`] rows per
+/// statement: [`WRITERS`] dedicated connections, each on its own stream,
+/// looping without pause.
+pub async fn raw_insert(settings: &Settings, url: &str, batched: bool) -> Res<Stats> {
+    let rows = if batched { BATCH } else { 1 };
     measure(settings, WRITERS, |ctl| {
         let url = url.to_owned();
         async move {

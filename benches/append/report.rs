@@ -39,6 +39,8 @@ pub struct Results {
     pub a_again: Option<Stats>,
     pub b: Option<Stats>,
     pub c: Option<Stats>,
+    /// c': the raw multi-row INSERT.
+    pub c_raw: Option<Stats>,
     pub d: Option<Stats>,
 }
 
@@ -47,12 +49,17 @@ fn line(figure: String, target: &str, met: bool, source: &str) {
 }
 
 const ISSUE_3: &str = "(issue 3 §5)";
+const ISSUE_8: &str = "(issue 8 §7)";
 
 pub fn summarize(r: &Results) {
     println!();
     if let Some(c) = &r.c {
         let c = c.ops_per_sec * BATCH as f64;
         line(format!("c    = {c:.0} events/s"), ">= 100000 events/s", c >= 100_000.0, ISSUE_3);
+        if let Some(c_raw) = &r.c_raw {
+            let ratio = c / (c_raw.ops_per_sec * BATCH as f64).max(f64::MIN_POSITIVE);
+            line(format!("c/c' = {ratio:.2} (events/s over raw 100-row INSERTs)"), ">= 0.80", ratio >= 0.80, ISSUE_8);
+        }
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);
@@ -64,8 +71,8 @@ pub fn summarize(r: &Results) {
     let d_over = |name: &str, a: f64| {
         let by_requests = 100.0 * d.ops_per_sec / a.max(f64::MIN_POSITIVE);
         let by_events = by_requests * EVENTS_PER_GRAPH;
-        let figure = format!("{name} = {by_events:.1}% by events/s ({by_requests:.1}% by requests/s)");
-        line(figure, ">= 30%", by_events >= 30.0, ISSUE_3);
+        line(format!("{name} = {by_events:.1}% by events/s"), ">= 30%", by_events >= 30.0, ISSUE_3);
+        line(format!("{name} = {by_requests:.1}% by requests/s"), ">= 30%", by_requests >= 30.0, ISSUE_8);
     };
     d_over("d/a ", a);
     if let Some(again) = &r.a_again {
