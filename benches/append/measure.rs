@@ -137,7 +137,8 @@ pub async fn checkpoint(pool: &PgPool) {
 }
 
 /// Wait until every projector has applied the log up to its head, say how
-/// long it took (`before` names the phase that waits).
+/// long it took (`before` names the phase that waits), then `CHECKPOINT`:
+/// the replay's writes are not the next phase's to pay for.
 pub async fn caught_up(projections: &Projections, store: &PgEventStore, before: &str) -> Res<()> {
     let started = Instant::now();
     let head = store.head().await?;
@@ -146,5 +147,6 @@ pub async fn caught_up(projections: &Projections, store: &PgEventStore, before: 
     }
     let replay = started.elapsed().as_secs_f64();
     println!("    (projectors replayed the log up to position {}, {replay:.1} s, before {before})", head.position);
+    checkpoint(store.pool()).await;
     Ok(())
 }

@@ -42,6 +42,7 @@ pub struct Results {
     /// c': the raw multi-row INSERT.
     pub c_raw: Option<Stats>,
     pub d: Option<Stats>,
+    pub e: Option<Stats>,
 }
 
 fn line(figure: String, target: &str, met: bool, source: &str) {
@@ -66,6 +67,10 @@ pub fn summarize(r: &Results) {
     if let Some(b) = &r.b {
         let b_a = 100.0 * b.ops_per_sec / a;
         line(format!("b/a  = {b_a:.1}%"), ">= 70%", b_a >= 70.0, ISSUE_3);
+    }
+    if let Some(e) = &r.e {
+        let e_a = e.ops_per_sec / a;
+        line(format!("e/a  = {e_a:.2} (commands/s over raw INSERTs/s)"), ">= 0.70", e_a >= 0.70, ISSUE_8);
     }
     let Some(d) = &r.d else { return };
     let d_over = |name: &str, a: f64| {

@@ -1,10 +1,13 @@
 //! What the phases write: event payloads and metadata, and the graph that
-//! (d) creates.
+//! (d), (e) and (g) create.
 
 use commands::EventMetadata;
+use domain::graph::GraphDraft;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use crate::Res;
 
 const STORE_VALUE_BLOCK: &str = "1ff065e9-88e8-4358-9d82-8dc91f622ba9";
 
@@ -37,4 +40,10 @@ pub fn graph_body() -> Value {
         ],
         "links": [{"source_id": "a", "sink_id": "b", "source_name": "output", "sink_name": "input"}]
     }})
+}
+
+/// The graph of [`graph_body`] as the route hands it to `create_graph`.
+pub fn graph_draft() -> Res<GraphDraft> {
+    let mut body = graph_body();
+    Ok(serde_json::from_value(body["graph"].take())?)
 }
