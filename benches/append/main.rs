@@ -1,7 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
 //! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
-//! `abcCde`, where `C` is c' and may also be written `c'`).
+//! `abcCdef`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
 //! server (`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
@@ -26,14 +26,20 @@
 //! - (b) `EventStore::append` of one event per call, 8 writers, each on its
 //!   own stream with the expected version of its previous call, on a
 //!   `PgEventStore` over an 8-connection pool made by the server's
-//!   `db::connect` ((e) uses the same store).
+//!   `db::connect` ((e) and (f) use the same store).
 //! - (c) the same with 100 events per call. A call stands for one command,
 //!   so its events share one metadata (correlation, causation, user), as a
 //!   command's events do; payloads differ per event.
 //! - (c') (letter `C`) the raw counterpart of (c): one multi-row `INSERT` of
 //!   100 rows per statement into `bench_raw`, rows sharing one metadata,
 //!   8 connections.
-//! - (a') when any of (e), (b), (c), (c') ran, (a) again right before
+//! - (f) latency, one writer: one `EventStore::append` of 100 events on one
+//!   stream alternating with one autocommitted single-row `INSERT` into
+//!   `bench_raw` on a dedicated connection, so both see the same machine,
+//!   and, as a reference for what 100 rows cost the server, a raw 100-row
+//!   `INSERT` as in (c'). Only the calls are timed (events and rows are
+//!   built before the clock starts).
+//! - (a') when any of (e), (b), (c), (c'), (f) ran, (a) again right before
 //!   (d), after the replay, so (d) is also compared with a raw-insert figure
 //!   taken next to it (the machine's speed drifts over a run).
 //! - (d) `POST /api/graphs` over HTTP/1.1 (hyper, keep-alive) to the real server
@@ -48,11 +54,13 @@
 //! Targets. Issue 3 §5: b ≥ 70% of a; c ≥ 100,000 events/s; d ≥ 30% of a by
 //! events/s. Issue 8 §7: c/c' ≥ 0.80 (events/s); e/a ≥ 0.70 by operations
 //! (cqrs-es with postgres-es reaches 0.46–0.56 on this kind of machine);
+//! (f) the 100-event append's p50 and p99 each ≤ 1.5× the single INSERT's;
 //! d ≥ 30% of a by requests/s (one commit each, like a raw insert). d is
 //! also compared with a'. Client and server share the machine.
 
 mod command;
 mod http;
+mod latency;
 mod measure;
 mod raw;
 mod report;
@@ -67,7 +75,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use measure::{checkpoint, Settings};
-use report::{report, Results};
+use report::{report, report_latency, Results};
 
 /// The server's allocator, since (d) runs the server in this process.
 #[global_allocator]
@@ -77,7 +85,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
 /// Every phase, by letter (`C` is c').
-const ALL_PHASES: &str = "abcCde";
+const ALL_PHASES: &str = "abcCdef";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
 /// Events a created graph appends: graph created, library agent added.
@@ -86,7 +94,7 @@ const EVENTS_PER_GRAPH: f64 = 2.0;
 async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Results> {
     let wanted = |phase: char| settings.wanted(phase);
     let mut r = Results::default();
-    if "aC".chars().any(wanted) {
+    if "aCf".chars().any(wanted) {
         raw::create_table(pool).await?;
     }
     if wanted('a') {
@@ -115,9 +123,13 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
         let c_raw = raw::raw_insert(settings, url, true).await?;
         r.c_raw = Some(report("(c') raw INSERT, 100 rows/stmt, 8 connections", c_raw, BATCH as f64));
     }
+    if wanted('f') {
+        checkpoint(pool).await;
+        r.f = Some(report_latency(latency::alternate(settings, &store, url).await?));
+    }
     if wanted('d') {
         checkpoint(pool).await;
-        let again = wanted('a') && "ebcC".chars().any(wanted);
+        let again = wanted('a') && "ebcCf".chars().any(wanted);
         let (a_again, d) = http::http(settings, url, again).await?;
         r.a_again = a_again;
         r.d = Some(report("(d) POST /api/graphs, 8 clients, 2 ev/req", d, EVENTS_PER_GRAPH));

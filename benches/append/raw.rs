@@ -1,5 +1,5 @@
 //! (a) and (c'): plain INSERTs into `bench_raw`, the ceiling an append is
-//! compared with.
+//! compared with; [`Rows`] also makes (f)'s raw INSERTs.
 
 use std::sync::LazyLock;
 use std::time::Instant;

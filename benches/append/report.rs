@@ -1,6 +1,7 @@
 //! The printed report: one line per phase as it ends, then every ratio
 //! against its target.
 
+use crate::latency::Latency;
 use crate::measure::Stats;
 use crate::{BATCH, EVENTS_PER_GRAPH};
 
@@ -29,6 +30,14 @@ pub fn report(name: &str, stats: Stats, events_per_op: f64) -> Stats {
     stats
 }
 
+/// (f)'s lines.
+pub fn report_latency(f: Latency) -> Latency {
+    print("(f) append of 100 events, 1 writer, alternating", &f.append, BATCH as f64);
+    print("(f) raw INSERT of 1 row, 1 writer, alternating", &f.insert, 1.0);
+    print("(f) raw INSERT of 100 rows (reference), alternating", &f.insert_batch, BATCH as f64);
+    f
+}
+
 /// The phases that ran.
 #[derive(Default)]
 pub struct Results {
@@ -43,6 +52,7 @@ pub struct Results {
     pub c_raw: Option<Stats>,
     pub d: Option<Stats>,
     pub e: Option<Stats>,
+    pub f: Option<Latency>,
 }
 
 fn line(figure: String, target: &str, met: bool, source: &str) {
@@ -60,6 +70,18 @@ pub fn summarize(r: &Results) {
         if let Some(c_raw) = &r.c_raw {
             let ratio = c / (c_raw.ops_per_sec * BATCH as f64).max(f64::MIN_POSITIVE);
             line(format!("c/c' = {ratio:.2} (events/s over raw 100-row INSERTs)"), ">= 0.80", ratio >= 0.80, ISSUE_8);
+        }
+    }
+    if let Some(f) = &r.f {
+        let ratio = |a: f64, i: f64| a / i.max(f64::MIN_POSITIVE);
+        let p50: fn(&Stats) -> f64 = |s| s.p50_ms;
+        for (name, pick) in [("p50", p50), ("p99", |s| s.p99_ms)] {
+            let (append, insert, batch) = (pick(&f.append), pick(&f.insert), pick(&f.insert_batch));
+            let over = ratio(append, insert);
+            let figure = format!("f {name} = {over:.2}x ({append:.2} ms append / {insert:.2} ms INSERT)");
+            line(figure, "<= 1.5x", over <= 1.5, ISSUE_8);
+            let reference = ratio(append, batch);
+            println!("      (append {name} over the raw 100-row INSERT's {batch:.2} ms: {reference:.2}x)");
         }
     }
     let Some(a) = &r.a else { return };

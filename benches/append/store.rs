@@ -1,5 +1,5 @@
 //! (b) and (c): `EventStore::append` of one or [`BATCH`](crate::BATCH)
-//! events per call.
+//! events per call; [`write`] also makes (f)'s 100-event append.
 
 use std::time::Instant;
 
