@@ -1,7 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
 //! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
-//! `abcCdef`, where `C` is c' and may also be written `c'`).
+//! `abcCdefg`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
 //! server (`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
@@ -9,9 +9,9 @@
 //! phases run one after another, each after a `CHECKPOINT` (so one phase's
 //! WAL does not make the next pay for a checkpoint), a warm-up
 //! (`BENCH_WARMUP_SECONDS`, default 1) and then a measured window
-//! (`BENCH_SECONDS`, default 5). Workers loop without pause; an operation
-//! is counted, and its latency kept, when it completes inside the window.
-//! They run, and print, in this order:
+//! (`BENCH_SECONDS`, default 5). Except in (g), workers loop without pause;
+//! an operation is counted, and its latency kept, when it completes inside
+//! the window. They run, and print, in this order:
 //!
 //! - (a) raw single-row `INSERT` into `bench_raw`, a table with the columns
 //!   of `events`, a plain bigserial, a unique `(stream_id, version)` and a
@@ -26,7 +26,7 @@
 //! - (b) `EventStore::append` of one event per call, 8 writers, each on its
 //!   own stream with the expected version of its previous call, on a
 //!   `PgEventStore` over an 8-connection pool made by the server's
-//!   `db::connect` ((e) and (f) use the same store).
+//!   `db::connect` ((e), (f) and (g) use the same store).
 //! - (c) the same with 100 events per call. A call stands for one command,
 //!   so its events share one metadata (correlation, causation, user), as a
 //!   command's events do; payloads differ per event.
@@ -50,16 +50,26 @@
 //!   The projectors first replay the log of the phases before (they apply
 //!   (e)'s graphs and skip the rest); the bench waits for that, then runs a
 //!   `CHECKPOINT`, so that (a') and (d) measure the steady state.
+//! - (g) lag: all projectors (`Projections::spawn`) on the bench's store,
+//!   first caught up with the log; then `Commands::create_graph` paced by a
+//!   tokio interval at 500 commands/s (1,000 events/s), each command a task
+//!   (at most 64 outstanding; a tick finding 64 is skipped and the pace
+//!   reported as not sustained). Lag is the time from the append returning
+//!   to both the graphs and library projectors having committed it, read
+//!   from their in-memory progress (`Projections::wait_for`), which adds no
+//!   queries. Commands issued in the window count.
 //!
 //! Targets. Issue 3 §5: b ≥ 70% of a; c ≥ 100,000 events/s; d ≥ 30% of a by
 //! events/s. Issue 8 §7: c/c' ≥ 0.80 (events/s); e/a ≥ 0.70 by operations
 //! (cqrs-es with postgres-es reaches 0.46–0.56 on this kind of machine);
 //! (f) the 100-event append's p50 and p99 each ≤ 1.5× the single INSERT's;
-//! d ≥ 30% of a by requests/s (one commit each, like a raw insert). d is
-//! also compared with a'. Client and server share the machine.
+//! (g) lag p99 < 50 ms at a sustained 1,000 events/s; d ≥ 30% of a by
+//! requests/s (one commit each, like a raw insert). d is also compared with
+//! a'. Client and server share the machine.
 
 mod command;
 mod http;
+mod lag;
 mod latency;
 mod measure;
 mod raw;
@@ -75,7 +85,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use measure::{checkpoint, Settings};
-use report::{report, report_latency, Results};
+use report::{report, report_lag, report_latency, Results};
 
 /// The server's allocator, since (d) runs the server in this process.
 #[global_allocator]
@@ -85,7 +95,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
 /// Every phase, by letter (`C` is c').
-const ALL_PHASES: &str = "abcCdef";
+const ALL_PHASES: &str = "abcCdefg";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
 /// Events a created graph appends: graph created, library agent added.
@@ -133,6 +143,10 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
         let (a_again, d) = http::http(settings, url, again).await?;
         r.a_again = a_again;
         r.d = Some(report("(d) POST /api/graphs, 8 clients, 2 ev/req", d, EVENTS_PER_GRAPH));
+    }
+    if wanted('g') {
+        checkpoint(pool).await;
+        r.g = Some(report_lag(lag::lag(settings, &store).await?));
     }
     store.pool().close().await;
     Ok(r)

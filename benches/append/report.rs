@@ -1,6 +1,7 @@
 //! The printed report: one line per phase as it ends, then every ratio
 //! against its target.
 
+use crate::lag::{Lag, COMMANDS_PER_SEC, MAX_IN_FLIGHT, VISIBLE_TIMEOUT};
 use crate::latency::Latency;
 use crate::measure::Stats;
 use crate::{BATCH, EVENTS_PER_GRAPH};
@@ -38,6 +39,24 @@ pub fn report_latency(f: Latency) -> Latency {
     f
 }
 
+/// (g)'s lines: the lag in the latency columns, then the commands' own
+/// latency, then whether the pace held.
+pub fn report_lag(lag: Lag) -> Lag {
+    print(&format!("(g) lag append->read models, {COMMANDS_PER_SEC:.0} cmd/s"), &lag.lag, EVENTS_PER_GRAPH);
+    print("(g)   the same commands' own latency", &lag.commands, EVENTS_PER_GRAPH);
+    let verdict = if lag.sustained() { "held" } else { "NOT SUSTAINED" };
+    println!(
+        "    (g) pace {verdict}: {:.1} of {COMMANDS_PER_SEC:.0} commands/s done ({:.1} events/s), {} ticks skipped \
+         ({MAX_IN_FLIGHT} in flight), {} not visible within {} s",
+        lag.lag.ops_per_sec,
+        lag.events_per_sec(),
+        lag.skipped,
+        lag.invisible,
+        VISIBLE_TIMEOUT.as_secs()
+    );
+    lag
+}
+
 /// The phases that ran.
 #[derive(Default)]
 pub struct Results {
@@ -53,6 +72,7 @@ pub struct Results {
     pub d: Option<Stats>,
     pub e: Option<Stats>,
     pub f: Option<Latency>,
+    pub g: Option<Lag>,
 }
 
 fn line(figure: String, target: &str, met: bool, source: &str) {
@@ -83,6 +103,13 @@ pub fn summarize(r: &Results) {
             let reference = ratio(append, batch);
             println!("      (append {name} over the raw 100-row INSERT's {batch:.2} ms: {reference:.2}x)");
         }
+    }
+    if let Some(g) = &r.g {
+        let (p50, p99) = (g.lag.p50_ms, g.lag.p99_ms);
+        line(format!("g lag p99 = {p99:.2} ms (p50 {p50:.2} ms)"), "< 50 ms", p99 < 50.0, ISSUE_8);
+        let rate = g.events_per_sec();
+        let target = format!("{:.0} events/s", COMMANDS_PER_SEC * EVENTS_PER_GRAPH);
+        line(format!("g rate = {rate:.1} events/s"), &target, g.sustained(), ISSUE_8);
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);
