@@ -188,6 +188,7 @@ async fn projections_command(cmd: ProjectionsCommand, config: Config) -> Result<
     let pool = db::connect(config.database_url.expose(), 4).await?;
     db::migrate(&pool).await?;
     let store = PgEventStore::new(pool);
+    store.ensure_order().await?;
     let projections = Projections::new(store.clone(), projections::all());
     projections.init().await?;
     match cmd {

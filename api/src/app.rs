@@ -27,6 +27,9 @@ pub enum StartupError {
     /// Migrations failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The event store could not be checked.
+    #[error("event store: {0}")]
+    Store(#[from] eventlog::StoreError),
     /// Projectors could not start.
     #[error("projections: {0}")]
     Projections(#[from] projections::ProjectionError),
@@ -56,6 +59,8 @@ impl App {
         let pool = db::connect(config.database_url.expose(), 32).await?;
         db::migrate(&pool).await?;
         let store = PgEventStore::new(pool);
+        // Before anything reads or appends: the log may come from another server.
+        store.ensure_order().await?;
         let projections = Projections::new(store.clone(), projections::all());
         let stop = CancellationToken::new();
         let workers = projections.spawn(stop.clone()).await?;

@@ -26,6 +26,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
@@ -41,7 +42,7 @@ const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 const APPEND_SQL: &str = r#"
 INSERT INTO events (tx_id, stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT (SELECT pg_current_xact_id()::text::bigint), unnest($1::text[]), unnest($2::bigint[]), unnest($3::uuid[]),
+SELECT (SELECT log_tx_id()), unnest($1::text[]), unnest($2::bigint[]), unnest($3::uuid[]),
     unnest($4::text[]), unnest($5::int4[]), unnest($6::text[])::json, (SELECT $7::text[]::json[])[unnest($10::int4[])]
 WHERE NOT EXISTS (
     SELECT FROM UNNEST($8::text[], $9::bigint[]) AS s(stream_id, expected)
@@ -64,7 +65,22 @@ const SELECT_COLUMNS: &str =
 
 /// Below this transaction id every transaction has finished: the horizon
 /// under which the log can no longer change.
-pub(crate) const HORIZON: &str = "tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+/// (`log_horizon()` adds the log's transaction id offset; see migration 0006.)
+pub(crate) const HORIZON: &str = "tx_id < log_horizon()";
+
+/// Raise the transaction id offset when the server's current transaction id
+/// (plus the offset) is not above every stored `tx_id`: the log came from
+/// another server (a restore, a new cluster). In normal operation every
+/// stored id came from an earlier transaction, so this never fires. The new
+/// offset puts the oldest running transaction above the stored maximum, so
+/// every stored event stays readable and every new one sorts after them.
+const ENSURE_ORDER_SQL: &str = "\
+UPDATE log_epoch SET
+    xid_offset = m.max_tx - pg_snapshot_xmin(pg_current_snapshot())::text::bigint + 1,
+    generation = generation + 1, bumped_at = now()
+FROM (SELECT max(tx_id) AS max_tx FROM events) m
+WHERE m.max_tx >= pg_current_xact_id()::text::bigint + xid_offset
+RETURNING xid_offset, generation";
 
 /// Event store on a Postgres `events` table.
 #[derive(Debug, Clone)]
@@ -89,6 +105,29 @@ impl PgEventStore {
     /// The pool, for read models living in the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Keep the log's order correct on this server: raise the transaction
+    /// id offset if the stored log came from elsewhere (see
+    /// [`ENSURE_ORDER_SQL`]). Run at startup and after the database restarted
+    /// underneath; answers the new generation when it raised the offset.
+    pub async fn ensure_order(&self) -> Result<Option<i32>, StoreError> {
+        let bumped = sqlx::query(ENSURE_ORDER_SQL).fetch_optional(&self.pool).await?;
+        let Some(row) = bumped else { return Ok(None) };
+        let (offset, generation): (i64, i32) = (row.try_get("xid_offset")?, row.try_get("generation")?);
+        tracing::warn!(
+            offset,
+            generation,
+            "stored transaction ids are ahead of this server's (a restored or moved log): \
+             the log's order key now adds {offset} to new transaction ids"
+        );
+        Ok(Some(generation))
+    }
+
+    /// When the database server started: a change means it restarted (or
+    /// another server took over) underneath us.
+    pub async fn server_started_at(&self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT pg_postmaster_start_time()").fetch_one(&self.pool).await?)
     }
 
     /// A setting as the append sessions run with it (`synchronous_commit`,

@@ -17,7 +17,7 @@ use eventlog::{PgEventStore, StoreError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::{next_backoff, sleep_or_stop, INITIAL_BACKOFF};
+use crate::pause::{next_backoff, sleep_or_stop, INITIAL_BACKOFF};
 
 /// Events kept in memory: enough for projectors that fall briefly behind,
 /// small enough not to matter (a few MiB of typical events).
@@ -88,14 +88,28 @@ impl Feed {
     /// Follow the log until `stop`, appending what committed to the window.
     /// A failed read is retried after a pause; the waiting projectors just
     /// see no progress meanwhile.
-    pub async fn run(&self, stop: CancellationToken) {
+    /// When `restarts` changes (the database restarted underneath), the
+    /// window is emptied and the feed follows the log from its head again:
+    /// events it held may be gone, and new ones may sort before them.
+    pub async fn run(&self, mut restarts: watch::Receiver<u64>, stop: CancellationToken) {
         let shared = &self.shared;
         let from = self.window().last();
         let mut tail = Tail::new(&shared.store, from, shared.tail);
         let mut pause = INITIAL_BACKOFF;
+        restarts.borrow_and_update();
         loop {
             let batch = tokio::select! {
                 batch = tail.next(&shared.store) => batch,
+                Ok(()) = restarts.changed() => {
+                    match shared.store.head().await {
+                        Ok(head) => {
+                            self.reset(head);
+                            tail.seek(head);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the log's head after a restart failed"),
+                    }
+                    continue;
+                }
                 () = stop.cancelled() => return,
             };
             match batch {
@@ -113,6 +127,16 @@ impl Feed {
                 }
             }
         }
+    }
+
+    /// Forget the window: the log is followed from `head` on.
+    fn reset(&self, head: GlobalPosition) {
+        {
+            let mut window = self.window();
+            window.events.clear();
+            window.base = head;
+        }
+        self.shared.advanced.send_replace(head);
     }
 
     fn push(&self, batch: Vec<RecordedEvent>) {

@@ -4,6 +4,7 @@
 pub mod feed;
 pub mod graphs;
 pub mod library;
+mod pause;
 pub mod projector;
 pub mod query;
 pub mod runner;

@@ -16,10 +16,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::Feed;
+use crate::pause::{next_backoff, sleep_or_stop, INITIAL_BACKOFF};
 use crate::projector::{bind, ProjectionError, Projector};
-
-/// First pause after a failed batch or read; see [`next_backoff`].
-pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How often progress over ignored events is written to the checkpoint row.
 const SKIPPED_FLUSH: Duration = Duration::from_secs(1);
@@ -30,6 +28,9 @@ pub struct Projections {
     store: PgEventStore,
     projectors: Vec<Arc<dyn Projector>>,
     progress: Arc<HashMap<&'static str, watch::Sender<GlobalPosition>>>,
+    /// Bumped when the database restarted underneath: every loop forgets
+    /// what it holds in memory and reads its checkpoint again.
+    restarts: Arc<watch::Sender<u64>>,
     tail: TailConfig,
 }
 
@@ -37,7 +38,8 @@ impl Projections {
     /// Projections over `store` (not yet running).
     pub fn new(store: PgEventStore, projectors: Vec<Arc<dyn Projector>>) -> Self {
         let progress = projectors.iter().map(|p| (p.name(), watch::Sender::new(GlobalPosition::START))).collect();
-        Self { store, projectors, progress: Arc::new(progress), tail: TailConfig::default() }
+        let restarts = Arc::new(watch::Sender::new(0));
+        Self { store, projectors, progress: Arc::new(progress), restarts, tail: TailConfig::default() }
     }
 
     /// Override how batches are read (tests use small batches).
@@ -73,10 +75,10 @@ impl Projections {
         // Projectors behind the head read the database until they reach it.
         let feed = Feed::new(self.store.clone(), self.store.head().await?, self.tail);
         let reader = {
-            let (feed, stop) = (feed.clone(), stop.clone());
-            tokio::spawn(async move { feed.run(stop).await })
+            let (feed, restarts, stop) = (feed.clone(), self.restarts.subscribe(), stop.clone());
+            tokio::spawn(async move { feed.run(restarts, stop).await })
         };
-        let stall = tokio::spawn(crate::stall::watch(self.store.clone(), stop.clone()));
+        let stall = tokio::spawn(crate::stall::watch(self.store.clone(), Arc::clone(&self.restarts), stop.clone()));
         let projectors = self.projectors.iter().map(|p| {
             let (this, p, feed, stop) = (self.clone(), Arc::clone(p), feed.clone(), stop.clone());
             tokio::spawn(async move { this.run(p, &feed, stop).await })
@@ -95,6 +97,8 @@ impl Projections {
         let mut cursor = GlobalPosition::START;
         // When the cursor first ran ahead of `stored` over ignored events.
         let mut skipped_since: Option<Instant> = None;
+        let mut restarts = self.restarts.subscribe();
+        restarts.borrow_and_update();
         loop {
             let Some(from) = stored else {
                 match self.checkpoint(name).await {
@@ -122,6 +126,11 @@ impl Projections {
                         _ => None,
                     };
                     skipped_since = None;
+                    continue;
+                }
+                Ok(()) = restarts.changed() => {
+                    // The database restarted: what this loop holds may be gone.
+                    stored = None;
                     continue;
                 }
                 () = stop.cancelled() => return,
@@ -445,18 +454,5 @@ async fn sleep_until_or_forever(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The pause after another failure: double the last, at most 5 s.
-pub(crate) fn next_backoff(pause: Duration) -> Duration {
-    (pause * 2).min(Duration::from_secs(5))
-}
-
-/// Sleep, unless asked to stop first; true when stopping.
-pub(crate) async fn sleep_or_stop(stop: &CancellationToken, pause: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(pause) => false,
-        () = stop.cancelled() => true,
     }
 }

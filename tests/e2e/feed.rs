@@ -55,7 +55,7 @@ async fn fast_lagging_and_late_readers_all_get_the_whole_log_in_order() {
     let stop = CancellationToken::new();
     let reader = tokio::spawn({
         let (feed, stop) = (feed.clone(), stop.clone());
-        async move { feed.run(stop).await }
+        async move { feed.run(tokio::sync::watch::channel(0).1, stop).await }
     });
     let writers: Vec<_> = (0..8)
         .map(|w| {
@@ -84,4 +84,35 @@ async fn fast_lagging_and_late_readers_all_get_the_whole_log_in_order() {
     assert_eq!(late, expected, "a reader starting from the beginning reads the database, then the window");
     stop.cancel();
     reader.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_database_restarted_underneath_the_feed_forgets_events_the_log_lost() {
+    let store = fresh_store().await;
+    let feed = Feed::new(store.clone(), GlobalPosition::START, TailConfig::default());
+    let (restarted, restarts) = tokio::sync::watch::channel(0u64);
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let (feed, stop) = (feed.clone(), stop.clone());
+        async move { feed.run(restarts, stop).await }
+    });
+    append_many(&store, 1, 4).await; // 1 + 2 + 3 + 1 events
+    let before = read(feed.clone(), 7, Duration::ZERO).await;
+    // A failover to a replica that was behind: the last four events are gone.
+    let kept = before[2].0;
+    sqlx::query("DELETE FROM events WHERE (tx_id, position) > ($1, $2)")
+        .bind(kept.tx_id)
+        .bind(kept.position)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    restarted.send_modify(|n| *n += 1);
+    // The feed reacts on its own task; give it ample time to have done so.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append_many(&store, 2, 1).await;
+    let after = tokio::time::timeout(Duration::from_secs(10), feed.next(kept)).await.expect("feed stalled").unwrap();
+    let lost: Vec<Uuid> = before[3..].iter().map(|(_, id)| *id).collect();
+    assert!(after.iter().all(|e| !lost.contains(&e.event_id)), "no event the log lost is served from memory");
+    assert_eq!(after.len(), 1, "the new event is served");
+    stop.cancel();
 }

@@ -14,5 +14,6 @@ mod graphs;
 mod horizon;
 mod library;
 mod metrics;
+mod order;
 mod projections;
 mod users;
