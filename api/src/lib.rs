@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 mod http;
+pub mod idempotency;
 pub mod metrics;
 mod openapi;
 mod routes;

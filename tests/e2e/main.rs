@@ -12,6 +12,7 @@ mod event_log;
 mod feed;
 mod graphs;
 mod horizon;
+mod idempotency;
 mod library;
 mod metrics;
 mod order;

@@ -15,12 +15,13 @@ use crate::state::AppState;
 
 /// The routes under `/api`.
 pub fn api(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .merge(users::router(state))
         .merge(blocks::router())
         .merge(graphs::router(state))
         .merge(library::router(state))
-        .merge(admin::router())
+        .merge(admin::router());
+    crate::idempotency::keyed(routes, state)
 }
 
 /// Routes outside `/api`.

@@ -1,0 +1,228 @@
+//! `Idempotency-Key`: a retried request is answered what the first got.
+//!
+//! A key is scoped to the user and the route (method and path, `/api/v1`
+//! read as `/api`) and bound to a fingerprint of the request body. The first
+//! request with a key claims it and runs; its response (status, body, the
+//! headers that matter) is kept. The same key with the same body is answered
+//! that response, even if deciding anew would now differ; with another body,
+//! `422 idempotency_key_reused`; while the first is still running, a
+//! duplicate waits for it (up to the consistency timeout), then `409`. A
+//! request that failed with a 5xx or a conflict releases its key, so it can
+//! be retried.
+//! The command context still derives event ids from the key, so even a key
+//! whose record was lost appends nothing twice.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::consistency::{EVENT_POSITION_HEADER, TOKEN_HEADER};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The request header.
+pub const KEY_HEADER: &str = "idempotency-key";
+/// Set on a response replayed from the record of an earlier request.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// A claim older than this is taken over: its request died mid-way.
+const ABANDONED_AFTER_SECS: i64 = 120;
+
+/// Response headers kept with the record and replayed.
+const KEPT_HEADERS: [&str; 3] = ["content-type", TOKEN_HEADER, EVENT_POSITION_HEADER];
+
+/// Apply idempotency keys to the mutating routes of `router`.
+pub fn keyed(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    router.layer(middleware::from_fn_with_state(state.clone(), idempotent))
+}
+
+async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mutating = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let key = request.headers().get(KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let Some(key) = key.filter(|k| mutating && !k.is_empty() && k.len() <= 255) else {
+        return next.run(request).await;
+    };
+    match run_once(&state, key, request, next).await {
+        Ok(response) | Err(Outcome::Answer(response)) => response,
+        Err(Outcome::Error(e)) => e.into_response(),
+    }
+}
+
+/// How a keyed request ended early.
+enum Outcome {
+    /// A response to send as it is (the handler's, or a replay).
+    Answer(Response),
+    /// An error of ours.
+    Error(ApiError),
+}
+
+impl From<ApiError> for Outcome {
+    fn from(e: ApiError) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<sqlx::Error> for Outcome {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+async fn run_once(state: &AppState, key: String, request: Request, next: Next) -> Result<Response, Outcome> {
+    let (mut parts, body) = request.into_parts();
+    // Without a valid caller the handler answers 401 itself; no key to keep.
+    let Ok(user) = AuthUser::from_request_parts(&mut parts, state).await else {
+        return Err(Outcome::Answer(next.run(Request::from_parts(parts, body)).await));
+    };
+    let route = format!("{} {}", parts.method, parts.uri.path().replacen("/api/v1/", "/api/", 1));
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
+        .await
+        .map_err(|r| Outcome::Answer(r.into_response()))?;
+    let fingerprint = Sha256::new().chain_update(route.as_bytes()).chain_update(&bytes).finalize().to_vec();
+    let id = Record { user: user.user_id, route, key };
+
+    if !id.claim(state, &fingerprint).await? {
+        return Err(Outcome::Answer(id.replay(state, &fingerprint).await?));
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if response.status().is_server_error() || response.status() == StatusCode::CONFLICT {
+        // Nothing was committed (a command that committed answers success),
+        // and trying again may work: the key must not keep this answer.
+        id.release(state).await?;
+        return Ok(response);
+    }
+    let (head, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(&e))?;
+    id.complete(state, head.status, &head.headers, &body).await?;
+    Ok(Response::from_parts(head, Body::from(body)))
+}
+
+/// The record of one key.
+struct Record {
+    user: Uuid,
+    route: String,
+    key: String,
+}
+
+impl Record {
+    /// Claim the key for this request: true when it is ours to run (new,
+    /// or abandoned by a request that died).
+    async fn claim(&self, state: &AppState, fingerprint: &[u8]) -> Result<bool, sqlx::Error> {
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, route, key, fingerprint) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, route, key) DO UPDATE SET created_at = now() \
+               WHERE idempotency_keys.status IS NULL AND idempotency_keys.fingerprint = EXCLUDED.fingerprint \
+                 AND idempotency_keys.created_at < now() - make_interval(secs => $5) \
+             RETURNING 1",
+        )
+        .bind(self.user)
+        .bind(&self.route)
+        .bind(&self.key)
+        .bind(fingerprint)
+        .bind(ABANDONED_AFTER_SECS as f64)
+        .fetch_optional(state.pool())
+        .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Answer a repeated request: the kept response, once there is one.
+    async fn replay(&self, state: &AppState, fingerprint: &[u8]) -> ApiResult<Response> {
+        let deadline = tokio::time::Instant::now() + state.consistency_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let row = sqlx::query(
+                "SELECT fingerprint, status, headers, body FROM idempotency_keys \
+                 WHERE user_id = $1 AND route = $2 AND key = $3",
+            )
+            .bind(self.user)
+            .bind(&self.route)
+            .bind(&self.key)
+            .fetch_optional(state.pool())
+            .await?;
+            // Released (the first failed) between our claim and this read.
+            let Some(row) = row else { return Err(in_use()) };
+            if row.try_get::<Vec<u8>, _>("fingerprint")? != fingerprint {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used with a different request body; use a new key for a new request",
+                ));
+            }
+            if let Some(status) = row.try_get::<Option<i16>, _>("status")? {
+                let headers: Option<Value> = row.try_get("headers")?;
+                let body: Option<Vec<u8>> = row.try_get("body")?;
+                return Ok(replayed(status, headers, body.unwrap_or_default()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(in_use());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn complete(&self, state: &AppState, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+        let kept: Map<String, Value> = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| Some((name.to_string(), Value::from(headers.get(*name)?.to_str().ok()?))))
+            .collect();
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $4, headers = $5, body = $6, completed_at = now() \
+             WHERE user_id = $1 AND route = $2 AND key = $3",
+        )
+        .bind(self.user)
+        .bind(&self.route)
+        .bind(&self.key)
+        .bind(i16::try_from(status.as_u16()).unwrap_or(i16::MAX))
+        .bind(Value::Object(kept))
+        .bind(body)
+        .execute(state.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, state: &AppState) -> ApiResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3 AND status IS NULL")
+            .bind(self.user)
+            .bind(&self.route)
+            .bind(&self.key)
+            .execute(state.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+fn in_use() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still running; retry it shortly",
+    )
+}
+
+fn replayed(status: i16, headers: Option<Value>, body: Vec<u8>) -> Response {
+    let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    let map = response.headers_mut();
+    map.remove("content-type");
+    if let Some(Value::Object(kept)) = headers {
+        for (name, value) in kept {
+            let value = value.as_str().and_then(|v| HeaderValue::from_str(v).ok());
+            if let (Ok(name), Some(value)) = (HeaderName::try_from(name), value) {
+                map.insert(name, value);
+            }
+        }
+    }
+    map.insert(HeaderName::from_static(REPLAYED_HEADER), HeaderValue::from_static("true"));
+    response
+}

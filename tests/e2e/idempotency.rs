@@ -1,0 +1,85 @@
+//! `Idempotency-Key`: bound to the user, the route and the request body.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{sample_graph, send, spawn_app, TestApp};
+use crate::support::{assert_error, event_count, id_of, listed_graph_ids, user};
+
+async fn post_graph(app: &TestApp, who: Uuid, key: &str, name: &str) -> (u16, Value) {
+    let request = app.request(Method::POST, "/api/graphs", who).header("Idempotency-Key", key);
+    send(request.json(&json!({ "graph": sample_graph(name) }))).await
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_answer_the_original_result_even_when_a_new_decision_would_differ() {
+    let app = spawn_app().await;
+    let owner = user();
+    let (status, first) = post_graph(&app, owner, "k1", "original").await;
+    assert_eq!(status, 200, "{first}");
+    let id = id_of(&first);
+    // Deleting the graph: deciding the create anew would now be a new graph.
+    let (status, _) = app.delete(&format!("/api/graphs/{id}"), owner).await;
+    assert_eq!(status, 200);
+    let events = event_count(&app).await;
+    let response = app
+        .request(Method::POST, "/api/graphs", owner)
+        .header("Idempotency-Key", "k1")
+        .json(&json!({ "graph": sample_graph("original") }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    assert!(response.headers().get("x-consistency-token").is_some(), "the original token comes along");
+    let replayed: Value = response.json().await.expect("json");
+    assert_eq!(replayed, first, "the original answer, byte for byte");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+    assert!(listed_graph_ids(&app, owner).await.is_empty(), "and no graph made again");
+
+    // An error is an answer too: the same key and body get it again.
+    let bad = json!({ "graph": { "name": "broken", "nodes": [{"id": "x", "block_id": "nope"}], "links": [] } });
+    let request = || app.request(Method::POST, "/api/graphs", owner).header("Idempotency-Key", "k-bad").json(&bad);
+    let (first_status, first_error) = send(request()).await;
+    assert_eq!(first_status, 422, "{first_error}");
+    let (again_status, again_error) = send(request()).await;
+    assert_eq!((again_status, &again_error), (422, &first_error), "the same error, timestamp and all");
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_refused_and_appends_nothing() {
+    let app = spawn_app().await;
+    let owner = user();
+    let (status, _) = post_graph(&app, owner, "k2", "first").await;
+    assert_eq!(status, 200);
+    let events = event_count(&app).await;
+    let (status, body) = post_graph(&app, owner, "k2", "second").await;
+    assert_eq!(status, 422, "{body}");
+    assert_error(&body, "idempotency_key_reused");
+    assert_eq!(event_count(&app).await, events);
+
+    // Scoped to the user and the route: the key is free elsewhere.
+    let (status, _) = post_graph(&app, user(), "k2", "second").await;
+    assert_eq!(status, 200, "another user's key");
+    let (status, body) = send(app.request(Method::POST, "/api/auth/user", owner).header("Idempotency-Key", "k2")).await;
+    assert_eq!(status, 200, "another route: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_wait_for_the_first_and_get_its_answer() {
+    let app = spawn_app().await;
+    let owner = user();
+    let answers = futures_util::future::join_all((0..8).map(|_| post_graph(&app, owner, "k3", "raced"))).await;
+    let (status, first) = &answers[0];
+    for (s, body) in &answers {
+        assert!(*s == 200 || *s == 409, "{s}: {body}");
+        if *s == 200 {
+            assert_eq!(body, first, "every success is the same answer");
+        } else {
+            assert_error(body, "idempotency_key_in_use");
+        }
+    }
+    assert_eq!(*status, 200, "{first}");
+    assert_eq!(listed_graph_ids(&app, owner).await, vec![id_of(first)], "one graph");
+}
