@@ -41,8 +41,7 @@ pub struct FieldError {
     /// A short machine-readable kind (`missing`, `invalid`, `json_invalid`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The offending input, when known.
-    #[schema(value_type = Object)]
+    /// The offending input, when known: any JSON value.
     pub input: Value,
 }
 

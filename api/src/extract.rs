@@ -34,14 +34,55 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 }
 
 /// Parse JSON into `T`, describing the first mismatch by field path.
+///
+/// Bodies of this API are JSON objects (or, for the e-mail route, a JSON
+/// string): an array is refused, though serde's derive would read a struct
+/// from an array of its fields, which no client means. A number written
+/// with a zero fraction (`5.0`) is an integer in JSON Schema, so where the
+/// direct parse fails such numbers are read as integers before giving up.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::unprocessable(
+            "Invalid request body: expected a JSON object",
+            vec![FieldError::new("body", "expected a JSON object, not an array", "object_type", Value::Null)],
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        describe(Some(path), err.into_inner())
-    })?;
-    de.end().map_err(|e| describe(None, e))?;
-    Ok(value)
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => return de.end().map(|()| value).map_err(|e| describe(None, e)),
+        Err(err) => err,
+    };
+    integral_retry(bytes).ok_or_else(|| {
+        let path = error.path().to_string();
+        describe(Some(path), error.into_inner())
+    })
+}
+
+/// The body again with integral floats read as integers, if it had any and
+/// then fits `T`.
+fn integral_retry<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut value: Value = serde_json::from_slice(bytes).ok()?;
+    if !integral_floats_to_integers(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
+}
+
+/// Rewrite numbers like `5.0` as `5`; true when any was rewritten.
+fn integral_floats_to_integers(value: &mut Value) -> bool {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            // Within the range where every integer is exact in an f64.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
+                *value = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| integral_floats_to_integers(v) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, v| integral_floats_to_integers(v) | any),
+        _ => false,
+    }
 }
 
 fn describe(path: Option<String>, inner: serde_json::Error) -> ApiError {
@@ -95,5 +136,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
                 vec![FieldError::new(field, message, "invalid", Value::Null)],
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Pin {
+        version: i32,
+        #[serde(default)]
+        tags: Vec<i64>,
+    }
+
+    #[test]
+    fn integral_floats_are_integers_as_json_schema_says() {
+        let pin: Pin = parse_json(br#"{"version": 2.0, "tags": [1.0, 3]}"#).unwrap();
+        assert_eq!(pin, Pin { version: 2, tags: vec![1, 3] });
+        let err = parse_json::<Pin>(br#"{"version": 2.5}"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "a fraction is still refused");
+    }
+
+    #[test]
+    fn a_struct_is_not_read_from_an_array() {
+        let err = parse_json::<Pin>(b" [3, []]").unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(parse_json::<String>(br#""a@b.c""#).unwrap(), "a@b.c", "strings still parse");
     }
 }

@@ -3,7 +3,12 @@
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::OpenApi;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr, Required};
+use utoipa::{Modify, OpenApi};
 
 use crate::metrics::__path_render;
 use crate::routes::*;
@@ -19,9 +24,101 @@ use crate::state::AppState;
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "library"), (name = "admin"), (name = "health"))
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "library"), (name = "admin"), (name = "health")),
+    components(schemas(crate::routes::SortBy)),
+    modifiers(&CommonResponses, &Constraints)
 )]
 struct ApiDoc;
+
+/// Adds to every operation the error answers the shared machinery can give,
+/// whatever the handler: authentication (401), a request that does not fit
+/// its schema (422, also for a malformed `X-Consistency-Token`), an id that
+/// names nothing (404), admin routes (403), a query whose consistency token
+/// the read models have not reached (503 with `Retry-After`), and for
+/// commands an oversized body (413), a conflict or an idempotency key in use
+/// (409), and `202` when the change is committed but its body cannot be
+/// built yet.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            if !(path.starts_with("/api/") || path == "/metrics") {
+                continue;
+            }
+            let operations = [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.patch.as_mut()),
+                (true, item.delete.as_mut()),
+            ];
+            for (mutating, op) in operations {
+                let Some(op) = op else { continue };
+                let mut add = |status: &str, description: &str| {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| error_response(description));
+                };
+                add("401", "Not authenticated");
+                add("422", "The request does not fit its schema");
+                if path.starts_with("/api/admin") || path == "/metrics" {
+                    add("403", "Admin access required");
+                }
+                if path.contains('{') {
+                    add("404", "Not found");
+                }
+                if mutating {
+                    add("409", "Modified concurrently, or the Idempotency-Key is in use by a running request");
+                    add("413", "The request body is too large");
+                    op.responses.responses.entry("202".to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(
+                                    "Committed, but the body cannot be built yet: read again with X-Consistency-Token",
+                                )
+                                .build(),
+                        )
+                    });
+                } else {
+                    add("503", "The read models have not reached X-Consistency-Token yet (see Retry-After)");
+                }
+            }
+        }
+    }
+}
+
+/// Rules the server enforces that derive attributes cannot state: what an
+/// e-mail address must look like (`domain::user`'s check: one `@`, a dot in
+/// the domain part, not at its ends, no whitespace once trimmed) and the
+/// IANA timezone names a timezone must be one of.
+struct Constraints;
+
+/// `domain::user::plausible_email` as a pattern (Python and ECMA syntax).
+const EMAIL_PATTERN: &str = r"^\s*[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]\s*$";
+
+impl Modify for Constraints {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let email = ObjectBuilder::new().schema_type(Type::String).pattern(Some(EMAIL_PATTERN)).build();
+        let body = RequestBodyBuilder::new()
+            .content("application/json", ContentBuilder::new().schema(Some(email)).build())
+            .description(Some("The new e-mail address (a JSON string)"))
+            .required(Some(Required::True))
+            .build();
+        if let Some(op) = openapi.paths.paths.get_mut("/api/auth/user/email").and_then(|p| p.post.as_mut()) {
+            op.request_body = Some(body);
+        }
+        let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        let timezone = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(zones)).build();
+        let request = ObjectBuilder::new().property("timezone", timezone).required("timezone").build();
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.insert("UpdateTimezoneRequest".into(), RefOr::T(Schema::Object(request)));
+        }
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+}
 
 /// `/openapi.json` and `/docs`.
 pub fn router() -> Router<AppState> {

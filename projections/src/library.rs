@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::graph::{view, Graph, GraphVersion};
 use domain::library::{GraphSettings, LibraryAgent, LibraryAgentEvent};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
@@ -191,7 +193,7 @@ pub struct LibraryQuery {
 }
 
 /// One page of a user's library: `{agents, pagination}`.
-pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Result<Value, QueryError> {
+pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Result<LibraryAgentPage, QueryError> {
     let filter = "WHERE a.user_id = $1 AND NOT a.is_deleted AND NOT a.is_archived AND (NOT $2 OR a.is_favorite) \
                   AND ($3::text IS NULL OR g.name ILIKE $3 ESCAPE '\\' OR g.model->>'description' ILIKE $3 ESCAPE '\\')";
     let pattern =
@@ -216,26 +218,26 @@ pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Resu
         .bind((q.page - 1).saturating_mul(q.page_size))
         .fetch_all(pool)
         .await?;
-    let agents = rows.iter().map(agent_json).collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({
-        "agents": agents,
-        "pagination": {
-            "total_items": total,
-            "total_pages": (total + q.page_size - 1) / q.page_size,
-            "current_page": q.page,
-            "page_size": q.page_size,
-        }
-    }))
+    let agents = rows.iter().map(agent_view).collect::<Result<Vec<_>, _>>()?;
+    Ok(LibraryAgentPage {
+        agents,
+        pagination: Pagination {
+            total_items: total,
+            total_pages: (total + q.page_size - 1) / q.page_size,
+            current_page: q.page,
+            page_size: q.page_size,
+        },
+    })
 }
 
 /// One of a user's library agents by id.
-pub async fn get_agent(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Value>, QueryError> {
+pub async fn get_agent(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<LibraryAgentView>, QueryError> {
     let row = sqlx::query(&format!("{SELECT} WHERE a.id = $1 AND a.user_id = $2 AND NOT a.is_deleted"))
         .bind(id)
         .bind(user_id)
         .fetch_optional(pool)
         .await?;
-    Ok(row.as_ref().map(agent_json).transpose()?)
+    Ok(row.as_ref().map(agent_view).transpose()?)
 }
 
 /// A user's library agent for a graph (optionally a given version).
@@ -244,7 +246,7 @@ pub async fn get_agent_by_graph(
     user_id: Uuid,
     graph_id: Uuid,
     version: Option<i32>,
-) -> Result<Option<Value>, QueryError> {
+) -> Result<Option<LibraryAgentView>, QueryError> {
     let row = sqlx::query(&format!(
         "{SELECT} WHERE a.graph_id = $1 AND a.user_id = $2 AND NOT a.is_deleted AND ($3::int IS NULL OR a.graph_version = $3)"
     ))
@@ -253,7 +255,7 @@ pub async fn get_agent_by_graph(
     .bind(version)
     .fetch_optional(pool)
     .await?;
-    Ok(row.as_ref().map(agent_json).transpose()?)
+    Ok(row.as_ref().map(agent_view).transpose()?)
 }
 
 fn like_escape(s: &str) -> String {
@@ -333,42 +335,133 @@ impl AgentSource {
     }
 
     /// The LibraryAgent as served.
-    pub fn to_json(&self) -> Value {
+    pub fn to_view(&self) -> LibraryAgentView {
         let model = self.model.as_ref();
         // The graph may not be projected yet; serve the wire shape regardless.
-        let field = |k: &str, default: Value| model.and_then(|m| m.get(k)).cloned().unwrap_or(default);
-        json!({
-            "id": self.id,
-            "graph_id": self.graph_id,
-            "graph_version": self.graph_version,
-            "owner_user_id": self.user_id,
-            "image_url": null,
-            "creator_name": "",
-            "creator_image_url": "",
-            "status": "COMPLETED",
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "name": field("name", json!("")),
-            "description": field("description", json!("")),
-            "instructions": field("instructions", Value::Null),
-            "input_schema": field("input_schema", json!({})),
-            "output_schema": field("output_schema", json!({})),
-            "credentials_input_schema": field("credentials_input_schema", Value::Null),
-            "has_external_trigger": field("has_external_trigger", json!(false)),
-            "has_human_in_the_loop": field("has_human_in_the_loop", json!(false)),
-            "has_sensitive_action": field("has_sensitive_action", json!(false)),
-            "trigger_setup_info": field("trigger_setup_info", Value::Null),
-            "new_output": false,
-            "can_access_graph": self.graph_owner == Some(self.user_id),
-            "is_latest_version": self.latest_version.is_none_or(|l| l <= self.graph_version),
-            "is_favorite": self.is_favorite,
-            "recommended_schedule_cron": field("recommended_schedule_cron", Value::Null),
-            "settings": self.settings,
-            "marketplace_listing": null,
-        })
+        let field = |k: &str| model.and_then(|m| m.get(k)).filter(|v| !v.is_null()).cloned();
+        let text = |k: &str| field(k).and_then(|v| v.as_str().map(str::to_owned));
+        let flag = |k: &str| field(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        LibraryAgentView {
+            id: self.id,
+            graph_id: self.graph_id,
+            graph_version: self.graph_version,
+            owner_user_id: self.user_id,
+            image_url: None,
+            creator_name: String::new(),
+            creator_image_url: String::new(),
+            status: "COMPLETED",
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            name: text("name").unwrap_or_default(),
+            description: text("description").unwrap_or_default(),
+            instructions: text("instructions"),
+            input_schema: field("input_schema").unwrap_or_else(|| json!({})),
+            output_schema: field("output_schema").unwrap_or_else(|| json!({})),
+            credentials_input_schema: field("credentials_input_schema"),
+            has_external_trigger: flag("has_external_trigger"),
+            has_human_in_the_loop: flag("has_human_in_the_loop"),
+            has_sensitive_action: flag("has_sensitive_action"),
+            trigger_setup_info: field("trigger_setup_info"),
+            new_output: false,
+            can_access_graph: self.graph_owner == Some(self.user_id),
+            is_latest_version: self.latest_version.is_none_or(|l| l <= self.graph_version),
+            is_favorite: self.is_favorite,
+            recommended_schedule_cron: text("recommended_schedule_cron"),
+            settings: serde_json::from_value(self.settings.clone()).unwrap_or_default(),
+            marketplace_listing: None,
+        }
     }
 }
 
-fn agent_json(row: &PgRow) -> Result<Value, sqlx::Error> {
-    Ok(AgentSource::of_row(row)?.to_json())
+/// AutoGPT's `LibraryAgent`: a user's library entry with its graph's
+/// name, description and schemas.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = LibraryAgent)]
+pub struct LibraryAgentView {
+    /// Library agent id.
+    pub id: Uuid,
+    /// The graph.
+    pub graph_id: Uuid,
+    /// The version it runs.
+    pub graph_version: i32,
+    /// Whose library.
+    pub owner_user_id: Uuid,
+    /// Picture (none yet).
+    pub image_url: Option<String>,
+    /// Creator's name (store listings; empty).
+    pub creator_name: String,
+    /// Creator's picture (store listings; empty).
+    pub creator_image_url: String,
+    /// AutoGPT's LibraryAgentStatus; always `COMPLETED` here.
+    pub status: &'static str,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The graph's name.
+    pub name: String,
+    /// The graph's description.
+    pub description: String,
+    /// The graph's instructions.
+    pub instructions: Option<String>,
+    /// JSON schema of the graph's inputs.
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
+    /// JSON schema of the graph's outputs.
+    #[schema(value_type = Object)]
+    pub output_schema: Value,
+    /// JSON schema of the credentials the graph needs.
+    #[schema(value_type = Option<Object>)]
+    pub credentials_input_schema: Option<Value>,
+    /// Triggered by a webhook.
+    pub has_external_trigger: bool,
+    /// Has human-in-the-loop blocks.
+    pub has_human_in_the_loop: bool,
+    /// Has sensitive actions.
+    pub has_sensitive_action: bool,
+    /// Webhook trigger setup.
+    #[schema(value_type = Option<Object>)]
+    pub trigger_setup_info: Option<Value>,
+    /// New output since last seen.
+    pub new_output: bool,
+    /// The user owns the graph.
+    pub can_access_graph: bool,
+    /// It runs the graph's highest version.
+    pub is_latest_version: bool,
+    /// Favourite flag.
+    pub is_favorite: bool,
+    /// Suggested schedule.
+    pub recommended_schedule_cron: Option<String>,
+    /// Per-user settings.
+    pub settings: GraphSettings,
+    /// Its store listing (the store is not served yet).
+    #[schema(value_type = Option<Object>)]
+    pub marketplace_listing: Option<Value>,
+}
+
+/// One page of a user's library (AutoGPT's `LibraryAgentResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = LibraryAgentResponse)]
+pub struct LibraryAgentPage {
+    /// The agents on this page.
+    pub agents: Vec<LibraryAgentView>,
+    /// Where the page is.
+    pub pagination: Pagination,
+}
+
+/// Where a page is in a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Pagination {
+    /// Items in the whole listing.
+    pub total_items: i64,
+    /// Pages in the whole listing.
+    pub total_pages: i64,
+    /// This page (1-based).
+    pub current_page: i64,
+    /// Items per page.
+    pub page_size: i64,
+}
+
+fn agent_view(row: &PgRow) -> Result<LibraryAgentView, sqlx::Error> {
+    Ok(AgentSource::of_row(row)?.to_view())
 }

@@ -20,7 +20,7 @@ fn rendered() -> &'static Value {
 
 /// List available blocks.
 #[utoipa::path(get, path = "/api/blocks", operation_id = "getV1List available blocks", tag = "blocks",
-    responses((status = 200, description = "All enabled blocks"), (status = 401, description = "Not authenticated", body = ErrorBody)))]
+    responses((status = 200, description = "All enabled blocks: id, name, schemas, costs, …", body = Vec<Object>), (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub(crate) async fn list_blocks(_user: AuthUser) -> Json<&'static Value> {
     Json(rendered())
 }

@@ -6,7 +6,7 @@ use commands::services::CreatedGraph;
 use domain::graph::{view, GraphDraft};
 use domain::library::GraphSettings;
 use projections::{graphs, library};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -46,6 +46,13 @@ enum GraphSource {
     Upload,
 }
 
+/// Answer of `DELETE /api/graphs/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeleteGraphResponse {
+    /// How many versions the graph had.
+    version_counts: i32,
+}
+
 /// Query of `GET /api/graphs/{id}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct GetGraphQuery {
@@ -67,7 +74,7 @@ async fn read_graph(state: &AppState, user: Uuid, id: Uuid, version: Option<i32>
 
 /// The caller's graphs (active versions).
 #[utoipa::path(get, path = "/api/graphs", operation_id = "getV1List user graphs", tag = "graphs",
-    responses((status = 200, description = "GraphMeta list"), (status = 401, description = "Not authenticated", body = ErrorBody)))]
+    responses((status = 200, description = "The active version of each graph", body = Vec<view::GraphMeta>), (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub(crate) async fn list_graphs(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<Value>>> {
     Ok(axum::Json(graphs::list_graphs(state.pool(), caller.user.user_id).await?))
 }
@@ -75,7 +82,7 @@ pub(crate) async fn list_graphs(State(state): State<AppState>, caller: Caller) -
 /// Create a graph (new ids, validated, added to the library).
 #[utoipa::path(post, path = "/api/graphs", operation_id = "postV1Create new graph", tag = "graphs",
     request_body = CreateGraph,
-    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed with node_errors", body = ErrorBody),
+    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 400, description = "Validation failed with node_errors", body = ErrorBody),
         (status = 422, description = "Body does not fit the schema", body = ErrorBody)))]
 pub(crate) async fn create_graph(
     State(state): State<AppState>,
@@ -96,8 +103,9 @@ async fn saved_graph(state: &AppState, user_id: Uuid, created: &CreatedGraph) ->
 
 /// A graph; without `version`, its highest version.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}", operation_id = "getV1Get specific graph", tag = "graphs",
-    params(("graph_id" = String, Path), ("version" = Option<i32>, Query), ("for_export" = Option<bool>, Query)),
-    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found", body = ErrorBody)))]
+    params(("graph_id" = String, Path), ("version" = Option<i32>, Query, minimum = -2147483648, maximum = 2147483647),
+        ("for_export" = Option<bool>, Query)),
+    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,8 +118,8 @@ pub(crate) async fn get_graph(
 
 /// One version of a graph.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions/{version}", operation_id = "getV1Get graph version", tag = "graphs",
-    params(("graph_id" = String, Path), ("version" = i32, Path)),
-    responses((status = 200, description = "GraphModel"), (status = 404, description = "Not found", body = ErrorBody)))]
+    params(("graph_id" = String, Path), ("version" = i32, Path, minimum = -2147483648, maximum = 2147483647)),
+    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_graph_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,7 +138,7 @@ pub(crate) async fn get_graph_version(
 /// Every version of a graph, newest first.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions", operation_id = "getV1Get all graph versions", tag = "graphs",
     params(("graph_id" = String, Path)),
-    responses((status = 200, description = "GraphModel list"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "Every version, newest first", body = Vec<view::GraphModel>), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn list_graph_versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +154,7 @@ pub(crate) async fn list_graph_versions(
 /// Save a new version (max + 1).
 #[utoipa::path(put, path = "/api/graphs/{graph_id}", operation_id = "putV1Update graph version", tag = "graphs",
     params(("graph_id" = String, Path)), request_body = GraphDraft,
-    responses((status = 200, description = "GraphModel"), (status = 400, description = "Validation failed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 400, description = "Validation failed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,21 +169,21 @@ pub(crate) async fn update_graph(
 /// Delete a graph with every version.
 #[utoipa::path(delete, path = "/api/graphs/{graph_id}", operation_id = "deleteV1Delete graph permanently", tag = "graphs",
     params(("graph_id" = String, Path)),
-    responses((status = 200, description = "{version_counts}"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "How many versions were deleted", body = DeleteGraphResponse), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn delete_graph(
     State(state): State<AppState>,
     caller: Caller,
     Path(graph_id): Path<String>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<axum::Json<DeleteGraphResponse>>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
     let (outcome, count) = state.commands.delete_graph(&caller.ctx, caller.user.user_id, graph_id).await?;
-    Ok(state.answer(&outcome, axum::Json(json!({"version_counts": count}))).await)
+    Ok(state.answer(&outcome, axum::Json(DeleteGraphResponse { version_counts: count })).await)
 }
 
 /// Make a version the active one.
 #[utoipa::path(put, path = "/api/graphs/{graph_id}/versions/active", operation_id = "putV1Set active graph version", tag = "graphs",
     params(("graph_id" = String, Path)), request_body = SetGraphActiveVersion,
-    responses((status = 200, description = "null"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "JSON null", body = Option<String>), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn set_active_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,7 +201,7 @@ pub(crate) async fn set_active_version(
 /// Change the caller's settings for a graph (kept on its library agent).
 #[utoipa::path(patch, path = "/api/graphs/{graph_id}/settings", operation_id = "patchV1Update graph settings", tag = "graphs",
     params(("graph_id" = String, Path)), request_body = GraphSettings,
-    responses((status = 200, description = "GraphSettings"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The settings as saved", body = GraphSettings), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_graph_settings(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,6 +1,7 @@
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
@@ -8,9 +9,16 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
+/// Answer of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `healthy` when the process answers.
+    status: &'static str,
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/health", operation_id = "health", tag = "health",
-    responses((status = 200, description = "Healthy")))]
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({"status": "healthy"}))
+    responses((status = 200, description = "Healthy", body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "healthy" })
 }

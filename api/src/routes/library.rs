@@ -5,9 +5,10 @@ use axum::Router;
 use commands::Outcome;
 use domain::library::LibraryAgentPatch;
 use projections::graphs;
-use projections::library::{self, AgentSource, LibraryQuery, LibrarySort};
+use projections::library::{self, AgentSource, LibraryAgentPage, LibraryAgentView, LibraryQuery, LibrarySort};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_id;
@@ -26,8 +27,10 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
     reads(routes, state, &[library::NAME, graphs::NAME])
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-enum SortBy {
+/// How to order a library listing (AutoGPT's `LibraryAgentSort`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[schema(as = LibraryAgentSort)]
+pub(crate) enum SortBy {
     #[default]
     #[serde(rename = "updatedAt")]
     UpdatedAt,
@@ -86,19 +89,24 @@ pub(crate) struct ByGraphQuery {
     version: Option<i32>,
 }
 
-async fn read_agent(state: &AppState, user: Uuid, id: Uuid) -> ApiResult<Value> {
+async fn read_agent(state: &AppState, user: Uuid, id: Uuid) -> ApiResult<LibraryAgentView> {
     library::get_agent(state.pool(), user, id).await?.ok_or_else(|| ApiError::not_found("Library agent not found"))
 }
 
 /// Answer a command on a library agent with the agent as served: from the
 /// read models once they show the command, else as the log has it.
-async fn answer_agent(state: &AppState, outcome: &Outcome, user: Uuid, id: Uuid) -> Committed<axum::Json<Value>> {
+async fn answer_agent(
+    state: &AppState,
+    outcome: &Outcome,
+    user: Uuid,
+    id: Uuid,
+) -> Committed<axum::Json<LibraryAgentView>> {
     let read = async { Ok(library::get_agent(state.pool(), user, id).await?.map(axum::Json)) };
     let from_log = async {
         let found = state.commands.library_agent_from_log(user, id).await?;
         Ok(found.and_then(|f| {
             let version = f.version.as_ref().map(|(v, at)| (v, *at));
-            AgentSource::from_state(&f.agent, &f.graph, version).map(|a| axum::Json(a.to_json()))
+            AgentSource::from_state(&f.agent, &f.graph, version).map(|a| axum::Json(a.to_view()))
         }))
     };
     state.answer_read(outcome, read, from_log).await
@@ -106,50 +114,51 @@ async fn answer_agent(state: &AppState, outcome: &Outcome, user: Uuid, id: Uuid)
 
 /// The caller's library, searchable and paginated.
 #[utoipa::path(get, path = "/api/library/agents", operation_id = "getV2List library agents", tag = "library",
-    params(("search_term" = Option<String>, Query), ("sort_by" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
-    responses((status = 200, description = "{agents, pagination}"), (status = 422, description = "Bad query", body = ErrorBody)))]
+    params(("search_term" = Option<String>, Query), ("sort_by" = Option<SortBy>, Query),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "One page of the library", body = LibraryAgentPage), (status = 422, description = "Bad query", body = ErrorBody)))]
 pub(crate) async fn list_agents(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LibraryAgentPage>> {
     Ok(axum::Json(library::list_agents(state.pool(), caller.user.user_id, &q.into_query(false)?).await?))
 }
 
 /// The caller's favourite agents.
 #[utoipa::path(get, path = "/api/library/agents/favorites", operation_id = "getV2List favorite library agents", tag = "library",
-    params(("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
-    responses((status = 200, description = "{agents, pagination}")))]
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "One page of the library", body = LibraryAgentPage)))]
 pub(crate) async fn list_favorites(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LibraryAgentPage>> {
     Ok(axum::Json(library::list_agents(state.pool(), caller.user.user_id, &q.into_query(true)?).await?))
 }
 
 /// One library agent.
 #[utoipa::path(get, path = "/api/library/agents/{library_agent_id}", operation_id = "getV2Get library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The library agent", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LibraryAgentView>> {
     Ok(axum::Json(read_agent(&state, caller.user.user_id, parse_id(&id, "Library agent")?).await?))
 }
 
 /// The caller's library agent for a graph.
 #[utoipa::path(get, path = "/api/library/agents/by-graph/{graph_id}", operation_id = "getV2GetLibraryAgentByGraphId", tag = "library",
-    params(("graph_id" = String, Path), ("version" = Option<i32>, Query)),
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
+    params(("graph_id" = String, Path), ("version" = Option<i32>, Query, minimum = -2147483648, maximum = 2147483647)),
+    responses((status = 200, description = "The library agent", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_agent_by_graph(
     State(state): State<AppState>,
     caller: Caller,
     Path(graph_id): Path<String>,
     Query(q): Query<ByGraphQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LibraryAgentView>> {
     let graph_id = parse_id(&graph_id, "Library agent")?;
     let agent = library::get_agent_by_graph(state.pool(), caller.user.user_id, graph_id, q.version).await?;
     Ok(axum::Json(agent.ok_or_else(|| ApiError::not_found("Library agent not found"))?))
@@ -158,13 +167,13 @@ pub(crate) async fn get_agent_by_graph(
 /// Change flags, settings or the pinned version of a library agent.
 #[utoipa::path(patch, path = "/api/library/agents/{library_agent_id}", operation_id = "patchV2Update library agent", tag = "library",
     params(("library_agent_id" = String, Path)), request_body = LibraryAgentPatch,
-    responses((status = 200, description = "LibraryAgent"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The library agent", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn update_agent(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(patch): Json<LibraryAgentPatch>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<axum::Json<LibraryAgentView>>> {
     let id = parse_id(&id, "Library agent")?;
     let outcome = state.commands.update_library_agent(&caller.ctx, caller.user.user_id, id, patch).await?;
     Ok(answer_agent(&state, &outcome, caller.user.user_id, id).await)
@@ -187,12 +196,12 @@ pub(crate) async fn delete_agent(
 /// Copy the agent's graph into a new graph of the caller's own.
 #[utoipa::path(post, path = "/api/library/agents/{library_agent_id}/fork", operation_id = "postV2Fork library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 200, description = "LibraryAgent of the fork"), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The library agent of the fork", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn fork_agent(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<axum::Json<LibraryAgentView>>> {
     let id = parse_id(&id, "Library agent")?;
     let created = state.commands.fork_library_agent(&caller.ctx, caller.user.user_id, id).await?;
     Ok(answer_agent(&state, &created.outcome, caller.user.user_id, created.library_agent_id).await)

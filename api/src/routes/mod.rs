@@ -42,6 +42,7 @@ pub(crate) use graphs::{
     __path_list_graphs, __path_set_active_version, __path_update_graph, __path_update_graph_settings,
 };
 pub(crate) use health::__path_health;
+pub(crate) use library::SortBy;
 pub(crate) use library::{
     __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph, __path_list_agents,
     __path_list_favorites, __path_update_agent,

@@ -6,8 +6,8 @@ use axum::Router;
 use commands::Outcome;
 use domain::user::User;
 use projections::users::{self, UserView};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::consistency::{reads, Committed};
@@ -28,6 +28,20 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 pub(crate) struct UpdateTimezoneRequest {
     /// An IANA timezone name.
     timezone: String,
+}
+
+/// A user's timezone (AutoGPT's `TimezoneResponse`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimezoneResponse {
+    /// An IANA timezone name, or `not-set`.
+    timezone: String,
+}
+
+/// Answer of `POST /api/auth/user/email`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EmailResponse {
+    /// The address as saved.
+    email: String,
 }
 
 /// Register the effective user if new. The token's e-mail and name belong
@@ -56,35 +70,38 @@ pub(crate) async fn ensure_user(
 
 /// Change the calling user's e-mail (body: a JSON string).
 #[utoipa::path(post, path = "/api/auth/user/email", operation_id = "postV1Update user email", tag = "auth",
-    request_body(content = String, description = "The new e-mail address"),
-    responses((status = 200, description = "Updated"), (status = 422, description = "Invalid address", body = ErrorBody)))]
+    request_body(content = String, content_type = "application/json", description = "The new e-mail address (a JSON string)"),
+    responses((status = 200, description = "The address as saved", body = EmailResponse), (status = 422, description = "Invalid address", body = ErrorBody)))]
 pub(crate) async fn update_email(
     State(state): State<AppState>,
     caller: Caller,
     Json(email): Json<String>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<axum::Json<EmailResponse>>> {
     register(&state, &caller).await?;
     let (outcome, _) = state.commands.update_email(&caller.ctx, caller.user.user_id, email.clone()).await?;
-    Ok(state.answer(&outcome, axum::Json(json!({"email": email.trim()}))).await)
+    Ok(state.answer(&outcome, axum::Json(EmailResponse { email: email.trim().to_owned() })).await)
 }
 
 /// The calling user's timezone (`not-set` until chosen).
 #[utoipa::path(get, path = "/api/auth/user/timezone", operation_id = "getV1Get user timezone", tag = "auth",
-    responses((status = 200, description = "The timezone")))]
-pub(crate) async fn get_timezone(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Value>> {
+    responses((status = 200, description = "The timezone", body = TimezoneResponse)))]
+pub(crate) async fn get_timezone(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<TimezoneResponse>> {
     let tz = users::get_timezone(state.pool(), caller.user.user_id).await?;
-    Ok(axum::Json(json!({"timezone": tz.unwrap_or_else(|| domain::user::TIMEZONE_NOT_SET.to_owned())})))
+    Ok(axum::Json(TimezoneResponse { timezone: tz.unwrap_or_else(|| domain::user::TIMEZONE_NOT_SET.to_owned()) }))
 }
 
 /// Choose the calling user's timezone.
 #[utoipa::path(post, path = "/api/auth/user/timezone", operation_id = "postV1Update user timezone", tag = "auth",
     request_body = UpdateTimezoneRequest,
-    responses((status = 200, description = "The timezone"), (status = 422, description = "Unknown timezone", body = ErrorBody)))]
+    responses((status = 200, description = "The timezone", body = TimezoneResponse), (status = 422, description = "Unknown timezone", body = ErrorBody)))]
 pub(crate) async fn set_timezone(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<UpdateTimezoneRequest>,
-) -> ApiResult<Committed<axum::Json<Value>>> {
+) -> ApiResult<Committed<axum::Json<TimezoneResponse>>> {
     if chrono_tz::Tz::from_str(&body.timezone).is_err() {
         return Err(ApiError::unprocessable(
             format!("Unknown timezone: {}", body.timezone),
@@ -93,5 +110,5 @@ pub(crate) async fn set_timezone(
     }
     register(&state, &caller).await?;
     let (outcome, _) = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
-    Ok(state.answer(&outcome, axum::Json(json!({"timezone": body.timezone}))).await)
+    Ok(state.answer(&outcome, axum::Json(TimezoneResponse { timezone: body.timezone })).await)
 }

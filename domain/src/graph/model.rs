@@ -62,7 +62,8 @@ pub struct GraphDraft {
     /// Whether this version becomes the active one.
     #[serde(default = "default_true")]
     pub is_active: bool,
-    /// Display name.
+    /// Display name: not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub name: String,
     /// Description.
     pub description: String,

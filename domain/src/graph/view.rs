@@ -23,30 +23,75 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 /// AutoGPT's `GraphModel` of one version, borrowing from it: serialized
 /// straight to the response or the read model, with no JSON tree built first.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphModel<'a> {
     id: Uuid,
     version: i32,
     /// Left out where it is kept apart (the read model's own column).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = bool))]
     is_active: Option<bool>,
     name: &'a str,
     description: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     instructions: &'a Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     recommended_schedule_cron: &'a Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     forked_from_id: &'a Option<String>,
     forked_from_version: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<serde_json::Value>))]
     sub_graphs: &'a [Value],
+    /// Blank in an export.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     user_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     input_schema: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     output_schema: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     credentials_input_schema: &'static Value,
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     trigger_setup_info: Option<()>,
     created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<NodeModel>))]
     nodes: Vec<NodeModel<'a>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Link>))]
     links: &'a [Link],
+}
+
+/// AutoGPT's `GraphMeta`: a `GraphModel` without nodes, links and creation
+/// time, as the graph list serves it (the read model trims the stored model).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct GraphMeta {
+    id: Uuid,
+    version: i32,
+    is_active: bool,
+    name: String,
+    description: String,
+    instructions: Option<String>,
+    recommended_schedule_cron: Option<String>,
+    forked_from_id: Option<String>,
+    forked_from_version: Option<i64>,
+    #[schema(value_type = Vec<serde_json::Value>)]
+    sub_graphs: Vec<Value>,
+    user_id: String,
+    #[schema(value_type = Object)]
+    input_schema: Value,
+    #[schema(value_type = Object)]
+    output_schema: Value,
+    #[schema(value_type = Object)]
+    credentials_input_schema: Value,
+    has_external_trigger: bool,
+    has_human_in_the_loop: bool,
+    has_sensitive_action: bool,
+    #[schema(value_type = Option<Object>)]
+    trigger_setup_info: Option<Value>,
 }
 
 impl<'a> GraphModel<'a> {
@@ -82,16 +127,23 @@ impl<'a> GraphModel<'a> {
 
 /// A node as served inside a `GraphModel`, with its links on either side.
 #[derive(Debug, Serialize)]
-struct NodeModel<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeModel<'a> {
     id: &'a str,
     block_id: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     input_default: &'a Map<String, Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     metadata: &'a Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Link>))]
     input_links: Vec<&'a Link>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Link>))]
     output_links: Vec<&'a Link>,
     graph_id: Uuid,
     graph_version: i32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     webhook_id: Option<()>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     webhook: Option<()>,
 }
 
