@@ -2,7 +2,9 @@
 //! `aud` must be `authenticated`, `exp` is enforced, the user is `sub`, and
 //! an admin may act as another user with `X-Act-As-User-Id`.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{decode, encode, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,6 @@ use uuid::Uuid;
 
 use crate::config::AuthConfig;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The audience every accepted token carries.
 pub const AUDIENCE: &str = "authenticated";
@@ -100,10 +101,16 @@ pub fn sign(config: &AuthConfig, claims: &Claims) -> Result<String, jsonwebtoken
     encode(&Header::new(config.algorithm), claims, &EncodingKey::from_secret(config.verify_key.expose().as_bytes()))
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Any state that holds the verifier authenticates: this module knows
+/// nothing of the application state built on top of it.
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<Verifier>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -115,7 +122,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Invalid authorization header"))?;
-        let claims = state.auth.verify(token)?;
+        let claims = Arc::<Verifier>::from_ref(state).verify(token)?;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized("Invalid token subject"))?;
         let is_admin = claims.role.as_deref() == Some("admin");
         let name = claims
@@ -124,6 +131,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|m| m.get("name").or_else(|| m.get("full_name")))
             .and_then(|v| v.as_str())
             .map(str::to_owned);
+        // Claims become events and read-model text, which cannot hold NUL.
+        if [claims.email.as_deref(), name.as_deref()].into_iter().flatten().any(|s| s.contains('\0')) {
+            return Err(ApiError::unauthorized("Invalid token claims"));
+        }
         let mut user = AuthUser { user_id, token_user_id: user_id, email: claims.email, name, is_admin };
         if let Some(act_as) = parts.headers.get(ACT_AS_HEADER) {
             if !is_admin {
@@ -143,10 +154,14 @@ impl AuthUser {
     }
 }
 
-impl FromRequestParts<AppState> for AdminUser {
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    Arc<Verifier>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if user.is_admin {
             Ok(AdminUser(user))

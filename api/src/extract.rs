@@ -47,6 +47,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             vec![FieldError::new("body", "expected a JSON object, not an array", "object_type", Value::Null)],
         ));
     }
+    refuse_nul_in_body(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let error = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(value) => return de.end().map(|()| value).map_err(|e| describe(None, e)),
@@ -56,6 +57,51 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         describe(Some(path), error.into_inner())
     })
+}
+
+/// What a text that holds NUL is told: Postgres text cannot store the
+/// character, so a body or query carrying it would be committed to the log
+/// and then stall every projector that copies the text into a column.
+const NUL_MESSAGE: &str = "text may not contain the NUL character (\\u0000)";
+
+/// 422 naming the first string or key that holds a NUL. JSON can carry one
+/// only as the escape `\u0000`, so bodies without that byte sequence are
+/// let through without a second parse.
+fn refuse_nul_in_body(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == br"\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(()); // the typed parse reports the syntax error
+    };
+    match nul_path(&value, "") {
+        Some(path) => {
+            let field = if path.is_empty() { "body".to_owned() } else { path };
+            Err(ApiError::unprocessable(
+                format!("Invalid request body: {field}: {NUL_MESSAGE}"),
+                vec![FieldError::new(field, NUL_MESSAGE, "string_nul", Value::Null)],
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The path (`a.b[2]` style, as serde_path_to_error prints it) of the first
+/// string or object key holding a NUL.
+fn nul_path(value: &Value, at: &str) -> Option<String> {
+    let join = |key: &str| if at.is_empty() { key.to_owned() } else { format!("{at}.{key}") };
+    match value {
+        Value::String(s) => s.contains('\0').then(|| at.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_path(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_path(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The body again with integral floats read as integers, if it had any and
@@ -127,6 +173,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::unprocessable(
+                format!("Invalid query parameter: {name}: {NUL_MESSAGE}"),
+                vec![FieldError::new(name, NUL_MESSAGE, "string_nul", Value::Null)],
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
             let field = err.path().to_string();
@@ -158,6 +212,20 @@ mod tests {
         assert_eq!(pin, Pin { version: 2, tags: vec![1, 3] });
         let err = parse_json::<Pin>(br#"{"version": 2.5}"#).unwrap_err();
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "a fraction is still refused");
+    }
+
+    #[test]
+    fn text_holding_nul_is_refused_naming_its_path() {
+        #[derive(Debug, Deserialize)]
+        struct Named {
+            #[allow(dead_code)]
+            graph: Value,
+        }
+        let err = parse_json::<Named>(br#"{"graph": {"nodes": [{"x": "ok"}, {"x": "a\u0000b"}]}}"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(format!("{err:?}").contains("graph.nodes[1].x"), "{err:?}");
+        assert!(parse_json::<Named>(br#"{"graph": "a\\u0000b"}"#).is_ok(), "an escaped backslash is no NUL");
+        assert!(parse_json::<String>(br#""\u0000""#).is_err(), "a top-level string too");
     }
 
     #[test]

@@ -92,8 +92,20 @@ impl Modify for CommonResponses {
 /// IANA timezone names a timezone must be one of.
 struct Constraints;
 
-/// `domain::user::plausible_email` as a pattern (Python and ECMA syntax).
-const EMAIL_PATTERN: &str = r"^\s*[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]\s*$";
+/// `domain::user::plausible_email` as a pattern. Whitespace is spelled out
+/// as Unicode's White_Space set, which Rust's `trim` and `is_whitespace`
+/// use: `\s` means three different sets in ECMA (adds U+FEFF), Python (adds
+/// U+001C..U+001F) and Rust, so a client's generator and our check would
+/// disagree on the edges.
+const EMAIL_PATTERN: &str = concat!(
+    r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^@\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@",
+    r"[^@.\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^@\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*\.",
+    r"[^@\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^@.\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+);
 
 impl Modify for Constraints {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -139,4 +151,28 @@ async fn docs() -> Html<&'static str> {
 <script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
 </body></html>"##,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EMAIL_PATTERN;
+
+    /// The pattern a client validates against accepts exactly what the
+    /// domain accepts, on the characters where regex dialects differ.
+    #[test]
+    fn the_email_pattern_agrees_with_the_domain_check() {
+        let pattern = regex::Regex::new(EMAIL_PATTERN).unwrap();
+        let edges = ['\u{85}', '\u{a0}', '\u{feff}', '\u{1c}', '\u{1f}', '\u{200b}', '\u{3000}', '\t', ' ', '@', '.'];
+        let mut cases =
+            vec!["a@b.c".to_owned(), "a@b".to_owned(), "@b.c".to_owned(), "a@.b.c".to_owned(), "a@b.c.".to_owned()];
+        for c in edges {
+            for shape in ["{c}a@b.c", "a{c}@b.c", "a@b{c}.c", "a@b.c{c}", "a@{c}b.c", "{c}{c}a@b.c{c}"] {
+                cases.push(shape.replace("{c}", &c.to_string()));
+            }
+        }
+        for case in cases {
+            let domain = domain::user::plausible_email(case.trim());
+            assert_eq!(pattern.is_match(&case), domain, "{case:?}: pattern and domain disagree");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use commands::services::Commands;
 use commands::{CommandContext, PgEventStore};
@@ -36,6 +36,12 @@ impl AppState {
     /// The database holding the read models.
     pub fn pool(&self) -> &sqlx::PgPool {
         self.store().pool()
+    }
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
     }
 }
 

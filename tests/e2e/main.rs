@@ -13,6 +13,7 @@ mod feed;
 mod graphs;
 mod horizon;
 mod idempotency;
+mod input;
 mod library;
 mod metrics;
 mod order;

@@ -69,8 +69,9 @@ impl User {
 }
 
 /// One `@` with text on both sides and a dot in the domain: enough to catch
-/// typos without rejecting unusual but valid addresses.
-fn plausible_email(email: &str) -> bool {
+/// typos without rejecting unusual but valid addresses. Takes the address
+/// already trimmed, as `UpdateEmail` does.
+pub fn plausible_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -3,7 +3,7 @@
 mod command;
 mod event;
 
-pub use command::UserCommand;
+pub use command::{plausible_email, UserCommand};
 pub use event::UserEvent;
 
 use chrono::{DateTime, Utc};
