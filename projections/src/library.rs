@@ -387,6 +387,7 @@ pub struct LibraryAgentView {
     /// Whose library.
     pub owner_user_id: Uuid,
     /// Picture (none yet).
+    #[schema(required = true)]
     pub image_url: Option<String>,
     /// Creator's name (store listings; empty).
     pub creator_name: String,
@@ -411,7 +412,7 @@ pub struct LibraryAgentView {
     #[schema(value_type = Object)]
     pub output_schema: Value,
     /// JSON schema of the credentials the graph needs.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub credentials_input_schema: Option<Value>,
     /// Triggered by a webhook.
     pub has_external_trigger: bool,

@@ -465,3 +465,18 @@ async fn idempotency_key_makes_a_retried_put_return_the_same_version() {
     assert_eq!(retry["version"], 2, "the retry answers the version the first request saved");
     assert_eq!(event_count(&app).await, after_first, "the retry appended nothing");
 }
+
+#[tokio::test]
+async fn for_export_blanks_the_owner_on_the_graph_and_on_one_version() {
+    let app = spawn_app().await;
+    let owner = user();
+    let id = id_of(&app.create_graph(owner, sample_graph("export me")).await);
+    for path in [format!("/api/graphs/{id}?for_export=true"), format!("/api/graphs/{id}/versions/1?for_export=true")] {
+        let (status, body) = app.get(&path, owner).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["user_id"], "", "{path}");
+        assert_eq!(body["name"], "export me", "{path}");
+    }
+    let (_, whole) = app.get(&format!("/api/graphs/{id}/versions/1"), owner).await;
+    assert_eq!(whole["user_id"], owner.to_string(), "without the flag the owner stays");
+}

@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod binary;
 mod consistency;
+mod contract;
 mod docs;
 mod event_log;
 mod feed;

@@ -62,6 +62,18 @@ pub(crate) struct GetGraphQuery {
     for_export: bool,
 }
 
+/// Query of `GET /api/graphs/{id}/versions/{version}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExportQuery {
+    #[serde(default)]
+    for_export: bool,
+}
+
+/// The model as asked for: whole, or stripped for export.
+fn exported(model: Value, for_export: bool) -> axum::Json<Value> {
+    axum::Json(if for_export { view::for_export(model) } else { model })
+}
+
 /// Body of `PUT /api/graphs/{id}/versions/active`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SetGraphActiveVersion {
@@ -113,17 +125,19 @@ pub(crate) async fn get_graph(
     Query(q): Query<GetGraphQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, q.version).await?;
-    Ok(axum::Json(if q.for_export { view::for_export(model) } else { model }))
+    Ok(exported(model, q.for_export))
 }
 
 /// One version of a graph.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions/{version}", operation_id = "getV1Get graph version", tag = "graphs",
-    params(("graph_id" = String, Path), ("version" = i32, Path, minimum = -2147483648, maximum = 2147483647)),
+    params(("graph_id" = String, Path), ("version" = i32, Path, minimum = -2147483648, maximum = 2147483647),
+        ("for_export" = Option<bool>, Query)),
     responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 404, description = "Not found", body = ErrorBody)))]
 pub(crate) async fn get_graph_version(
     State(state): State<AppState>,
     caller: Caller,
     Path((graph_id, version)): Path<(String, String)>,
+    Query(q): Query<ExportQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let version: i32 = version.parse().map_err(|_| {
         ApiError::unprocessable(
@@ -132,7 +146,7 @@ pub(crate) async fn get_graph_version(
         )
     })?;
     let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, Some(version)).await?;
-    Ok(axum::Json(model))
+    Ok(exported(model, q.for_export))
 }
 
 /// Every version of a graph, newest first.

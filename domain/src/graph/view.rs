@@ -54,7 +54,7 @@ pub struct GraphModel<'a> {
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, required = true))]
     trigger_setup_info: Option<()>,
     created_at: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<NodeModel>))]
@@ -90,7 +90,7 @@ pub struct GraphMeta {
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     trigger_setup_info: Option<Value>,
 }
 
