@@ -42,7 +42,7 @@ const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 const APPEND_SQL: &str = r#"
 INSERT INTO events (tx_id, stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT (SELECT log_tx_id()), unnest($1::text[]), unnest($2::bigint[]), unnest($3::uuid[]),
+SELECT (SELECT pg_current_xact_id()::text::bigint + xid_offset FROM log_epoch), unnest($1::text[]), unnest($2::bigint[]), unnest($3::uuid[]),
     unnest($4::text[]), unnest($5::int4[]), unnest($6::text[])::json, (SELECT $7::text[]::json[])[unnest($10::int4[])]
 WHERE NOT EXISTS (
     SELECT FROM UNNEST($8::text[], $9::bigint[]) AS s(stream_id, expected)
@@ -53,9 +53,16 @@ RETURNING tx_id, position
 
 /// The common case, one event on one stream, with scalar parameters: the
 /// server skips decoding nine arrays for a single row.
+///
+/// Both appends spell out the order key (`log_tx_id()` of migration 0006)
+/// as an uncorrelated subquery, run once per statement: the column default
+/// calls the SQL function, which Postgres cannot inline (it reads a table)
+/// and runs through its own executor each time, and that took a third off
+/// single-event appends (pgbench, 8 clients: 8,500 against 11,500 rows/s).
 const APPEND_ONE_SQL: &str = r#"
-INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)
-SELECT $1, $2, $3, $4, $5, $6::text::json, $7::text::json
+INSERT INTO events (tx_id, stream_id, version, event_id, event_type, schema_version, data, metadata)
+SELECT (SELECT pg_current_xact_id()::text::bigint + xid_offset FROM log_epoch),
+    $1, $2, $3, $4, $5, $6::text::json, $7::text::json
 WHERE $8::bigint = 0 OR EXISTS (SELECT FROM events e WHERE e.stream_id = $1 AND e.version = $8)
 RETURNING tx_id, position
 "#;
@@ -65,8 +72,10 @@ const SELECT_COLUMNS: &str =
 
 /// Below this transaction id every transaction has finished: the horizon
 /// under which the log can no longer change.
-/// (`log_horizon()` adds the log's transaction id offset; see migration 0006.)
-pub(crate) const HORIZON: &str = "tx_id < log_horizon()";
+/// It adds the log's transaction id offset, as `log_horizon()` of migration
+/// 0006 does, inline for the reason given at [`APPEND_ONE_SQL`].
+pub(crate) const HORIZON: &str =
+    "tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + xid_offset FROM log_epoch)";
 
 /// Raise the transaction id offset when the server's current transaction id
 /// (plus the offset) is not above every stored `tx_id`: the log came from
