@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod blocks;
+pub mod execution;
 pub mod graph;
 pub mod library;
 pub mod user;

@@ -1,0 +1,133 @@
+//! Facts about one graph execution, every step of it on its own stream.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::ExecutionStatus;
+use crate::aggregate::EventType;
+
+/// A node execution a run starts with: its node and the input it runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartingNode {
+    /// The node execution's id.
+    pub node_exec_id: Uuid,
+    /// The graph node it runs.
+    pub node_id: String,
+    /// The node's block.
+    pub block_id: String,
+    /// The input it runs on: defaults, graph inputs, merged dynamic pins.
+    pub input_data: Map<String, Value>,
+}
+
+/// Facts about a graph execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ExecutionEvent {
+    /// A run of a graph version was requested; its starting node executions
+    /// are queued with it.
+    ExecutionQueued {
+        /// The run's id.
+        execution_id: Uuid,
+        /// Who runs it.
+        user_id: Uuid,
+        /// The graph.
+        graph_id: Uuid,
+        /// Its version.
+        graph_version: i32,
+        /// The graph inputs, by input name.
+        inputs: Map<String, Value>,
+        /// The preset it was started from.
+        preset_id: Option<Uuid>,
+        /// The node executions it starts with, all queued.
+        starting: Vec<StartingNode>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A worker claimed the run: only one claim can follow the queueing.
+    ExecutionStarted {
+        /// Which worker.
+        worker: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A value arrived on an input pin of a node execution; the first one
+    /// creates it, waiting for the rest (INCOMPLETE).
+    NodeInputReceived {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// Its node.
+        node_id: String,
+        /// The node's block.
+        block_id: String,
+        /// The input pin.
+        pin: String,
+        /// The value.
+        value: Value,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A node execution has every input it needs and waits to run.
+    NodeExecutionQueued {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// The input it runs on.
+        input_data: Map<String, Value>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A node execution began to run.
+    NodeExecutionStarted {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A running node yielded a value on an output pin.
+    NodeOutputProduced {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// The output pin.
+        pin: String,
+        /// The value.
+        value: Value,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A node execution ended: COMPLETED, FAILED (its block failed or
+    /// yielded `error`) or TERMINATED.
+    NodeExecutionEnded {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// How.
+        status: ExecutionStatus,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The run ended: COMPLETED (failed nodes included), TERMINATED or
+    /// FAILED.
+    ExecutionEnded {
+        /// How.
+        status: ExecutionStatus,
+        /// Why it failed, when it did.
+        error: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl EventType for ExecutionEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ExecutionQueued { .. } => "ExecutionQueued",
+            Self::ExecutionStarted { .. } => "ExecutionStarted",
+            Self::NodeInputReceived { .. } => "NodeInputReceived",
+            Self::NodeExecutionQueued { .. } => "NodeExecutionQueued",
+            Self::NodeExecutionStarted { .. } => "NodeExecutionStarted",
+            Self::NodeOutputProduced { .. } => "NodeOutputProduced",
+            Self::NodeExecutionEnded { .. } => "NodeExecutionEnded",
+            Self::ExecutionEnded { .. } => "ExecutionEnded",
+        }
+    }
+}
