@@ -1,6 +1,8 @@
 //! The read side: a projector runner (checkpoint, catch-up, live tail,
 //! rebuild) and one module per read model with the queries the API calls.
 
+pub mod execution_views;
+pub mod executions;
 pub mod feed;
 pub mod graphs;
 pub mod library;
@@ -21,5 +23,10 @@ use std::sync::Arc;
 /// Every projector of the application, in one list so that starting,
 /// rebuilding and reporting cover all of them.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(users::UsersProjector), Arc::new(graphs::GraphsProjector), Arc::new(library::LibraryProjector)]
+    vec![
+        Arc::new(users::UsersProjector),
+        Arc::new(graphs::GraphsProjector),
+        Arc::new(library::LibraryProjector),
+        Arc::new(executions::ExecutionsProjector),
+    ]
 }

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::projector::{bind, BoxFuture, ProjectionError, StreamProjector};
+pub use crate::query::Pagination;
 use crate::query::QueryError;
 
 /// Builds `rm_library_agents` from library agent streams.
@@ -219,15 +220,7 @@ pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Resu
         .fetch_all(pool)
         .await?;
     let agents = rows.iter().map(agent_view).collect::<Result<Vec<_>, _>>()?;
-    Ok(LibraryAgentPage {
-        agents,
-        pagination: Pagination {
-            total_items: total,
-            total_pages: (total + q.page_size - 1) / q.page_size,
-            current_page: q.page,
-            page_size: q.page_size,
-        },
-    })
+    Ok(LibraryAgentPage { agents, pagination: Pagination::of(total, q.page, q.page_size) })
 }
 
 /// One of a user's library agents by id.
@@ -448,19 +441,6 @@ pub struct LibraryAgentPage {
     pub agents: Vec<LibraryAgentView>,
     /// Where the page is.
     pub pagination: Pagination,
-}
-
-/// Where a page is in a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Pagination {
-    /// Items in the whole listing.
-    pub total_items: i64,
-    /// Pages in the whole listing.
-    pub total_pages: i64,
-    /// This page (1-based).
-    pub current_page: i64,
-    /// Items per page.
-    pub page_size: i64,
 }
 
 fn agent_view(row: &PgRow) -> Result<LibraryAgentView, sqlx::Error> {

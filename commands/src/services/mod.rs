@@ -1,6 +1,7 @@
 //! Command handlers, one module per area. Each loads what it needs, lets the
 //! pure domain decide, and appends everything a request changes atomically.
 
+mod execution;
 mod graph;
 mod library;
 mod user;

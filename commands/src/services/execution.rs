@@ -1,0 +1,91 @@
+//! Starting and stopping graph runs. The executor appends the steps in
+//! between; these handlers only queue a run and end one on request.
+
+use domain::aggregate::Aggregate;
+use domain::execution::engine::{self, RunError};
+use domain::execution::{ExecutionStatus, GraphExecution};
+use domain::graph::{Graph, GraphError, GraphVersion};
+use eventlog::EventStore;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::library::find_version;
+use super::Commands;
+use crate::context::CommandContext;
+use crate::error::CommandError;
+use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
+
+/// Why a run was refused, as the graph errors the API already answers.
+fn refused(e: RunError) -> CommandError {
+    let message = e.to_string();
+    match e {
+        RunError::Invalid(node_errors) => GraphError::Validation { message, node_errors }.into(),
+        RunError::NoStartingNodes => GraphError::Invalid(message).into(),
+    }
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Queue a run of one of the user's graphs: `version`, or the active one
+    /// when `None`. Answers the run as queued.
+    pub async fn execute_graph(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        graph_id: Uuid,
+        version: Option<i32>,
+        inputs: Map<String, Value>,
+        preset_id: Option<Uuid>,
+    ) -> Result<(Outcome, GraphExecution), CommandError> {
+        let mut uow = UnitOfWork::new(&self.store, ctx);
+        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
+        if !graph.is_owned_by(user_id) {
+            return Err(GraphError::NotFound.into());
+        }
+        let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
+        let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+        let execution_id = ctx.new_id("execution");
+        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now()).map_err(refused)?;
+        uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
+        let outcome = uow.commit().await?;
+        let mut state = GraphExecution::default();
+        if outcome.appended > 0 {
+            state.evolve(&queued);
+        } else {
+            // A retried request with the same idempotency key: the run it
+            // queued first, as the log has it.
+            let mut again = UnitOfWork::new(&self.store, ctx);
+            state = again.load::<GraphExecution>(execution_id).await?.0;
+        }
+        Ok((outcome, state))
+    }
+
+    /// Stop one of the user's runs: its open node executions and the run
+    /// end TERMINATED. Answers the run as it stands (`None` when it is not
+    /// the user's); a run that had already ended is left as it was.
+    pub async fn stop_execution(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        execution_id: Uuid,
+    ) -> Result<(Outcome, Option<GraphExecution>), CommandError> {
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (mut state, version) = uow.load::<GraphExecution>(execution_id).await?;
+            if state.id.is_none() || state.user_id != user_id {
+                return Ok((uow.commit().await?, None));
+            }
+            let events = engine::end_run(&mut state, ExecutionStatus::Terminated, None, self.now());
+            uow.record::<GraphExecution>(execution_id, version, &events)?;
+            Ok((uow.commit().await?, Some(state)))
+        })
+        .await
+    }
+
+    /// The graph version a run runs, for the executor.
+    pub async fn graph_of_run(&self, state: &GraphExecution) -> Result<Option<GraphVersion>, CommandError> {
+        let ctx = CommandContext::default();
+        let mut uow = UnitOfWork::new(&self.store, &ctx);
+        let (_, _, history) = uow.load_with_events::<Graph>(state.graph_id).await?;
+        Ok(find_version(&history, state.graph_version).map(|(g, _)| g.clone()))
+    }
+}

@@ -1,0 +1,184 @@
+//! What each network-free block does when it runs, with AutoGPT's outputs
+//! (reference §5; behaviour and test cases from `backend/blocks/*.py`).
+//! A block is a pure function of its input and the run's context; waiting
+//! (CountdownTimer) is a step the worker carries out, so a stop can cut it.
+
+mod basic;
+mod convert;
+mod data;
+mod io;
+mod logic;
+mod text;
+mod time;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// What a block knows of the run it is part of.
+#[derive(Debug, Clone)]
+pub struct BlockContext {
+    /// Who runs it.
+    pub user_id: Uuid,
+    /// The run.
+    pub execution_id: Uuid,
+    /// The clock, read once for the step.
+    pub now: DateTime<Utc>,
+}
+
+/// One step of a block's run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A value on an output pin.
+    Yield(String, Value),
+    /// Wait this long before the next step.
+    Sleep(Duration),
+}
+
+/// A block's input, as the block reads it: null values dropped, as AutoGPT
+/// drops them so that the field's default applies.
+pub struct Input<'a>(&'a Map<String, Value>);
+
+impl<'a> Input<'a> {
+    /// The value of a field, if given and not null.
+    pub fn get(&self, field: &str) -> Option<&'a Value> {
+        self.0.get(field).filter(|v| !v.is_null())
+    }
+
+    /// A field's value or null.
+    pub fn value(&self, field: &str) -> Value {
+        self.get(field).cloned().unwrap_or(Value::Null)
+    }
+
+    /// A text field (other values in their JSON form), or `default`.
+    pub fn text(&self, field: &str, default: &str) -> String {
+        match self.get(field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => default.to_owned(),
+        }
+    }
+
+    /// A boolean field, or `default`.
+    pub fn flag(&self, field: &str, default: bool) -> bool {
+        self.get(field).and_then(Value::as_bool).unwrap_or(default)
+    }
+
+    /// A list field (a lone value as a one-item list), or empty.
+    pub fn list(&self, field: &str) -> Vec<Value> {
+        match self.get(field) {
+            Some(Value::Array(items)) => items.clone(),
+            Some(other) => vec![other.clone()],
+            None => vec![],
+        }
+    }
+
+    /// An object field, or empty.
+    pub fn object(&self, field: &str) -> Map<String, Value> {
+        match self.get(field) {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// The steps of a block, or the message it failed with.
+pub type BlockResult = Result<Vec<Step>, String>;
+
+type Run = fn(&Input, &BlockContext) -> BlockResult;
+
+/// What running a block produced: its steps and, when it failed (raised or
+/// yielded `error`), the error text AutoGPT stores on the `error` pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Steps before the failure, or all of them.
+    pub steps: Vec<Step>,
+    /// The failure, formatted as AutoGPT's `BlockError` prints.
+    pub error: Option<String>,
+}
+
+static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
+    let mut runners: HashMap<&'static str, Run> = HashMap::new();
+    for family in [io::RUNNERS, basic::RUNNERS, text::RUNNERS, logic::RUNNERS, data::RUNNERS, time::RUNNERS] {
+        runners.extend(family.iter().copied());
+    }
+    runners
+});
+
+/// Whether the executor can run this block.
+pub fn is_supported(block_id: &str) -> bool {
+    RUNNERS.contains_key(block_id)
+}
+
+/// Run a block on its input. A yielded `error` ends it as a failure, with
+/// the steps before it kept, as AutoGPT's `Block.execute` raises there.
+pub fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Outcome {
+    let name = domain::blocks::find(block_id).map_or("UnknownBlock", |b| b.name);
+    let fail = |message: &str| format!("raised by {name} with message: {message}. block_id: {block_id}");
+    let Some(runner) = RUNNERS.get(block_id) else {
+        return Outcome { steps: vec![], error: Some(fail("this block cannot run here")) };
+    };
+    match runner(&Input(input), ctx) {
+        Ok(steps) => {
+            let cut = steps.iter().position(|s| matches!(s, Step::Yield(pin, _) if pin == "error"));
+            match cut {
+                Some(at) => {
+                    let message = match &steps[at] {
+                        Step::Yield(_, Value::String(s)) => s.clone(),
+                        Step::Yield(_, other) => other.to_string(),
+                        Step::Sleep(_) => String::new(),
+                    };
+                    Outcome { steps: steps[..at].to_vec(), error: Some(fail(&message)) }
+                }
+                None => Outcome { steps, error: None },
+            }
+        }
+        Err(message) => Outcome { steps: vec![], error: Some(fail(&message)) },
+    }
+}
+
+/// `Step::Yield` of a pin and value.
+fn out(pin: &str, value: impl Into<Value>) -> Step {
+    Step::Yield(pin.to_owned(), value.into())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::{json, Value};
+    use uuid::Uuid;
+
+    use super::{run, BlockContext, Step};
+
+    /// Run a block on a JSON input and list what it yielded (`error` last
+    /// when it failed).
+    pub fn yields(block_id: &str, input: Value) -> Vec<(String, Value)> {
+        let ctx = BlockContext { user_id: Uuid::nil(), execution_id: Uuid::nil(), now: chrono::Utc::now() };
+        let outcome = run(block_id, input.as_object().expect("an object"), &ctx);
+        let mut out: Vec<(String, Value)> = outcome
+            .steps
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Yield(pin, value) => Some((pin, value)),
+                Step::Sleep(_) => None,
+            })
+            .collect();
+        if let Some(error) = outcome.error {
+            out.push(("error".into(), json!(error)));
+        }
+        out
+    }
+
+    /// `(pin, value)` pairs from JSON, for comparing with [`yields`].
+    pub fn expect(pairs: Value) -> Vec<(String, Value)> {
+        pairs
+            .as_array()
+            .expect("pairs")
+            .iter()
+            .map(|p| (p[0].as_str().expect("pin").to_owned(), p[1].clone()))
+            .collect()
+    }
+}
