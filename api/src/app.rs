@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use commands::services::Commands;
 use commands::PgEventStore;
+use executor::{Executor, ExecutorConfig};
 use projections::Projections;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -64,8 +65,22 @@ impl App {
         let projections = Projections::new(store.clone(), projections::all());
         let stop = CancellationToken::new();
         let workers = projections.spawn(stop.clone()).await?;
+        let commands = Arc::new(Commands::new(store));
+        let executor = Executor::new(
+            commands.clone(),
+            ExecutorConfig {
+                workers: config.executor_workers,
+                per_user: config.executor_per_user,
+                ..ExecutorConfig::default()
+            },
+        );
+        let mut workers = workers;
+        if let Some(wake) = projections.progress_of(projections::executions::NAME) {
+            workers.push(executor.spawn(wake, stop.clone()));
+        }
         let state = AppState {
-            commands: Arc::new(Commands::new(store)),
+            commands,
+            executor,
             projections,
             auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,

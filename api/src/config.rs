@@ -62,6 +62,10 @@ pub struct Config {
     pub body_limit: usize,
     /// How long a command waits for the projections it affects.
     pub consistency_timeout: Duration,
+    /// Runs this instance carries out at once.
+    pub executor_workers: usize,
+    /// Runs of one user this instance carries out at once.
+    pub executor_per_user: usize,
 }
 
 /// Default largest request body (10 MiB).
@@ -101,6 +105,8 @@ impl Config {
                 5000,
                 "CONSISTENCY_TIMEOUT_MS",
             )?),
+            executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
+            executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
         })
     }
 }
@@ -118,6 +124,8 @@ impl Config {
             cors_origins: vec![],
             body_limit: DEFAULT_BODY_LIMIT,
             consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
+            executor_workers: 10,
+            executor_per_user: 25,
         }
     }
 }

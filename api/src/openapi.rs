@@ -21,6 +21,7 @@ use crate::state::AppState;
         health, ensure_user, update_email, get_timezone, set_timezone, list_blocks,
         list_graphs, create_graph, get_graph, update_graph, delete_graph, list_graph_versions, get_graph_version,
         set_active_version, update_graph_settings,
+        execute_graph, stop_execution, list_executions, list_graph_executions, get_execution,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render,
     ),
@@ -117,6 +118,11 @@ impl Modify for Constraints {
             .build();
         if let Some(op) = openapi.paths.paths.get_mut("/api/auth/user/email").and_then(|p| p.post.as_mut()) {
             op.request_body = Some(body);
+        }
+        // A run may be started with no body at all (AutoGPT's is optional).
+        let execute = openapi.paths.paths.get_mut("/api/graphs/{graph_id}/execute/{graph_version}");
+        if let Some(body) = execute.and_then(|p| p.post.as_mut()).and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(Required::False);
         }
         let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
         let timezone = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(zones)).build();

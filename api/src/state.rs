@@ -21,6 +21,8 @@ pub struct AppState {
     pub commands: Arc<Commands<PgEventStore>>,
     /// The read side.
     pub projections: Projections,
+    /// This instance's executor.
+    pub executor: executor::Executor,
     /// Token verification.
     pub auth: Arc<Verifier>,
     /// How long a command waits for its projections.

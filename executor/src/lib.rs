@@ -1,8 +1,179 @@
 //! The executor: runs queued graph executions with AutoGPT's semantics. A
 //! process manager, not a writer of read models: it finds runs waiting for
 //! a worker, claims each by appending to the run's stream with the expected
-//! version (one claim wins), and records every step as events through the
-//! engine of `domain::execution`.
+//! version (one claim wins, however many instances look), and records every
+//! step as events decided by the engine of `domain::execution`.
+//!
+//! Within a run, node executions run one after another in queue order;
+//! runs run side by side, up to the pool's size, and at most
+//! `per_user` of one user's at once on this instance.
 
 pub mod blocks;
 mod template;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use commands::services::Commands;
+use commands::PgEventStore;
+use sqlx::PgPool;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use worker::Finished;
+
+/// How the executor runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Runs carried out at once by this instance.
+    pub workers: usize,
+    /// Runs of one user carried out at once by this instance; the others
+    /// stay queued.
+    pub per_user: usize,
+    /// How often it looks for queued runs when nothing wakes it.
+    pub poll: Duration,
+    /// This worker's name in claims.
+    pub worker_id: String,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            workers: 10,
+            per_user: 25,
+            poll: Duration::from_millis(250),
+            worker_id: format!("worker-{}", Uuid::new_v4().simple()),
+        }
+    }
+}
+
+/// What the executor is doing, for operators.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExecutorStatus {
+    /// Runs being carried out by this instance.
+    pub running: usize,
+    /// Runs this instance carried to an end.
+    pub finished: u64,
+    /// Claims lost to another worker.
+    pub claim_conflicts: u64,
+    /// The last failure of a run or of the loop, and when.
+    pub last_error: Option<String>,
+    /// When the last failure happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct State {
+    running: HashMap<Uuid, Uuid>,
+    status: ExecutorStatus,
+}
+
+/// The executor of one instance.
+#[derive(Clone)]
+pub struct Executor {
+    commands: Arc<Commands<PgEventStore>>,
+    config: Arc<ExecutorConfig>,
+    state: Arc<Mutex<State>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Executor {
+    /// An executor appending through `commands`.
+    pub fn new(commands: Arc<Commands<PgEventStore>>, config: ExecutorConfig) -> Self {
+        let slots = Arc::new(Semaphore::new(config.workers.max(1)));
+        Self { commands, config: Arc::new(config), state: Arc::default(), slots }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.commands.store().pool()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What it is doing now.
+    pub fn status(&self) -> ExecutorStatus {
+        let state = self.lock();
+        ExecutorStatus { running: state.running.len(), ..state.status.clone() }
+    }
+
+    fn record_error(&self, error: &dyn std::fmt::Display) {
+        tracing::error!(%error, "executor");
+        let mut state = self.lock();
+        state.status.last_error = Some(error.to_string());
+        state.status.last_error_at = Some(Utc::now());
+    }
+
+    /// Look for queued runs whenever `wake` moves (the executions read model
+    /// progressing) or the poll interval passes, until `stop`.
+    pub fn spawn(
+        &self,
+        mut wake: watch::Receiver<eventlog::GlobalPosition>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.dispatch(&stop).await {
+                    this.record_error(&e);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = wake.changed() => {}
+                    _ = tokio::time::sleep(this.config.poll) => {}
+                }
+            }
+        })
+    }
+
+    /// Start a worker for each queued run there is room for.
+    async fn dispatch(&self, stop: &CancellationToken) -> Result<(), sqlx::Error> {
+        let candidates: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT id, user_id FROM rm_graph_executions WHERE status = 'QUEUED' ORDER BY created_at LIMIT 100",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for (execution_id, user_id) in candidates {
+            {
+                let state = self.lock();
+                if state.running.contains_key(&execution_id)
+                    || state.running.values().filter(|u| **u == user_id).count() >= self.config.per_user
+                {
+                    continue;
+                }
+            }
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else { break };
+            self.lock().running.insert(execution_id, user_id);
+            let this = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let worker =
+                    worker::Worker { commands: &this.commands, worker_id: &this.config.worker_id, stop: &stop };
+                let result = worker.run(execution_id).await;
+                drop(permit);
+                let mut state = this.lock();
+                state.running.remove(&execution_id);
+                match result {
+                    Ok(Finished::Ended(_)) => state.status.finished += 1,
+                    Ok(Finished::NotClaimed) => state.status.claim_conflicts += 1,
+                    Ok(Finished::Interrupted) => {}
+                    Err(e) => {
+                        drop(state);
+                        this.record_error(&format!("run {execution_id}: {e}"));
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs this instance is carrying out.
+    pub fn running(&self) -> HashSet<Uuid> {
+        self.lock().running.keys().copied().collect()
+    }
+}

@@ -53,12 +53,13 @@ pub struct GraphExecutionMeta {
     #[schema(value_type = Object)]
     pub inputs: Map<String, Value>,
     /// Credentials per input (none are taken yet).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub credential_inputs: Option<Value>,
     /// Per-node input overrides (none yet).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub nodes_input_masks: Option<Value>,
     /// The preset it was started from.
+    #[schema(required = true)]
     pub preset_id: Option<Uuid>,
     /// Where it stands.
     pub status: ExecutionStatus,
@@ -71,6 +72,7 @@ pub struct GraphExecutionMeta {
     /// The public share token.
     pub share_token: Option<String>,
     /// Statistics, once started.
+    #[schema(required = true)]
     pub stats: Option<Stats>,
 }
 
@@ -272,4 +274,43 @@ pub async fn get_execution(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Some(GraphExecutionWithNodes { execution, node_executions }))
+}
+
+impl GraphExecutionMeta {
+    /// The meta of a run as a command's own state has it (no read model
+    /// involved): what starting or stopping a run answers.
+    pub fn of_state(state: &domain::execution::GraphExecution) -> Self {
+        let stats = state.started_at.map(|start| {
+            let end = state.ended_at.unwrap_or_else(Utc::now);
+            let count = |status: ExecutionStatus| state.node_executions.iter().filter(|n| n.status == status).count();
+            Stats {
+                cost: 0,
+                duration: (end - start).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
+                duration_cpu_only: 0.0,
+                node_exec_time: 0.0,
+                node_exec_time_cpu_only: 0.0,
+                node_exec_count: (count(ExecutionStatus::Completed) + count(ExecutionStatus::Failed)) as i64,
+                node_error_count: count(ExecutionStatus::Failed) as i64,
+                error: state.error.clone(),
+                activity_status: None,
+                correctness_score: None,
+            }
+        });
+        Self {
+            id: state.id.unwrap_or_default(),
+            user_id: state.user_id,
+            graph_id: state.graph_id,
+            graph_version: state.graph_version,
+            inputs: state.inputs.clone(),
+            credential_inputs: None,
+            nodes_input_masks: None,
+            preset_id: state.preset_id,
+            status: state.status.unwrap_or(ExecutionStatus::Queued),
+            started_at: state.started_at,
+            ended_at: state.ended_at,
+            is_shared: false,
+            share_token: None,
+            stats,
+        }
+    }
 }

@@ -301,6 +301,12 @@ impl Projections {
         }
     }
 
+    /// How far a projector has got, as it moves (for loops that act on a
+    /// read model, such as the executor looking for queued runs).
+    pub fn progress_of(&self, name: &str) -> Option<watch::Receiver<GlobalPosition>> {
+        self.progress.get(name).map(watch::Sender::subscribe)
+    }
+
     /// The projectors fed by events of these stream categories.
     pub fn readers_of(&self, categories: &[&str]) -> Vec<&'static str> {
         self.projectors

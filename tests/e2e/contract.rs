@@ -48,6 +48,17 @@ const ALLOWED: &[(&str, &str)] = &[
     ("PUT /api/graphs/{graph_id}/versions/active 200: type {\"null\", \"string\"}, reference {\"any\"}", "typed here: the reference leaves the body untyped"),
     ("Webhook: free-form here, the reference names 11 properties", "webhooks are not served yet: always null"),
     ("commands document 202", "a committed command whose body could not be built answers 202 rather than an error (core hardening §1)"),
+    ("GraphExecutionMeta.inputs: type {\"object\"}, reference {\"null\", \"object\"}", "a run always has its inputs, {} when none were given"),
+    ("GraphExecutionMeta.is_shared: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("POST /api/graphs/{graph_id}/execute/{graph_version} parameter path graph_version: type {\"integer\"}, reference {\"integer\", \"null\"}", "a path segment cannot be null"),
+    ("POST /api/graphs/{graph_id}/execute/{graph_version} parameter query preset_id: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("Stats.cost: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.duration: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.duration_cpu_only: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.node_error_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.node_exec_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.node_exec_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("Stats.node_exec_time_cpu_only: required true", "always present in our answers; pydantic marks defaulted fields optional"),
 ];
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/autogpt-openapi-v0.6.44.json");
@@ -230,7 +241,9 @@ fn required(schema: &Value) -> BTreeSet<String> {
 }
 
 /// Follow `$ref`s (and one-element `allOf`s, pydantic's way of annotating a
-/// reference) to the schema itself, with the last component name met.
+/// reference) to the schema itself, with the last component name met. An
+/// `allOf` of several objects (ours, for flattened structs) is compared as
+/// the one object it describes.
 fn deref<'a>(doc: &'a Value, mut schema: &'a Value) -> (&'a Value, Option<String>) {
     let mut name = None;
     loop {
@@ -242,9 +255,25 @@ fn deref<'a>(doc: &'a Value, mut schema: &'a Value) -> (&'a Value, Option<String
         }
         match schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
             Some([one]) => schema = one,
+            Some(parts) if !parts.is_empty() => return (merge_all_of(doc, parts), name),
             _ => return (schema, name),
         }
     }
+}
+
+/// One object schema with the properties and required names of all parts.
+/// Leaked: the comparison holds borrowed schemas, and a test ends soon.
+fn merge_all_of<'a>(doc: &'a Value, parts: &'a [Value]) -> &'a Value {
+    let mut properties = serde_json::Map::new();
+    let mut required: Vec<Value> = Vec::new();
+    for part in parts {
+        let (part, _) = deref(doc, part);
+        if let Some(props) = part.get("properties").and_then(Value::as_object) {
+            properties.extend(props.clone());
+        }
+        required.extend(part["required"].as_array().cloned().unwrap_or_default());
+    }
+    Box::leak(Box::new(serde_json::json!({"type": "object", "properties": properties, "required": required})))
 }
 
 /// The schema without its `null` alternative, for comparing structure

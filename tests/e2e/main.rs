@@ -10,6 +10,7 @@ mod consistency;
 mod contract;
 mod docs;
 mod event_log;
+mod executions;
 mod feed;
 mod graphs;
 mod horizon;

@@ -7,13 +7,12 @@ use domain::library::LibraryAgentPatch;
 use projections::graphs;
 use projections::library::{self, AgentSource, LibraryAgentPage, LibraryAgentView, LibraryQuery, LibrarySort};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::parse_id;
+use super::{in_range, parse_id};
 use crate::consistency::{reads, Committed};
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::state::{AppState, Caller};
 
@@ -61,14 +60,8 @@ pub(crate) struct ListQuery {
 
 impl ListQuery {
     fn into_query(self, favorites_only: bool) -> ApiResult<LibraryQuery> {
-        for (field, value) in [("page", self.page), ("page_size", self.page_size)] {
-            if !(1..=1000).contains(&value) {
-                return Err(ApiError::unprocessable(
-                    format!("{field} must be between 1 and 1000"),
-                    vec![FieldError::new(field, "must be between 1 and 1000", "range", json!(value))],
-                ));
-            }
-        }
+        in_range("page", self.page, 1, 1000)?;
+        in_range("page_size", self.page_size, 1, 1000)?;
         Ok(LibraryQuery {
             search_term: self.search_term,
             sort: match self.sort_by {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod blocks;
+mod executions;
 mod graphs;
 mod health;
 mod library;
@@ -19,6 +20,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(users::router(state))
         .merge(blocks::router())
         .merge(graphs::router(state))
+        .merge(executions::router(state))
         .merge(library::router(state))
         .merge(admin::router());
     crate::idempotency::keyed(routes, state)
@@ -29,6 +31,18 @@ pub fn root() -> Router<AppState> {
     health::router().route("/metrics", axum::routing::get(crate::metrics::render))
 }
 
+/// A 422 naming `field` unless `lo <= value <= hi`.
+pub(crate) fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> Result<(), ApiError> {
+    if (lo..=hi).contains(&value) {
+        return Ok(());
+    }
+    let message = format!("must be between {lo} and {hi}");
+    Err(ApiError::unprocessable(
+        format!("{field} {message}"),
+        vec![crate::error::FieldError::new(field, message, "range", serde_json::json!(value))],
+    ))
+}
+
 /// Parse an id from the path; anything that is not a uuid names nothing,
 /// so it is a 404 like any unknown id.
 pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
@@ -37,6 +51,10 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 
 pub(crate) use admin::__path_list_projections;
 pub(crate) use blocks::__path_list_blocks;
+pub(crate) use executions::{
+    __path_execute_graph, __path_get_execution, __path_list_executions, __path_list_graph_executions,
+    __path_stop_execution,
+};
 pub(crate) use graphs::{
     __path_create_graph, __path_delete_graph, __path_get_graph, __path_get_graph_version, __path_list_graph_versions,
     __path_list_graphs, __path_set_active_version, __path_update_graph, __path_update_graph_settings,

@@ -61,22 +61,24 @@ impl<S: EventStore> Commands<S> {
 
     /// Stop one of the user's runs: its open node executions and the run
     /// end TERMINATED. Answers the run as it stands (`None` when it is not
-    /// the user's); a run that had already ended is left as it was.
+    /// the user's) and whether it was still open; a run that had already
+    /// ended is left as it was.
     pub async fn stop_execution(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
         execution_id: Uuid,
-    ) -> Result<(Outcome, Option<GraphExecution>), CommandError> {
+    ) -> Result<(Outcome, Option<GraphExecution>, bool), CommandError> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (mut state, version) = uow.load::<GraphExecution>(execution_id).await?;
             if state.id.is_none() || state.user_id != user_id {
-                return Ok((uow.commit().await?, None));
+                return Ok((uow.commit().await?, None, false));
             }
             let events = engine::end_run(&mut state, ExecutionStatus::Terminated, None, self.now());
+            let was_open = !events.is_empty();
             uow.record::<GraphExecution>(execution_id, version, &events)?;
-            Ok((uow.commit().await?, Some(state)))
+            Ok((uow.commit().await?, Some(state), was_open))
         })
         .await
     }
@@ -87,5 +89,40 @@ impl<S: EventStore> Commands<S> {
         let mut uow = UnitOfWork::new(&self.store, &ctx);
         let (_, _, history) = uow.load_with_events::<Graph>(state.graph_id).await?;
         Ok(find_version(&history, state.graph_version).map(|(g, _)| g.clone()))
+    }
+}
+
+impl<S: EventStore> Commands<S> {
+    /// A run's state and the version of its stream.
+    pub async fn load_execution(&self, execution_id: Uuid) -> Result<(GraphExecution, i64), CommandError> {
+        let ctx = CommandContext::default();
+        UnitOfWork::new(&self.store, &ctx).load::<GraphExecution>(execution_id).await
+    }
+
+    /// Append a step the executor decided for a run at `expected_version`;
+    /// answers the stream's new version. Event ids derive from the run and
+    /// the version, so a step appended twice (a worker retrying after a lost
+    /// answer) is stored once; a step decided against a stale version
+    /// conflicts (another worker, or a stop, got there first).
+    pub async fn append_run_step(
+        &self,
+        state: &GraphExecution,
+        expected_version: i64,
+        events: &[domain::execution::ExecutionEvent],
+    ) -> Result<i64, CommandError> {
+        let Some(execution_id) = state.id else { return Ok(expected_version) };
+        if events.is_empty() {
+            return Ok(expected_version);
+        }
+        let ctx = CommandContext {
+            user_id: Some(state.user_id),
+            correlation_id: execution_id,
+            request_id: None,
+            idempotency_key: Some(format!("run/{execution_id}/{expected_version}")),
+        };
+        let mut uow = UnitOfWork::new(&self.store, &ctx);
+        uow.record::<GraphExecution>(execution_id, expected_version, events)?;
+        uow.commit().await?;
+        Ok(expected_version + events.len() as i64)
     }
 }

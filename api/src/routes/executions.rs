@@ -1,0 +1,180 @@
+//! Running graphs: start a run, stop it, list and read runs.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use projections::execution_views::{self, GraphExecutionMeta, GraphExecutionWithNodes, GraphExecutionsPaginated};
+use projections::executions;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+use super::{in_range, parse_id};
+use crate::consistency::{reads, Committed};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::extract::{parse_json, Query};
+use crate::state::{AppState, Caller};
+
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/graphs/{graph_id}/execute/{graph_version}", post(execute_graph))
+        .route("/graphs/{graph_id}/executions", get(list_graph_executions))
+        .route("/graphs/{graph_id}/executions/{graph_exec_id}", get(get_execution))
+        .route("/graphs/{graph_id}/executions/{graph_exec_id}/stop", post(stop_execution))
+        .route("/executions", get(list_executions));
+    reads(routes, state, &[executions::NAME])
+}
+
+/// Body of `POST /api/graphs/{id}/execute/{version}` (all of it optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct ExecuteGraph {
+    /// Graph inputs by input name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    inputs: Map<String, Value>,
+    /// Credentials per credentials field (accepted; no block here needs any).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    #[allow(dead_code)]
+    credentials_inputs: Map<String, Value>,
+    /// Where the run was started from.
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: Option<RunSource>,
+}
+
+/// Where a run was started from; accepted for compatibility, not used.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum RunSource {
+    Builder,
+    Library,
+    Onboarding,
+}
+
+/// Query of `POST /api/graphs/{id}/execute/{version}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExecuteQuery {
+    #[serde(default)]
+    preset_id: Option<String>,
+}
+
+fn int_path(raw: &str, field: &str) -> ApiResult<i32> {
+    raw.parse().map_err(|_| {
+        ApiError::unprocessable(
+            format!("Invalid path parameter: {field}"),
+            vec![FieldError::new(field, "must be an integer", "int_parsing", json!(raw))],
+        )
+    })
+}
+
+/// Start a run of a graph version: its starting nodes are queued at once;
+/// a worker picks it up.
+#[utoipa::path(post, path = "/api/graphs/{graph_id}/execute/{graph_version}", operation_id = "postV1Execute graph agent", tag = "graphs",
+    params(("graph_id" = String, Path), ("graph_version" = i32, Path, minimum = -2147483648, maximum = 2147483647),
+        ("preset_id" = Option<String>, Query)),
+    request_body(content = ExecuteGraph, content_type = "application/json", description = "May be omitted"),
+    responses((status = 200, description = "The run, queued", body = GraphExecutionMeta),
+        (status = 400, description = "The graph cannot run with these inputs (node_errors)", body = ErrorBody)))]
+pub(crate) async fn execute_graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, graph_version)): Path<(String, String)>,
+    Query(q): Query<ExecuteQuery>,
+    body: Bytes,
+) -> ApiResult<Committed<axum::Json<GraphExecutionMeta>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let version = int_path(&graph_version, "graph_version")?;
+    let body: ExecuteGraph =
+        if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
+    let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;
+    let (outcome, run) = state
+        .commands
+        .execute_graph(&caller.ctx, caller.user.user_id, graph_id, Some(version), body.inputs, preset_id)
+        .await?;
+    Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
+}
+
+/// Stop a run: running and queued node executions end TERMINATED, and so
+/// does the run. Answers the run as stopped, or null when it had already
+/// ended.
+#[utoipa::path(post, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/stop", operation_id = "postV1Stop graph execution", tag = "graphs",
+    params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
+    responses((status = 200, description = "The run as stopped, or null", body = Option<GraphExecutionMeta>)))]
+pub(crate) async fn stop_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, graph_exec_id)): Path<(String, String)>,
+) -> ApiResult<Committed<axum::Json<Option<GraphExecutionMeta>>>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let execution_id = parse_id(&graph_exec_id, "Execution")?;
+    let (outcome, run, was_open) =
+        state.commands.stop_execution(&caller.ctx, caller.user.user_id, execution_id).await?;
+    let run = run.filter(|r| r.graph_id == graph_id).ok_or_else(|| ApiError::not_found("Execution not found"))?;
+    let body = was_open.then(|| GraphExecutionMeta::of_state(&run));
+    Ok(state.answer(&outcome, axum::Json(body)).await)
+}
+
+/// The user's runs, newest first (at most 250).
+#[utoipa::path(get, path = "/api/executions", operation_id = "getV1List all executions", tag = "graphs",
+    responses((status = 200, description = "The runs", body = Vec<GraphExecutionMeta>)))]
+pub(crate) async fn list_executions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<GraphExecutionMeta>>> {
+    Ok(axum::Json(execution_views::list_executions(state.pool(), caller.user.user_id).await?))
+}
+
+fn default_page() -> i64 {
+    1
+}
+
+fn default_page_size() -> i64 {
+    25
+}
+
+/// Query of `GET /api/graphs/{id}/executions`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    #[serde(default = "default_page")]
+    page: i64,
+    #[serde(default = "default_page_size")]
+    page_size: i64,
+}
+
+/// One page of a graph's runs, newest first.
+#[utoipa::path(get, path = "/api/graphs/{graph_id}/executions", operation_id = "getV1List graph executions", tag = "graphs",
+    params(("graph_id" = String, Path), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+        ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
+    responses((status = 200, description = "The page", body = GraphExecutionsPaginated)))]
+pub(crate) async fn list_graph_executions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<GraphExecutionsPaginated>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    in_range("page", q.page, 1, 1_000_000)?;
+    in_range("page_size", q.page_size, 1, 100)?;
+    let page = execution_views::list_graph_executions(state.pool(), caller.user.user_id, graph_id, q.page, q.page_size);
+    Ok(axum::Json(page.await?))
+}
+
+/// A run with its node executions (oldest queued first).
+#[utoipa::path(get, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}", operation_id = "getV1Get execution details", tag = "graphs",
+    params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
+    responses((status = 200, description = "The run", body = GraphExecutionWithNodes)))]
+pub(crate) async fn get_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, graph_exec_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<GraphExecutionWithNodes>> {
+    let graph_id = parse_id(&graph_id, "Graph")?;
+    let execution_id = parse_id(&graph_exec_id, "Execution")?;
+    let run = execution_views::get_execution(state.pool(), caller.user.user_id, execution_id).await?;
+    run.filter(|r| r.execution.meta.graph_id == graph_id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("Execution not found"))
+}

@@ -1,0 +1,198 @@
+//! Running one claimed run to its end: each queued node execution in turn,
+//! its block's outputs routed by the engine, every step appended at the
+//! stream version it was decided against.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use commands::services::Commands;
+use commands::{CommandError, PgEventStore};
+use domain::aggregate::Aggregate;
+use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::blocks::{self, BlockContext, Step};
+
+/// How often a waiting block looks whether its run was stopped.
+const STOP_CHECK: Duration = Duration::from_millis(500);
+
+/// How a worker's hold on a run ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// The run reached its end (or was already ended).
+    Ended(ExecutionStatus),
+    /// Another worker claimed it first.
+    NotClaimed,
+    /// The process is stopping; the run stays RUNNING for a later resume.
+    Interrupted,
+}
+
+/// One worker's hold on one run.
+pub(crate) struct Worker<'a> {
+    pub commands: &'a Commands<PgEventStore>,
+    pub worker_id: &'a str,
+    pub stop: &'a CancellationToken,
+}
+
+impl Worker<'_> {
+    /// Claim the run and run it to its end.
+    pub async fn run(&self, execution_id: Uuid) -> Result<Finished, CommandError> {
+        let (mut state, mut version) = self.commands.load_execution(execution_id).await?;
+        let Some(claim) = engine::claim(&state, self.worker_id, Utc::now()) else {
+            return Ok(Finished::NotClaimed);
+        };
+        match self.commands.append_run_step(&state, version, std::slice::from_ref(&claim)).await {
+            Ok(v) => version = v,
+            Err(CommandError::Conflict) => return Ok(Finished::NotClaimed),
+            Err(e) => return Err(e),
+        }
+        state.evolve(&claim);
+        let Some(graph) = self.commands.graph_of_run(&state).await? else {
+            let events = engine::end_run(
+                &mut state,
+                ExecutionStatus::Failed,
+                Some("Graph version not found".into()),
+                Utc::now(),
+            );
+            self.commands.append_run_step(&state, version, &events).await?;
+            return Ok(Finished::Ended(ExecutionStatus::Failed));
+        };
+        loop {
+            if let Some(status) = state.status.filter(|s| s.is_final()) {
+                return Ok(Finished::Ended(status));
+            }
+            if self.stop.is_cancelled() {
+                return Ok(Finished::Interrupted);
+            }
+            let Some(next) = state.next_queued().map(|n| (n.node_exec_id, n.block_id.clone(), n.input_data.clone()))
+            else {
+                // Nothing queued or running: the run is over.
+                let end =
+                    ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at: Utc::now() };
+                version = self.append(&mut state, version, vec![end]).await?;
+                continue;
+            };
+            let (node_exec_id, block_id, input) = next;
+            let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
+            version = match self.append(&mut state, version, started).await {
+                Ok(v) => v,
+                Err(CommandError::Conflict) => {
+                    (state, version) = self.commands.load_execution(execution_id).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let ctx = BlockContext { user_id: state.user_id, execution_id, now: Utc::now() };
+            let outcome = blocks::run(&block_id, &input, &ctx);
+            let mut pending: Vec<ExecutionEvent> = Vec::new();
+            let mut working = state.clone();
+            for step in outcome.steps {
+                match step {
+                    Step::Yield(pin, value) => pending.extend(engine::record_output(
+                        &graph,
+                        &mut working,
+                        node_exec_id,
+                        &pin,
+                        without_nul(value),
+                        Utc::now(),
+                    )),
+                    Step::Sleep(wait) => {
+                        version = self.append(&mut state, version, std::mem::take(&mut pending)).await?;
+                        working = state.clone();
+                        if !self.wait(execution_id, &mut state, &mut version, wait).await? {
+                            break;
+                        }
+                        working = state.clone();
+                    }
+                }
+            }
+            if state.status.is_some_and(ExecutionStatus::is_final) {
+                continue;
+            }
+            if self.stop.is_cancelled() {
+                return Ok(Finished::Interrupted);
+            }
+            let status = match outcome.error {
+                Some(error) => {
+                    pending.extend(engine::record_output(
+                        &graph,
+                        &mut working,
+                        node_exec_id,
+                        "error",
+                        Value::String(error),
+                        Utc::now(),
+                    ));
+                    ExecutionStatus::Failed
+                }
+                None => ExecutionStatus::Completed,
+            };
+            pending.extend(engine::end_node(&mut working, node_exec_id, status, Utc::now()));
+            version = match self.append(&mut state, version, pending).await {
+                Ok(v) => v,
+                Err(CommandError::Conflict) => {
+                    (state, version) = self.commands.load_execution(execution_id).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+        }
+    }
+
+    /// Append `events` and fold them into `state`.
+    async fn append(
+        &self,
+        state: &mut GraphExecution,
+        version: i64,
+        events: Vec<ExecutionEvent>,
+    ) -> Result<i64, CommandError> {
+        let next = self.commands.append_run_step(state, version, &events).await?;
+        for event in &events {
+            state.evolve(event);
+        }
+        Ok(next)
+    }
+
+    /// Wait as a block asked, looking for a stop now and then; false when
+    /// the run ended meanwhile (or the process is stopping).
+    async fn wait(
+        &self,
+        execution_id: Uuid,
+        state: &mut GraphExecution,
+        version: &mut i64,
+        wait: Duration,
+    ) -> Result<bool, CommandError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(true);
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return Ok(false),
+                _ = tokio::time::sleep((deadline - now).min(STOP_CHECK)) => {}
+            }
+            let (latest, latest_version) = self.commands.load_execution(execution_id).await?;
+            if latest_version != *version {
+                (*state, *version) = (latest, latest_version);
+                if state.status.is_some_and(ExecutionStatus::is_final) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+/// Postgres text cannot hold NUL: a block output carrying one would stall
+/// every projector copying it, so it becomes U+FFFD.
+fn without_nul(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{FFFD}")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v))).collect())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,164 @@
+//! Running graphs over HTTP: a run is queued, a worker runs it to its end,
+//! and the run's read model shows every node execution and the outputs.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{blocks, sample_graph, send, spawn_app, TestApp};
+use crate::support::{assert_error, events_of_type, id_of, user};
+
+const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
+
+/// AgentInput(name) → FillTextTemplate → AgentOutput(greeting).
+fn greeting_graph() -> Value {
+    json!({
+        "name": "greeting",
+        "description": "says hello",
+        "nodes": [
+            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "name"}},
+            {"id": "tpl", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "Hello, {{name}}!"}},
+            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "greeting"}}
+        ],
+        "links": [
+            {"source_id": "in", "sink_id": "tpl", "source_name": "result", "sink_name": "values_#_name"},
+            {"source_id": "tpl", "sink_id": "out", "source_name": "output", "sink_name": "value"}
+        ]
+    })
+}
+
+async fn execute(app: &TestApp, owner: Uuid, graph_id: &str, inputs: Value) -> (u16, Value) {
+    app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({ "inputs": inputs })).await
+}
+
+/// Poll the run until it has ended (bounded).
+async fn ended(app: &TestApp, owner: Uuid, graph_id: &str, run_id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, run) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+        assert_eq!(status, 200, "{run}");
+        if ["COMPLETED", "FAILED", "TERMINATED"].contains(&run["status"].as_str().unwrap_or("")) {
+            return run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run never ended: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_greeting_graph_runs_to_its_output() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (status, queued) = execute(&app, owner, &graph_id, json!({"name": "World"})).await;
+    assert_eq!(status, 200, "{queued}");
+    assert_eq!(queued["status"], "QUEUED");
+    assert_eq!(queued["graph_version"], 1);
+    assert_eq!(queued["inputs"], json!({"name": "World"}));
+    let run_id = queued["id"].as_str().expect("run id").to_owned();
+
+    let run = ended(&app, owner, &graph_id, &run_id).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(run["outputs"], json!({"greeting": ["Hello, World!"]}));
+    let nodes = run["node_executions"].as_array().expect("node executions");
+    assert_eq!(nodes.len(), 3, "{run}");
+    assert!(nodes.iter().all(|n| n["status"] == "COMPLETED"), "{run}");
+    let template = nodes.iter().find(|n| n["block_id"] == blocks::FILL_TEMPLATE).unwrap();
+    assert_eq!(template["output_data"], json!({"output": ["Hello, World!"]}));
+    assert_eq!(template["input_data"]["values"], json!({"name": "World"}));
+    assert_eq!(run["stats"]["node_exec_count"], 3);
+    assert!(run["started_at"].is_string() && run["ended_at"].is_string());
+    assert_eq!(events_of_type(&app, "ExecutionStarted").await, 1, "claimed once");
+
+    let (_, all) = app.get("/api/executions", owner).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    let (_, page) = app.get(&format!("/api/graphs/{graph_id}/executions?page=1&page_size=10"), owner).await;
+    assert_eq!(page["executions"][0]["id"], run_id.as_str());
+    assert_eq!(page["pagination"]["total_items"], 1);
+}
+
+#[tokio::test]
+async fn autogpts_sample_graph_prints_the_filled_template() {
+    let app = spawn_app().await;
+    let owner = user();
+    let mut graph = sample_graph("sample");
+    graph["nodes"][2]["input_default"] = json!({"format": "{{a}}, {{b}}{{c}}", "values_#_c": "!!!"});
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let (status, queued) = execute(&app, owner, &graph_id, json!({})).await;
+    assert_eq!(status, 200, "{queued}");
+    let run = ended(&app, owner, &graph_id, queued["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let nodes = run["node_executions"].as_array().unwrap();
+    let print = nodes.iter().find(|n| n["block_id"] == blocks::PRINT).expect("print ran");
+    assert_eq!(print["output_data"], json!({"output": ["Hello, World!!!"], "status": ["printed"]}));
+    let template = nodes.iter().find(|n| n["block_id"] == blocks::FILL_TEMPLATE).unwrap();
+    assert_eq!(template["input_data"]["values"], json!({"c": "!!!", "a": "Hello", "b": "World"}));
+}
+
+#[tokio::test]
+async fn a_stopped_run_ends_terminated_and_a_second_stop_answers_null() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph = json!({
+        "name": "slow", "description": "waits",
+        "nodes": [{"id": "t", "block_id": COUNTDOWN, "input_default": {"seconds": 30}}],
+        "links": []
+    });
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    // Let the worker start the countdown.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, run) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+        if run["node_executions"][0]["status"] == "RUNNING" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never started: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = format!("/api/graphs/{graph_id}/executions/{run_id}/stop");
+    let (status, stopped) = app.post(&stop, owner, &json!({})).await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["status"], "TERMINATED");
+    let run = ended(&app, owner, &graph_id, &run_id).await;
+    assert_eq!(run["status"], "TERMINATED");
+    assert_eq!(run["node_executions"][0]["status"], "TERMINATED");
+    let (status, again) = app.post(&stop, owner, &json!({})).await;
+    assert_eq!((status, again), (200, Value::Null));
+    // The worker gave up at its next look: nothing more was appended.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(events_of_type(&app, "NodeOutputProduced").await, 0);
+}
+
+#[tokio::test]
+async fn runs_are_refused_when_inputs_are_missing_and_hidden_from_other_users() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph = json!({
+        "name": "needs input", "description": "",
+        "nodes": [{"id": "s", "block_id": blocks::STORE_VALUE}],
+        "links": []
+    });
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let (status, body) = execute(&app, owner, &graph_id, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_error(&body, "graph_validation_error");
+    assert!(body["node_errors"].as_object().is_some_and(|e| e.values().any(|f| f.get("input").is_some())), "{body}");
+    assert_eq!(events_of_type(&app, "ExecutionQueued").await, 0, "a refused run appends nothing");
+
+    let greeting = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &greeting, json!({"name": "x"})).await;
+    let run_id = queued["id"].as_str().unwrap();
+    let stranger = user();
+    let (status, _) = app.get(&format!("/api/graphs/{greeting}/executions/{run_id}"), stranger).await;
+    assert_eq!(status, 404);
+    let (status, _) = execute(&app, stranger, &greeting, json!({})).await;
+    assert_eq!(status, 404, "another user's graph cannot be run");
+    let (status, _) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+    assert_eq!(status, 404, "the run belongs to another graph");
+    let (status, body) = send(app.request(Method::POST, &format!("/api/graphs/{greeting}/execute/x"), owner)).await;
+    assert_eq!(status, 422, "{body}");
+}
