@@ -77,6 +77,13 @@ pub(crate) async fn render(State(state): State<AppState>, _admin: AdminUser) -> 
         metrics::gauge!("projection_lag_seconds", &name).set(p.lag_ms as f64 / 1000.0);
         metrics::gauge!("projection_failing", &name).set(if p.last_error.is_some() { 1.0 } else { 0.0 });
     }
+    let executor = crate::routes::ExecutorReport::gather(&state).await?;
+    metrics::gauge!("executor_queued_runs").set(executor.queued as f64);
+    metrics::gauge!("executor_running_runs").set(executor.running as f64);
+    metrics::gauge!("executor_running_here").set(executor.running_here as f64);
+    metrics::gauge!("executor_finished_here").set(executor.finished_here as f64);
+    metrics::gauge!("executor_claim_conflicts").set(executor.claim_conflicts as f64);
+    metrics::gauge!("executor_failing").set(if executor.last_error.is_some() { 1.0 } else { 0.0 });
     let handle = handle();
     handle.run_upkeep();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{blocks, sample_graph, send, spawn_app, TestApp};
-use crate::support::{assert_error, events_of_type, id_of, user};
+use crate::support::{admin_request, assert_error, events_of_type, id_of, user};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 
@@ -161,4 +161,24 @@ async fn runs_are_refused_when_inputs_are_missing_and_hidden_from_other_users() 
     assert_eq!(status, 404, "the run belongs to another graph");
     let (status, body) = send(app.request(Method::POST, &format!("/api/graphs/{greeting}/execute/x"), owner)).await;
     assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn operators_see_the_executor_in_the_admin_route_and_metrics() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "ops"})).await;
+    ended(&app, owner, &graph_id, queued["id"].as_str().unwrap()).await;
+    let admin = user();
+    let (status, report) = send(admin_request(&app, Method::GET, "/api/admin/projections", admin)).await;
+    assert_eq!(status, 200, "{report}");
+    let executor = &report["executor"];
+    assert_eq!(executor["finished_here"], 1, "{report}");
+    assert_eq!((executor["queued"].as_i64(), executor["running"].as_i64()), (Some(0), Some(0)), "{report}");
+    assert!(executor["last_error"].is_null(), "{report}");
+    assert!(report["projections"].as_array().unwrap().iter().any(|p| p["name"] == "executions"));
+    let metrics = admin_request(&app, Method::GET, "/metrics", admin).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("executor_finished_here 1"), "{metrics}");
+    assert!(metrics.contains("executor_queued_runs 0"), "{metrics}");
 }

@@ -1,7 +1,10 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use projections::status::{report, StatusReport};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AdminUser;
 use crate::error::ApiResult;
@@ -12,13 +15,63 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/admin/projections", get(list_projections))
 }
 
+/// The projections' status and the executor's.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AdminStatus {
+    /// The log and every projector.
+    #[serde(flatten)]
+    report: StatusReport,
+    /// Runs being carried out, waiting, and how the executor fares.
+    executor: ExecutorReport,
+}
+
+/// The executor's loop, as operators watch it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ExecutorReport {
+    /// Runs waiting for a worker (all instances).
+    pub queued: i64,
+    /// Runs being carried out (all instances).
+    pub running: i64,
+    /// Runs this instance is carrying out.
+    pub running_here: usize,
+    /// Runs this instance carried to an end since it started.
+    pub finished_here: u64,
+    /// Claims this instance lost to another worker.
+    pub claim_conflicts: u64,
+    /// The last failure of a run or of the loop.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl ExecutorReport {
+    /// Gather it: counts from the executions read model, the rest from this
+    /// instance's executor.
+    pub(crate) async fn gather(state: &AppState) -> Result<Self, sqlx::Error> {
+        let (queued, running): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'QUEUED'), count(*) FILTER (WHERE status = 'RUNNING') \
+             FROM rm_graph_executions",
+        )
+        .fetch_one(state.pool())
+        .await?;
+        let here = state.executor.status();
+        Ok(Self {
+            queued,
+            running,
+            running_here: here.running,
+            finished_here: here.finished,
+            claim_conflicts: here.claim_conflicts,
+            last_error: here.last_error,
+            last_error_at: here.last_error_at,
+        })
+    }
+}
+
 /// The log's head, what its horizon holds back (and the transaction holding
-/// it), and each projector's checkpoint, lag and last error.
+/// it), each projector's checkpoint, lag and last error, and the executor.
 #[utoipa::path(get, path = "/api/admin/projections", operation_id = "getAdminProjections", tag = "admin",
-    responses((status = 200, description = "Projection status", body = StatusReport), (status = 403, description = "Admin access required", body = ErrorBody)))]
-pub(crate) async fn list_projections(
-    State(state): State<AppState>,
-    _admin: AdminUser,
-) -> ApiResult<Json<StatusReport>> {
-    Ok(Json(report(state.store()).await?))
+    responses((status = 200, description = "Projection and executor status", body = AdminStatus), (status = 403, description = "Admin access required", body = ErrorBody)))]
+pub(crate) async fn list_projections(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<AdminStatus>> {
+    let report = report(state.store()).await?;
+    Ok(Json(AdminStatus { report, executor: ExecutorReport::gather(&state).await? }))
 }

@@ -49,7 +49,7 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("{what} not found")))
 }
 
-pub(crate) use admin::__path_list_projections;
+pub(crate) use admin::{__path_list_projections, ExecutorReport};
 pub(crate) use blocks::__path_list_blocks;
 pub(crate) use executions::{
     __path_execute_graph, __path_get_execution, __path_list_executions, __path_list_graph_executions,
