@@ -11,6 +11,7 @@ mod contract;
 mod docs;
 mod event_log;
 mod executions;
+mod executors;
 mod feed;
 mod graphs;
 mod horizon;
