@@ -71,6 +71,7 @@ impl App {
             ExecutorConfig {
                 workers: config.executor_workers,
                 per_user: config.executor_per_user,
+                lease: config.executor_lease,
                 ..ExecutorConfig::default()
             },
         );

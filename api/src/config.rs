@@ -66,6 +66,9 @@ pub struct Config {
     pub executor_workers: usize,
     /// Runs of one user this instance carries out at once.
     pub executor_per_user: usize,
+    /// How long a worker holds a run without renewing before another takes
+    /// it over.
+    pub executor_lease: Duration,
 }
 
 /// Default largest request body (10 MiB).
@@ -107,6 +110,7 @@ impl Config {
             )?),
             executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
             executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
+            executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
         })
     }
 }
@@ -126,6 +130,7 @@ impl Config {
             consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
             executor_workers: 10,
             executor_per_user: 25,
+            executor_lease: Duration::from_secs(15),
         }
     }
 }

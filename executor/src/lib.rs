@@ -9,6 +9,7 @@
 //! `per_user` of one user's at once on this instance.
 
 pub mod blocks;
+mod lease;
 mod template;
 mod worker;
 
@@ -38,6 +39,9 @@ pub struct ExecutorConfig {
     pub poll: Duration,
     /// This worker's name in claims.
     pub worker_id: String,
+    /// How long a worker's hold on a run lasts without renewal: after it,
+    /// another worker takes the run over (renewed every third of it).
+    pub lease: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -47,6 +51,7 @@ impl Default for ExecutorConfig {
             per_user: 25,
             poll: Duration::from_millis(250),
             worker_id: format!("worker-{}", Uuid::new_v4().simple()),
+            lease: Duration::from_secs(15),
         }
     }
 }
@@ -131,14 +136,10 @@ impl Executor {
         })
     }
 
-    /// Start a worker for each queued run there is room for.
+    /// Start a worker for each queued run, and each run whose worker went
+    /// silent, that there is room for.
     async fn dispatch(&self, stop: &CancellationToken) -> Result<(), sqlx::Error> {
-        let candidates: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT id, user_id FROM rm_graph_executions WHERE status = 'QUEUED' ORDER BY created_at LIMIT 100",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        for (execution_id, user_id) in candidates {
+        for (execution_id, user_id, takeover) in lease::candidates(self.pool(), self.config.lease).await? {
             {
                 let state = self.lock();
                 if state.running.contains_key(&execution_id)
@@ -152,15 +153,13 @@ impl Executor {
             let this = self.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let worker =
-                    worker::Worker { commands: &this.commands, worker_id: &this.config.worker_id, stop: &stop };
-                let result = worker.run(execution_id).await;
+                let result = this.hold(execution_id, takeover, &stop).await;
                 drop(permit);
                 let mut state = this.lock();
                 state.running.remove(&execution_id);
                 match result {
                     Ok(Finished::Ended(_)) => state.status.finished += 1,
-                    Ok(Finished::NotClaimed) => state.status.claim_conflicts += 1,
+                    Ok(Finished::NotClaimed | Finished::Lost) => state.status.claim_conflicts += 1,
                     Ok(Finished::Interrupted) => {}
                     Err(e) => {
                         drop(state);
@@ -170,6 +169,44 @@ impl Executor {
             });
         }
         Ok(())
+    }
+
+    /// Hold a run under a lease while a worker runs it: renew the lease,
+    /// stand down when it is lost, give it up at the end.
+    async fn hold(&self, execution_id: Uuid, takeover: bool, stop: &CancellationToken) -> Result<Finished, String> {
+        let (pool, me, lease) = (self.pool(), self.config.worker_id.as_str(), self.config.lease);
+        if takeover && !lease::acquire(pool, execution_id, me, lease).await.map_err(|e| e.to_string())? {
+            return Ok(Finished::NotClaimed);
+        }
+        let held = stop.child_token();
+        let renewing = {
+            let (pool, me, held) = (pool.clone(), me.to_owned(), held.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = held.cancelled() => break,
+                        _ = tokio::time::sleep(lease / 3) => {}
+                    }
+                    if !matches!(lease::renew(&pool, execution_id, &me, lease).await, Ok(true)) {
+                        tracing::warn!(%execution_id, "lease lost: standing down");
+                        held.cancel();
+                        break;
+                    }
+                }
+            })
+        };
+        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held, pool, lease };
+        let result = worker.run(execution_id, takeover).await.map_err(|e| e.to_string());
+        let lost = held.is_cancelled() && !stop.is_cancelled();
+        held.cancel();
+        let _ = renewing.await;
+        if let Err(e) = lease::release(pool, execution_id, me).await {
+            tracing::warn!(%execution_id, error = %e, "could not release lease");
+        }
+        match result {
+            Ok(Finished::Interrupted) if lost => Ok(Finished::Lost),
+            other => other,
+        }
     }
 
     /// Runs this instance is carrying out.

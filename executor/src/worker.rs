@@ -25,6 +25,9 @@ pub enum Finished {
     Ended(ExecutionStatus),
     /// Another worker claimed it first.
     NotClaimed,
+    /// Another worker took it over (this one was too slow to renew its
+    /// lease); this one stood down.
+    Lost,
     /// The process is stopping; the run stays RUNNING for a later resume.
     Interrupted,
 }
@@ -34,21 +37,33 @@ pub(crate) struct Worker<'a> {
     pub commands: &'a Commands<PgEventStore>,
     pub worker_id: &'a str,
     pub stop: &'a CancellationToken,
+    pub pool: &'a sqlx::PgPool,
+    pub lease: Duration,
 }
 
 impl Worker<'_> {
-    /// Claim the run and run it to its end.
-    pub async fn run(&self, execution_id: Uuid) -> Result<Finished, CommandError> {
+    /// Claim the run (or take it over from a silent worker) and run it to
+    /// its end.
+    pub async fn run(&self, execution_id: Uuid, takeover: bool) -> Result<Finished, CommandError> {
         let (mut state, mut version) = self.commands.load_execution(execution_id).await?;
-        let Some(claim) = engine::claim(&state, self.worker_id, Utc::now()) else {
-            return Ok(Finished::NotClaimed);
+        let claim = if takeover {
+            engine::resume(&state, self.worker_id, Utc::now())
+        } else {
+            engine::claim(&state, self.worker_id, Utc::now())
         };
+        let Some(claim) = claim else { return Ok(Finished::NotClaimed) };
         match self.commands.append_run_step(&state, version, std::slice::from_ref(&claim)).await {
             Ok(v) => version = v,
             Err(CommandError::Conflict) => return Ok(Finished::NotClaimed),
             Err(e) => return Err(e),
         }
         state.evolve(&claim);
+        if !takeover {
+            // Ours by the claim; the lease only tells others we are alive.
+            let _ = crate::lease::acquire(self.pool, execution_id, self.worker_id, self.lease).await;
+        } else {
+            tracing::info!(%execution_id, worker = self.worker_id, "took over a run whose worker went silent");
+        }
         let Some(graph) = self.commands.graph_of_run(&state).await? else {
             let events = engine::end_run(
                 &mut state,
@@ -62,6 +77,9 @@ impl Worker<'_> {
         loop {
             if let Some(status) = state.status.filter(|s| s.is_final()) {
                 return Ok(Finished::Ended(status));
+            }
+            if state.worker.as_deref() != Some(self.worker_id) {
+                return Ok(Finished::Lost);
             }
             if self.stop.is_cancelled() {
                 return Ok(Finished::Interrupted);

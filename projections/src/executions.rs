@@ -78,6 +78,20 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
             .execute(conn)
             .await?;
         }
+        ExecutionEvent::ExecutionResumed { at, .. } => {
+            sqlx::query(
+                "UPDATE rm_node_executions SET status = 'QUEUED', start_time = NULL \
+                 WHERE execution_id = $1 AND status = 'RUNNING'",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE rm_graph_executions SET updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
         ExecutionEvent::NodeInputReceived { node_exec_id, node_id, block_id, pin, value, at } => {
             sqlx::query(
                 "INSERT INTO rm_node_executions (id, execution_id, node_id, block_id, status, input_data, add_time) \

@@ -1,40 +1,15 @@
 //! The `autogpt-es` binary as an operator runs it: serve, answer, stop
 //! cleanly on SIGTERM; print tokens; report projection status.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::helpers::{fresh_database, TEST_KEY};
-
-const BIN: &str = env!("CARGO_BIN_EXE_autogpt-es");
+use crate::helpers::{fresh_database, serve, Server, BIN, TEST_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_then_shuts_down_gracefully_on_sigterm() {
     let url = fresh_database().await;
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("DATABASE_URL", &url)
-        .env("PORT", "0")
-        .env("JWT_VERIFY_KEY", TEST_KEY)
-        .env("HOST", "127.0.0.1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let port = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(60)).expect("server printed its port");
-        if let Some(rest) = line.split("port=").nth(1) {
-            break rest.trim().parse::<u16>().unwrap();
-        }
-    };
+    let Server { mut child, port, lines: lines_rx } = serve(&url, &[]);
     let token = String::from_utf8(
         Command::new(BIN)
             .args(["token", "--user", "3e53486c-cf57-477e-ba2a-cb02dc828e1a"])

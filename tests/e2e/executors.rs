@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{blocks, spawn_app, spawn_app_on};
+use crate::helpers::{blocks, fresh_database, serve, spawn_app, spawn_app_on, TestApp};
+
+const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 use crate::support::{id_of, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -53,8 +55,10 @@ async fn two_instances_run_each_of_200_runs_exactly_once() {
         assert!(tokio::time::Instant::now() < deadline, "{open} runs still open");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let completed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM rm_graph_executions WHERE status = 'COMPLETED'").fetch_one(&a.pool).await.unwrap();
+    let completed: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_graph_executions WHERE status = 'COMPLETED'")
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
     assert_eq!(completed, 200);
     // One claim per run in the log, and no run's nodes ran twice.
     let claims: Vec<(String, i64)> = sqlx::query_as(
@@ -70,13 +74,83 @@ async fn two_instances_run_each_of_200_runs_exactly_once() {
         .await
         .unwrap();
     assert_eq!(node_starts, 400, "two nodes per run, each started once");
-    let workers: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT data->>'worker') FROM events WHERE event_type = 'ExecutionStarted'",
-    )
-    .fetch_one(&a.pool)
-    .await
-    .unwrap();
+    let workers: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT data->>'worker') FROM events WHERE event_type = 'ExecutionStarted'")
+            .fetch_one(&a.pool)
+            .await
+            .unwrap();
     assert_eq!(workers, 2, "both instances took runs");
     let (_, outputs) = a.get(&format!("/api/graphs/{}/executions?page_size=100", graphs[0]), users[0]).await;
     assert_eq!(outputs["pagination"]["total_items"], 25);
+}
+
+/// Events of one type in the log of one node execution.
+async fn starts_of(app: &TestApp, node_exec_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'NodeExecutionStarted' AND data->>'node_exec_id' = $1",
+    )
+    .bind(node_exec_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_finished_nodes() {
+    let url = fresh_database().await;
+    let lease = [("EXECUTOR_LEASE_MS", "1000")];
+    let mut first = serve(&url, &lease);
+    let a = TestApp::at(first.port, url.clone()).await;
+    let owner = user();
+    let graph = json!({
+        "name": "slow", "description": "",
+        "nodes": [
+            {"id": "s", "block_id": blocks::STORE_VALUE, "input_default": {"input": "x"}},
+            {"id": "t", "block_id": COUNTDOWN, "input_default": {"seconds": 2}},
+            {"id": "o", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "done"}}
+        ],
+        "links": [
+            {"source_id": "s", "sink_id": "t", "source_name": "output", "sink_name": "input_message"},
+            {"source_id": "t", "sink_id": "o", "source_name": "output_message", "sink_name": "value"}
+        ]
+    });
+    let graph_id = id_of(&a.create_graph(owner, graph).await);
+    let (status, queued) = a.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({})).await;
+    assert_eq!(status, 200, "{queued}");
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    // Wait until the first instance is inside the countdown, then kill it.
+    let detail = format!("/api/graphs/{graph_id}/executions/{run_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let store_node = loop {
+        let (_, run) = a.get(&detail, owner).await;
+        let nodes = run["node_executions"].as_array().cloned().unwrap_or_default();
+        if nodes.iter().any(|n| n["block_id"] == COUNTDOWN && n["status"] == "RUNNING") {
+            break nodes.iter().find(|n| n["block_id"] == blocks::STORE_VALUE).unwrap()["node_exec_id"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "countdown never started: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    first.child.kill().expect("kill -9");
+    first.child.wait().unwrap();
+
+    let b = spawn_app_on(url.clone(), |c| c.executor_lease = Duration::from_millis(1000)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let (_, run) = b.get(&detail, owner).await;
+        if run["status"] == "COMPLETED" {
+            break run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never resumed: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["outputs"], json!({"done": ["x"]}), "{run}");
+    let resumed: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ExecutionResumed'")
+        .fetch_one(&b.pool)
+        .await
+        .unwrap();
+    assert_eq!(resumed, 1);
+    assert_eq!(starts_of(&b, store_node.as_str().unwrap()).await, 1, "the finished node did not run again");
+    let countdown = run["node_executions"].as_array().unwrap().iter().find(|n| n["block_id"] == COUNTDOWN).unwrap();
+    assert_eq!(starts_of(&b, countdown["node_exec_id"].as_str().unwrap()).await, 2, "the interrupted node ran again");
+    assert_eq!(countdown["output_data"], json!({"output_message": ["x"]}), "its output once");
 }

@@ -122,10 +122,22 @@ pub async fn spawn_app_on(url: String, adjust: impl FnOnce(&mut Config)) -> Test
     let auth = config.auth.clone();
     adjust(&mut config);
     let app = App::build(config).await.expect("build app");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let port = app.port();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let pool = PgPool::connect(&url).await.expect("connect test db");
-    TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth), url }
+    let mut test_app = TestApp::at(port, url).await;
+    test_app.auth = Arc::new(auth);
+    test_app
+}
+
+impl TestApp {
+    /// A client of a server already listening on `port` over `url`, signing
+    /// with [`TEST_KEY`].
+    pub async fn at(port: u16, url: String) -> Self {
+        let pool = PgPool::connect(&url).await.expect("connect test db");
+        let auth = Config::local(url.clone(), TEST_KEY).auth;
+        let address = format!("http://127.0.0.1:{port}");
+        TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth), url }
+    }
 }
 
 /// Claims for a user, valid for an hour.
@@ -229,4 +241,48 @@ pub fn sample_graph(name: &str) -> Value {
             {"source_id": "t", "sink_id": "p", "source_name": "output", "sink_name": "text"}
         ]
     })
+}
+
+/// The server binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_autogpt-es");
+
+/// A server binary running as a child process.
+pub struct Server {
+    /// The process.
+    pub child: std::process::Child,
+    /// The port it serves on.
+    pub port: u16,
+    /// Its output lines, as they come.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Run `autogpt-es serve` on a database, on a free port, with extra
+/// environment; wait until it says which port it serves on.
+pub fn serve(url: &str, env: &[(&str, &str)]) -> Server {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("PORT", "0")
+        .env("JWT_VERIFY_KEY", TEST_KEY)
+        .env("HOST", "127.0.0.1")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let port = loop {
+        let line = lines.recv_timeout(std::time::Duration::from_secs(60)).expect("server printed its port");
+        if let Some(rest) = line.split("port=").nth(1) {
+            break rest.trim().parse::<u16>().expect("port");
+        }
+    };
+    Server { child, port, lines }
 }

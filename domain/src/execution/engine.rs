@@ -245,6 +245,15 @@ pub fn claim(state: &GraphExecution, worker: &str, at: DateTime<Utc>) -> Option<
         .then(|| ExecutionEvent::ExecutionStarted { worker: worker.to_owned(), at })
 }
 
+/// A worker takes over a running run whose worker is gone (its lease
+/// lapsed): the nodes it was running are queued again; completed ones stay
+/// completed. Appended with the expected version, so a worker that was only
+/// slow finds the stream moved and stands down.
+pub fn resume(state: &GraphExecution, worker: &str, at: DateTime<Utc>) -> Option<ExecutionEvent> {
+    (state.status? == ExecutionStatus::Running && state.worker.as_deref() != Some(worker))
+        .then(|| ExecutionEvent::ExecutionResumed { worker: worker.to_owned(), at })
+}
+
 /// A node execution begins to run.
 pub fn start_node(state: &mut GraphExecution, node_exec_id: Uuid, at: DateTime<Utc>) -> Vec<ExecutionEvent> {
     let event = ExecutionEvent::NodeExecutionStarted { node_exec_id, at };

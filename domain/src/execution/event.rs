@@ -52,6 +52,15 @@ pub enum ExecutionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Another worker took over a run whose worker stopped renewing its
+    /// lease (it died or lost its connection); node executions that were
+    /// running when it went are queued again.
+    ExecutionResumed {
+        /// The worker taking over.
+        worker: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A value arrived on an input pin of a node execution; the first one
     /// creates it, waiting for the rest (INCOMPLETE).
     NodeInputReceived {
@@ -122,6 +131,7 @@ impl EventType for ExecutionEvent {
         match self {
             Self::ExecutionQueued { .. } => "ExecutionQueued",
             Self::ExecutionStarted { .. } => "ExecutionStarted",
+            Self::ExecutionResumed { .. } => "ExecutionResumed",
             Self::NodeInputReceived { .. } => "NodeInputReceived",
             Self::NodeExecutionQueued { .. } => "NodeExecutionQueued",
             Self::NodeExecutionStarted { .. } => "NodeExecutionStarted",

@@ -172,6 +172,13 @@ impl Aggregate for GraphExecution {
                 self.worker = Some(worker.clone());
                 self.started_at.get_or_insert(*at);
             }
+            ExecutionEvent::ExecutionResumed { worker, .. } => {
+                self.worker = Some(worker.clone());
+                for node in self.node_executions.iter_mut().filter(|n| n.status == ExecutionStatus::Running) {
+                    node.status = ExecutionStatus::Queued;
+                    node.start_time = None;
+                }
+            }
             ExecutionEvent::NodeInputReceived { node_exec_id, node_id, block_id, pin, value, at } => {
                 if self.node_execution(*node_exec_id).is_none() {
                     self.node_executions.push(NodeExecution::new(*node_exec_id, node_id, block_id, *at));

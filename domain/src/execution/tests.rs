@@ -238,3 +238,18 @@ fn node_execution_ids_are_the_same_when_a_step_is_decided_again() {
     };
     assert_eq!(ids(&a), ids(&b));
 }
+
+#[test]
+fn a_resumed_run_queues_again_what_was_running_and_keeps_what_completed() {
+    let g = greeting();
+    let mut state = queued(&g, json!({"name": "W"}));
+    let first = state.node_executions[0].node_exec_id;
+    engine::start_node(&mut state, first, Utc::now());
+    assert!(engine::resume(&state, "w", Utc::now()).is_none(), "the worker holding it does not resume it");
+    let resumed = engine::resume(&state, "w2", Utc::now()).expect("another worker may");
+    state.evolve(&resumed);
+    assert_eq!(state.worker.as_deref(), Some("w2"));
+    assert_eq!(state.node_executions[0].status, ExecutionStatus::Queued);
+    engine::end_run(&mut state, ExecutionStatus::Terminated, None, Utc::now());
+    assert!(engine::resume(&state, "w3", Utc::now()).is_none(), "an ended run is not resumed");
+}
