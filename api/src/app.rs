@@ -65,7 +65,7 @@ impl App {
         let projections = Projections::new(store.clone(), projections::all());
         let stop = CancellationToken::new();
         let workers = projections.spawn(stop.clone()).await?;
-        let commands = Arc::new(Commands::new(store));
+        let commands = Arc::new(Commands::new(store).with_credit_rules(config.credits));
         let executor = Executor::new(
             commands.clone(),
             ExecutorConfig {

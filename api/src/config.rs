@@ -69,6 +69,8 @@ pub struct Config {
     /// How long a worker holds a run without renewing before another takes
     /// it over.
     pub executor_lease: Duration,
+    /// Starting credits and the per-count charge of node executions.
+    pub credits: domain::credit::CreditRules,
 }
 
 /// Default largest request body (10 MiB).
@@ -111,6 +113,15 @@ impl Config {
             executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
             executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
+            credits: domain::credit::CreditRules {
+                starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
+                count_threshold: parse_num(
+                    var("EXECUTION_COST_COUNT_THRESHOLD"),
+                    100,
+                    "EXECUTION_COST_COUNT_THRESHOLD",
+                )?,
+                cost_per_threshold: parse_num(var("EXECUTION_COST_PER_THRESHOLD"), 1, "EXECUTION_COST_PER_THRESHOLD")?,
+            },
         })
     }
 }
@@ -131,6 +142,7 @@ impl Config {
             executor_workers: 10,
             executor_per_user: 25,
             executor_lease: Duration::from_secs(15),
+            credits: domain::credit::CreditRules::default(),
         }
     }
 }

@@ -22,10 +22,11 @@ use crate::state::AppState;
         list_graphs, create_graph, get_graph, update_graph, delete_graph, list_graph_versions, get_graph_version,
         set_active_version, update_graph_settings,
         execute_graph, stop_execution, list_executions, list_graph_executions, get_execution,
+        get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "library"), (name = "admin"), (name = "health")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health")),
     components(schemas(crate::routes::SortBy)),
     modifiers(&CommonResponses, &Constraints)
 )]

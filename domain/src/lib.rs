@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod blocks;
+pub mod credit;
 pub mod execution;
 pub mod graph;
 pub mod library;

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::services::Commands;
+use commands::services::{Charged, Commands};
 use commands::{CommandError, PgEventStore};
 use domain::aggregate::Aggregate;
+use domain::credit::Usage;
 use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,32 @@ impl Worker<'_> {
                 continue;
             };
             let (node_exec_id, block_id, input) = next;
+            if let Some(refused) = self.charge(&state, node_exec_id, &block_id, &input).await? {
+                // AutoGPT fails the node with the error and the run with it.
+                let mut working = state.clone();
+                let at = Utc::now();
+                let mut events = engine::start_node(&mut working, node_exec_id, at);
+                events.push(ExecutionEvent::NodeOutputProduced {
+                    node_exec_id,
+                    pin: "error".into(),
+                    value: Value::String(refused.clone()),
+                    at,
+                });
+                events.push(ExecutionEvent::NodeExecutionEnded { node_exec_id, status: ExecutionStatus::Failed, at });
+                for event in &events {
+                    working.evolve(event);
+                }
+                events.extend(engine::end_run(&mut working, ExecutionStatus::Failed, Some(refused), at));
+                version = match self.append(&mut state, version, events).await {
+                    Ok(v) => v,
+                    Err(CommandError::Conflict) => {
+                        (state, version) = self.commands.load_execution(execution_id).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                continue;
+            }
             let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
             version = match self.append(&mut state, version, started).await {
                 Ok(v) => v,
@@ -156,6 +183,30 @@ impl Worker<'_> {
                 Err(e) => return Err(e),
             };
         }
+    }
+
+    /// Charge the node execution before it runs; the refusal's text when
+    /// the user's balance does not cover it.
+    async fn charge(
+        &self,
+        state: &GraphExecution,
+        node_exec_id: Uuid,
+        block_id: &str,
+        input: &serde_json::Map<String, Value>,
+    ) -> Result<Option<String>, CommandError> {
+        let node_id = state.node_execution(node_exec_id).map(|n| n.node_id.clone()).unwrap_or_default();
+        let usage = Usage {
+            graph_exec_id: state.id.unwrap_or_default(),
+            graph_id: state.graph_id,
+            node_exec_id,
+            node_id,
+            block_id: block_id.to_owned(),
+        };
+        let cost = domain::blocks::find(block_id).map_or(0, |b| b.run_cost(input));
+        Ok(match self.commands.charge_node(state.user_id, cost, usage).await? {
+            Charged::Paid(_) => None,
+            Charged::Refused(refused) => Some(refused.to_string()),
+        })
     }
 
     /// Append `events` and fold them into `state`.

@@ -1,6 +1,7 @@
 //! The read side: a projector runner (checkpoint, catch-up, live tail,
 //! rebuild) and one module per read model with the queries the API calls.
 
+pub mod credits;
 pub mod execution_views;
 pub mod executions;
 pub mod feed;
@@ -28,5 +29,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(graphs::GraphsProjector),
         Arc::new(library::LibraryProjector),
         Arc::new(executions::ExecutionsProjector),
+        Arc::new(credits::CreditsProjector),
     ]
 }

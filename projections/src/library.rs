@@ -251,7 +251,7 @@ pub async fn get_agent_by_graph(
     Ok(row.as_ref().map(agent_view).transpose()?)
 }
 
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 

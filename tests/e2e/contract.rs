@@ -59,6 +59,18 @@ const ALLOWED: &[(&str, &str)] = &[
     ("Stats.node_exec_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("Stats.node_exec_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("Stats.node_exec_time_cpu_only: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("GET /api/credits/admin/users_history parameter query search: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/credits/admin/users_history parameter query transaction_filter: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/credits/transactions parameter query transaction_time: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/credits/transactions parameter query transaction_type: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("UserTransaction.amount: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.current_balance: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.running_balance: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.transaction_key: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.transaction_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.transaction_type: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.usage_start_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("UserTransaction.usage_node_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
 ];
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/autogpt-openapi-v0.6.44.json");

@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod consistency;
 mod contract;
+mod credits;
 mod docs;
 mod event_log;
 mod executions;

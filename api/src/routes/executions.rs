@@ -77,7 +77,8 @@ fn int_path(raw: &str, field: &str) -> ApiResult<i32> {
         ("preset_id" = Option<String>, Query)),
     request_body(content = ExecuteGraph, content_type = "application/json", description = "May be omitted"),
     responses((status = 200, description = "The run, queued", body = GraphExecutionMeta),
-        (status = 400, description = "The graph cannot run with these inputs (node_errors)", body = ErrorBody)))]
+        (status = 400, description = "The graph cannot run with these inputs (node_errors)", body = ErrorBody),
+        (status = 402, description = "No credits left", body = ErrorBody)))]
 pub(crate) async fn execute_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,6 +91,13 @@ pub(crate) async fn execute_graph(
     let body: ExecuteGraph =
         if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
     let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;
+    if state.commands.balance(caller.user.user_id).await? <= 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            "Insufficient balance to run the agent. Please top up your account.",
+        ));
+    }
     let (outcome, run) = state
         .commands
         .execute_graph(&caller.ctx, caller.user.user_id, graph_id, Some(version), body.inputs, preset_id)

@@ -2,6 +2,7 @@
 
 mod admin;
 mod blocks;
+mod credits;
 mod executions;
 mod graphs;
 mod health;
@@ -21,6 +22,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(blocks::router())
         .merge(graphs::router(state))
         .merge(executions::router(state))
+        .merge(credits::router(state))
         .merge(library::router(state))
         .merge(admin::router());
     crate::idempotency::keyed(routes, state)
@@ -51,6 +53,7 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 
 pub(crate) use admin::{__path_list_projections, ExecutorReport};
 pub(crate) use blocks::__path_list_blocks;
+pub(crate) use credits::{__path_add_credits, __path_get_credits, __path_get_transactions, __path_users_history};
 pub(crate) use executions::{
     __path_execute_graph, __path_get_execution, __path_list_executions, __path_list_graph_executions,
     __path_stop_execution,

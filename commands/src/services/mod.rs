@@ -1,6 +1,7 @@
 //! Command handlers, one module per area. Each loads what it needs, lets the
 //! pure domain decide, and appends everything a request changes atomically.
 
+mod credit;
 mod execution;
 mod graph;
 mod library;
@@ -11,6 +12,10 @@ pub use library::AgentFromLog;
 
 use eventlog::EventStore;
 
+pub use credit::Charged;
+
+use domain::credit::CreditRules;
+
 use crate::clock::Clock;
 
 /// The command side of the application, over any event store.
@@ -18,6 +23,8 @@ use crate::clock::Clock;
 pub struct Commands<S> {
     store: S,
     clock: Clock,
+    credit_rules: CreditRules,
+    ledgers: credit::LedgerCache,
 }
 
 impl<S: EventStore> Commands<S> {
@@ -28,11 +35,22 @@ impl<S: EventStore> Commands<S> {
 
     /// Handlers appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: S, clock: Clock) -> Self {
-        Self { store, clock }
+        Self { store, clock, credit_rules: CreditRules::default(), ledgers: credit::LedgerCache::default() }
+    }
+
+    /// The same handlers charging by `rules`.
+    pub fn with_credit_rules(mut self, rules: CreditRules) -> Self {
+        self.credit_rules = rules;
+        self
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// How credits are charged.
+    pub fn credit_rules(&self) -> &CreditRules {
+        &self.credit_rules
     }
 
     /// The underlying store.

@@ -180,6 +180,18 @@ impl Block {
             .unwrap_or_default()
     }
 
+    /// What running the block on `input` costs: the first cost whose
+    /// filter is a subset of the input (AutoGPT's `block_usage_cost`; per
+    /// byte or second costs are charged as one unit), else nothing.
+    pub fn run_cost(&self, input: &serde_json::Map<String, Value>) -> i64 {
+        self.costs
+            .iter()
+            .find(|cost| {
+                cost.cost_filter.as_object().is_none_or(|filter| filter.iter().all(|(k, v)| input.get(k) == Some(v)))
+            })
+            .map_or(0, |cost| cost.cost_amount)
+    }
+
     /// The block as one item of `GET /api/blocks` (AutoGPT's `BlockInfo`).
     pub fn to_api_json(&self) -> Value {
         let categories: Vec<Value> = self

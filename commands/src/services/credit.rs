@@ -1,0 +1,140 @@
+//! Credits: the balance, charging node executions, admins adding credits.
+//! Charges go to the user's ledger stream at its expected version; a small
+//! in-memory copy of each ledger spares re-reading its whole stream for
+//! every charge (only the events after the copy's version are read).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use domain::aggregate::{stream_name, Aggregate};
+use domain::credit::{CreditError, CreditLedger, TransactionType, Usage};
+use eventlog::codec::decode;
+use eventlog::EventStore;
+use uuid::Uuid;
+
+use super::Commands;
+use crate::context::CommandContext;
+use crate::error::CommandError;
+use crate::uow::{retry_on_conflict, Outcome, UnitOfWork, MAX_ATTEMPTS};
+
+/// Ledgers as last read, with their stream version.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LedgerCache(Arc<Mutex<HashMap<Uuid, (CreditLedger, i64)>>>);
+
+impl LedgerCache {
+    fn get(&self, user: Uuid) -> (CreditLedger, i64) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&user).cloned().unwrap_or_default()
+    }
+
+    fn put(&self, user: Uuid, ledger: CreditLedger, version: i64) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let newer = map.get(&user).is_none_or(|(_, v)| *v <= version);
+        if newer {
+            map.insert(user, (ledger, version));
+        }
+    }
+}
+
+/// What charging a node execution did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charged {
+    /// Charged this many credits (0: counted only).
+    Paid(i64),
+    /// Refused: the balance is too low.
+    Refused(CreditError),
+}
+
+/// Event ids of a ledger append derived from `key`, so the same charge (a
+/// resumed node) or the same opening is stored once.
+fn keyed(user_id: Uuid, key: String) -> CommandContext {
+    CommandContext { idempotency_key: Some(key), ..CommandContext::for_user(user_id) }
+}
+
+impl<S: EventStore> Commands<S> {
+    /// A user's ledger as the log has it now.
+    async fn ledger(&self, user_id: Uuid) -> Result<(CreditLedger, i64), CommandError> {
+        let (mut ledger, mut version) = self.ledgers.get(user_id);
+        for recorded in self.store.read_stream(&stream_name::<CreditLedger>(user_id), version).await? {
+            ledger.evolve(&decode::<CreditLedger>(&recorded)?);
+            version = recorded.version;
+        }
+        self.ledgers.put(user_id, ledger.clone(), version);
+        Ok((ledger, version))
+    }
+
+    /// A user's balance (the starting grant before anything was recorded).
+    pub async fn balance(&self, user_id: Uuid) -> Result<i64, CommandError> {
+        Ok(self.ledger(user_id).await?.0.balance_or_grant(&self.credit_rules))
+    }
+
+    /// Count a node execution on its user's ledger and charge it, before it
+    /// runs. The same node execution is charged once, however often asked.
+    pub async fn charge_node(&self, user_id: Uuid, block_cost: i64, usage: Usage) -> Result<Charged, CommandError> {
+        for _ in 0..MAX_ATTEMPTS * 4 {
+            let (ledger, version) = self.ledger(user_id).await?;
+            let now = self.now();
+            let events = match ledger.charge(user_id, block_cost, usage.clone(), &self.credit_rules, now) {
+                Ok(events) => events,
+                Err(refused) => return Ok(Charged::Refused(refused)),
+            };
+            // The opening grant is an append of its own, keyed once per
+            // user, so the charge's id depends on the node execution alone.
+            let (key, events) = if ledger.opened {
+                (format!("charge/{}", usage.node_exec_id), events)
+            } else {
+                ("open".to_owned(), events.into_iter().take(1).collect())
+            };
+            let ctx = keyed(user_id, key);
+            let mut uow = UnitOfWork::new(&self.store, &ctx);
+            uow.record::<CreditLedger>(user_id, version, &events)?;
+            match uow.commit().await {
+                // Opened (by us or a racing charge): now charge.
+                Ok(_) if !ledger.opened => continue,
+                Ok(outcome) => {
+                    let amount = match (&events[0], outcome.appended) {
+                        (domain::credit::CreditEvent::NodeExecutionCharged { amount, .. }, n) if n > 0 => *amount,
+                        _ => 0,
+                    };
+                    return Ok(Charged::Paid(amount));
+                }
+                Err(CommandError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CommandError::Conflict)
+    }
+
+    /// An admin adds (or, negative, removes) credits; answers the new
+    /// balance and the transaction's key.
+    pub async fn add_credits(
+        &self,
+        ctx: &CommandContext,
+        admin_id: Uuid,
+        user_id: Uuid,
+        amount: i64,
+        comments: String,
+    ) -> Result<(Outcome, i64, String), CommandError> {
+        let key = ctx.new_id("credit-transaction").to_string();
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (mut ledger, version) = uow.load::<CreditLedger>(user_id).await?;
+            let events = ledger.add(
+                user_id,
+                amount,
+                key.clone(),
+                TransactionType::Grant,
+                Some(comments.clone()),
+                Some(admin_id),
+                &self.credit_rules,
+                self.now(),
+            );
+            uow.record::<CreditLedger>(user_id, version, &events)?;
+            let outcome = uow.commit().await?;
+            for event in &events {
+                ledger.evolve(event);
+            }
+            Ok((outcome, ledger.balance, key.clone()))
+        })
+        .await
+    }
+}
