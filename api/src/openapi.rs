@@ -18,10 +18,11 @@ use crate::state::AppState;
 #[openapi(
     info(title = "AutoGPT Agent Server (event-sourced)", description = "Wire-compatible AutoGPT Platform backend API"),
     paths(
-        health, ensure_user, update_email, get_timezone, set_timezone, list_blocks,
+        health, ensure_user, update_email, get_timezone, set_timezone, list_blocks, execute_block,
         list_graphs, create_graph, get_graph, update_graph, delete_graph, list_graph_versions, get_graph_version,
         set_active_version, update_graph_settings,
         execute_graph, stop_execution, list_executions, list_graph_executions, get_execution,
+        delete_execution, share_execution, unshare_execution, get_shared_execution,
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render,

@@ -314,3 +314,43 @@ impl GraphExecutionMeta {
         }
     }
 }
+
+/// A run as anyone with its share token sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SharedExecutionResponse {
+    /// The run.
+    pub id: Uuid,
+    /// Its graph's name.
+    pub graph_name: String,
+    /// Its graph's description.
+    #[schema(required = true)]
+    pub graph_description: Option<String>,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Its outputs by output name.
+    #[schema(value_type = Object)]
+    pub outputs: Map<String, Value>,
+}
+
+/// The shared run with this token, if any.
+pub async fn shared_execution(pool: &PgPool, share_token: Uuid) -> Result<Option<SharedExecutionResponse>, QueryError> {
+    let row = sqlx::query(
+        "SELECT e.id, e.status, e.created_at, e.outputs, g.name AS graph_name, g.model->>'description' AS description \
+         FROM rm_graph_executions e LEFT JOIN rm_graphs g ON g.id = e.graph_id AND g.version = e.graph_version \
+         WHERE e.share_token = $1 AND NOT e.is_deleted",
+    )
+    .bind(share_token)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(SharedExecutionResponse {
+        id: row.try_get("id")?,
+        graph_name: row.try_get::<Option<String>, _>("graph_name")?.unwrap_or_default(),
+        graph_description: row.try_get("description")?,
+        status: status_of(row.try_get("status")?),
+        created_at: row.try_get("created_at")?,
+        outputs: object(row.try_get("outputs")?),
+    }))
+}

@@ -171,6 +171,28 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
             .execute(conn)
             .await?;
         }
+        ExecutionEvent::ExecutionDeleted { at } => {
+            sqlx::query("UPDATE rm_graph_executions SET is_deleted = true, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
+        ExecutionEvent::ExecutionShared { share_token, at } => {
+            sqlx::query("UPDATE rm_graph_executions SET share_token = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(share_token)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
+        ExecutionEvent::ExecutionUnshared { at } => {
+            sqlx::query("UPDATE rm_graph_executions SET share_token = NULL, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
     }
     Ok(())
 }

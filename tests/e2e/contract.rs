@@ -69,6 +69,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("UserTransaction.transaction_key: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("UserTransaction.transaction_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("UserTransaction.transaction_type: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("POST /api/graphs/{graph_id}/executions/{graph_exec_id}/share body: ours has none, reference has one", "any body is ignored: AutoGPT's ShareRequest is an empty object"),
     ("UserTransaction.usage_start_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("UserTransaction.usage_node_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
 ];

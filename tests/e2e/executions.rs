@@ -182,3 +182,57 @@ async fn operators_see_the_executor_in_the_admin_route_and_metrics() {
     assert!(metrics.contains("executor_finished_here 1"), "{metrics}");
     assert!(metrics.contains("executor_queued_runs 0"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_shared_run_is_public_until_unshared_and_a_deleted_one_is_gone() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "share"})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    ended(&app, owner, &graph_id, &run_id).await;
+    let share = format!("/api/graphs/{graph_id}/executions/{run_id}/share");
+    let (status, shared) = app.post(&share, owner, &json!({})).await;
+    assert_eq!(status, 200, "{shared}");
+    let token = shared["share_token"].as_str().expect("token").to_owned();
+    assert_eq!(shared["share_url"], format!("/share/{token}"));
+    let (_, again) = app.post(&share, owner, &json!({})).await;
+    assert_eq!(again["share_token"], token.as_str(), "sharing twice keeps the token");
+    let public = format!("/api/public/shared/{token}");
+    let (status, seen) = send(app.anonymous(Method::GET, &public)).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["graph_name"], "greeting");
+    assert_eq!(seen["outputs"], json!({"greeting": ["Hello, share!"]}));
+    let (_, meta) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+    assert_eq!((meta["is_shared"].as_bool(), meta["share_token"].as_str()), (Some(true), Some(token.as_str())));
+    let (status, _) = app.delete(&share, owner).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(app.anonymous(Method::GET, &public)).await;
+    assert_eq!(status, 404, "unshared");
+
+    let (status, _) = app.delete(&format!("/api/executions/{run_id}"), user()).await;
+    assert_eq!(status, 404, "only the owner deletes");
+    let (status, _) = app.delete(&format!("/api/executions/{run_id}"), owner).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+    assert_eq!(status, 404);
+    let (_, all) = app.get("/api/executions", owner).await;
+    assert_eq!(all, json!([]));
+}
+
+#[tokio::test]
+async fn one_block_runs_on_its_own_and_answers_its_outputs_by_pin() {
+    let app = spawn_app().await;
+    let caller = user();
+    let path = format!("/api/blocks/{}/execute", blocks::FILL_TEMPLATE);
+    let (status, body) = app.post(&path, caller, &json!({"values": {"a": "x"}, "format": "<{{a}}>"})).await;
+    assert_eq!((status, body), (200, json!({"output": ["<x>"]})));
+    let step = "f66a3543-28d3-4ab5-8945-9b336371e2ce";
+    let (_, body) = app.post(&format!("/api/blocks/{step}/execute"), caller, &json!({"items": ["a", "b"]})).await;
+    assert_eq!(body, json!({"item": ["a", "b"], "key": [0, 1]}));
+    let (status, body) = app.post(&path, caller, &json!({"values": {}, "format": "{% if %}"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = app.post("/api/blocks/nope/execute", caller, &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(events_of_type(&app, "ExecutionQueued").await, 0, "nothing is recorded");
+}

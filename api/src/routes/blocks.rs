@@ -1,15 +1,20 @@
+//! The block catalog, and running one block on its own.
+
 use std::sync::OnceLock;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::Value;
+use executor::blocks::{self, BlockContext, Step};
+use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/blocks", get(list_blocks))
+    Router::new().route("/blocks", get(list_blocks)).route("/blocks/{block_id}/execute", post(execute_block))
 }
 
 /// The static catalog, rendered once.
@@ -23,4 +28,46 @@ fn rendered() -> &'static Value {
     responses((status = 200, description = "All enabled blocks: id, name, schemas, costs, …", body = Vec<Object>), (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub(crate) async fn list_blocks(_user: AuthUser) -> Json<&'static Value> {
     Json(rendered())
+}
+
+/// Run one block on the given input, outside any graph, and answer what it
+/// yielded, pin by pin. Nothing is recorded or charged; a wait the block
+/// asks for (CountdownTimer) is skipped.
+#[utoipa::path(post, path = "/api/blocks/{block_id}/execute", operation_id = "postV1Execute graph block", tag = "blocks",
+    params(("block_id" = String, Path)),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "Each output pin's values", body = std::collections::HashMap<String, Vec<serde_json::Value>>),
+        (status = 400, description = "The block failed", body = ErrorBody)))]
+pub(crate) async fn execute_block(
+    user: AuthUser,
+    axum::extract::Path(block_id): axum::extract::Path<String>,
+    extract::Json(input): extract::Json<Map<String, Value>>,
+) -> ApiResult<Json<Map<String, Value>>> {
+    let block = domain::blocks::find(&block_id).filter(|b| blocks::is_supported(b.id));
+    let block = block.ok_or_else(|| ApiError::not_found(format!("Block #{block_id} not found.")))?;
+    let ctx = BlockContext { user_id: user.user_id, execution_id: Uuid::nil(), now: chrono::Utc::now() };
+    let mut defaults = block_defaults(block);
+    defaults.extend(input);
+    let input = domain::execution::pins::merge_dynamic_pins(&defaults);
+    let outcome = blocks::run(block.id, &input, &ctx);
+    if let Some(error) = outcome.error {
+        return Err(ApiError::bad_request(error));
+    }
+    let mut outputs = Map::new();
+    for step in outcome.steps {
+        if let Step::Yield(pin, value) = step {
+            if let Value::Array(values) = outputs.entry(pin).or_insert_with(|| Value::Array(vec![])) {
+                values.push(value);
+            }
+        }
+    }
+    Ok(Json(outputs))
+}
+
+/// The defaults the block's input schema declares.
+fn block_defaults(block: &domain::blocks::Block) -> Map<String, Value> {
+    block.input_schema["properties"]
+        .as_object()
+        .map(|props| props.iter().filter_map(|(k, v)| v.get("default").map(|d| (k.clone(), d.clone()))).collect())
+        .unwrap_or_default()
 }

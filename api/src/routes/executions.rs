@@ -1,12 +1,17 @@
-//! Running graphs: start a run, stop it, list and read runs.
+//! Running graphs: start a run, stop it, list and read runs, delete and share them.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use axum::Router;
-use projections::execution_views::{self, GraphExecutionMeta, GraphExecutionWithNodes, GraphExecutionsPaginated};
+use commands::services::RunChange;
+use projections::execution_views::{
+    self, GraphExecutionMeta, GraphExecutionWithNodes, GraphExecutionsPaginated, SharedExecutionResponse,
+};
 use projections::executions;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
@@ -22,7 +27,10 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/graphs/{graph_id}/executions", get(list_graph_executions))
         .route("/graphs/{graph_id}/executions/{graph_exec_id}", get(get_execution))
         .route("/graphs/{graph_id}/executions/{graph_exec_id}/stop", post(stop_execution))
-        .route("/executions", get(list_executions));
+        .route("/graphs/{graph_id}/executions/{graph_exec_id}/share", post(share_execution).delete(unshare_execution))
+        .route("/executions", get(list_executions))
+        .route("/executions/{graph_exec_id}", delete(delete_execution))
+        .route("/public/shared/{share_token}", get(get_shared_execution));
     reads(routes, state, &[executions::NAME])
 }
 
@@ -185,4 +193,88 @@ pub(crate) async fn get_execution(
     run.filter(|r| r.execution.meta.graph_id == graph_id)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("Execution not found"))
+}
+
+/// Delete one of the user's runs (it is hidden from every listing).
+#[utoipa::path(delete, path = "/api/executions/{graph_exec_id}", operation_id = "deleteV1Delete graph execution", tag = "graphs",
+    params(("graph_exec_id" = String, Path)),
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(graph_exec_id): Path<String>,
+) -> ApiResult<Committed<Response>> {
+    let execution_id = parse_id(&graph_exec_id, "Execution")?;
+    let (outcome, run) =
+        state.commands.change_run(&caller.ctx, caller.user.user_id, execution_id, RunChange::Delete).await?;
+    run.ok_or_else(|| ApiError::not_found("Execution not found"))?;
+    Ok(state.answer(&outcome, StatusCode::NO_CONTENT.into_response()).await)
+}
+
+/// Answer of sharing a run.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ShareResponse {
+    /// Where anyone can see it.
+    share_url: String,
+    /// The public token.
+    share_token: String,
+}
+
+/// Share one of the user's runs publicly (the same token when shared).
+#[utoipa::path(post, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/share", operation_id = "postV1Share graph execution", tag = "graphs",
+    params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
+    responses((status = 200, description = "Shared", body = ShareResponse)))]
+pub(crate) async fn share_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, graph_exec_id)): Path<(String, String)>,
+) -> ApiResult<Committed<axum::Json<ShareResponse>>> {
+    let run = change(&state, &caller, &graph_id, &graph_exec_id, RunChange::Share).await?;
+    let token = run.1.share_token.map(|t| t.to_string()).unwrap_or_default();
+    let body = ShareResponse { share_url: format!("/share/{token}"), share_token: token };
+    Ok(state.answer(&run.0, axum::Json(body)).await)
+}
+
+/// Stop sharing one of the user's runs.
+#[utoipa::path(delete, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/share", operation_id = "deleteV1Unshare graph execution", tag = "graphs",
+    params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
+    responses((status = 204, description = "No longer shared")))]
+pub(crate) async fn unshare_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((graph_id, graph_exec_id)): Path<(String, String)>,
+) -> ApiResult<Committed<Response>> {
+    let (outcome, _) = change(&state, &caller, &graph_id, &graph_exec_id, RunChange::Unshare).await?;
+    Ok(state.answer(&outcome, StatusCode::NO_CONTENT.into_response()).await)
+}
+
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    graph_id: &str,
+    graph_exec_id: &str,
+    change: RunChange,
+) -> ApiResult<(commands::Outcome, domain::execution::GraphExecution)> {
+    let graph_id = parse_id(graph_id, "Graph")?;
+    let execution_id = parse_id(graph_exec_id, "Execution")?;
+    let (outcome, run) = state.commands.change_run(&caller.ctx, caller.user.user_id, execution_id, change).await?;
+    let run = run.filter(|r| r.graph_id == graph_id).ok_or_else(|| ApiError::not_found("Execution not found"))?;
+    Ok((outcome, run))
+}
+
+/// A shared run, for anyone with its token (no sign-in).
+#[utoipa::path(get, path = "/api/public/shared/{share_token}", operation_id = "getV1Get shared execution", tag = "graphs",
+    params(("share_token" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
+    responses((status = 200, description = "The shared run", body = SharedExecutionResponse),
+        (status = 404, description = "Not shared", body = ErrorBody)),
+    security(()))]
+pub(crate) async fn get_shared_execution(
+    State(state): State<AppState>,
+    Path(share_token): Path<String>,
+) -> ApiResult<axum::Json<SharedExecutionResponse>> {
+    let token = parse_id(&share_token, "Shared execution")?;
+    execution_views::shared_execution(state.pool(), token)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("Shared execution not found"))
 }

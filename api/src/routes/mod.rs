@@ -52,11 +52,12 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 pub(crate) use admin::{__path_list_projections, ExecutorReport};
-pub(crate) use blocks::__path_list_blocks;
+pub(crate) use blocks::{__path_execute_block, __path_list_blocks};
 pub(crate) use credits::{__path_add_credits, __path_get_credits, __path_get_transactions, __path_users_history};
 pub(crate) use executions::{
-    __path_execute_graph, __path_get_execution, __path_list_executions, __path_list_graph_executions,
-    __path_stop_execution,
+    __path_delete_execution, __path_execute_graph, __path_get_execution, __path_get_shared_execution,
+    __path_list_executions, __path_list_graph_executions, __path_share_execution, __path_stop_execution,
+    __path_unshare_execution,
 };
 pub(crate) use graphs::{
     __path_create_graph, __path_delete_graph, __path_get_graph, __path_get_graph_version, __path_list_graph_versions,

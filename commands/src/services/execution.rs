@@ -126,3 +126,52 @@ impl<S: EventStore> Commands<S> {
         Ok(expected_version + events.len() as i64)
     }
 }
+
+/// What the owner does to a run outside its course.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunChange {
+    /// Hide it.
+    Delete,
+    /// Share it publicly (kept when already shared).
+    Share,
+    /// Stop sharing it.
+    Unshare,
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Delete, share or unshare one of the user's runs; answers the run after
+    /// (`None` when it is not the user's, or deleted).
+    pub async fn change_run(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        execution_id: Uuid,
+        change: RunChange,
+    ) -> Result<(Outcome, Option<GraphExecution>), CommandError> {
+        use domain::execution::ExecutionEvent;
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (mut state, version) = uow.load::<GraphExecution>(execution_id).await?;
+            if state.id.is_none() || state.user_id != user_id || state.deleted {
+                return Ok((uow.commit().await?, None));
+            }
+            let at = self.now();
+            let event = match change {
+                RunChange::Delete => Some(ExecutionEvent::ExecutionDeleted { at }),
+                RunChange::Share if state.share_token.is_none() => {
+                    Some(ExecutionEvent::ExecutionShared { share_token: ctx.new_id("share"), at })
+                }
+                RunChange::Unshare if state.share_token.is_some() => Some(ExecutionEvent::ExecutionUnshared { at }),
+                _ => None,
+            };
+            let events: Vec<ExecutionEvent> = event.into_iter().collect();
+            uow.record::<GraphExecution>(execution_id, version, &events)?;
+            let outcome = uow.commit().await?;
+            for event in &events {
+                state.evolve(event);
+            }
+            Ok((outcome, Some(state)))
+        })
+        .await
+    }
+}

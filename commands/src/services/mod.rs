@@ -13,6 +13,7 @@ pub use library::AgentFromLog;
 use eventlog::EventStore;
 
 pub use credit::Charged;
+pub use execution::RunChange;
 
 use domain::credit::CreditRules;
 

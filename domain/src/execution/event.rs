@@ -124,6 +124,23 @@ pub enum ExecutionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The owner deleted the run (it is hidden, not erased).
+    ExecutionDeleted {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The owner shared the run publicly under a token.
+    ExecutionShared {
+        /// The public token.
+        share_token: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The owner stopped sharing the run.
+    ExecutionUnshared {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl EventType for ExecutionEvent {
@@ -138,6 +155,9 @@ impl EventType for ExecutionEvent {
             Self::NodeOutputProduced { .. } => "NodeOutputProduced",
             Self::NodeExecutionEnded { .. } => "NodeExecutionEnded",
             Self::ExecutionEnded { .. } => "ExecutionEnded",
+            Self::ExecutionDeleted { .. } => "ExecutionDeleted",
+            Self::ExecutionShared { .. } => "ExecutionShared",
+            Self::ExecutionUnshared { .. } => "ExecutionUnshared",
         }
     }
 }

@@ -91,6 +91,10 @@ pub struct GraphExecution {
     pub error: Option<String>,
     /// Its node executions, in the order they were created.
     pub node_executions: Vec<NodeExecution>,
+    /// Deleted by its owner.
+    pub deleted: bool,
+    /// The public share token, while shared.
+    pub share_token: Option<Uuid>,
 }
 
 impl GraphExecution {
@@ -220,6 +224,9 @@ impl Aggregate for GraphExecution {
                 self.error.clone_from(error);
                 self.ended_at = Some(*at);
             }
+            ExecutionEvent::ExecutionDeleted { .. } => self.deleted = true,
+            ExecutionEvent::ExecutionShared { share_token, .. } => self.share_token = Some(*share_token),
+            ExecutionEvent::ExecutionUnshared { .. } => self.share_token = None,
         }
     }
 }
