@@ -62,7 +62,10 @@ impl App {
         let store = PgEventStore::new(pool);
         // Before anything reads or appends: the log may come from another server.
         store.ensure_order().await?;
-        let projections = Projections::new(store.clone(), projections::all());
+        let bus = crate::live::Bus::default();
+        let mut projectors = projections::all();
+        projectors.push(Arc::new(crate::live::Relay::new(store.clone(), bus.clone())));
+        let projections = Projections::new(store.clone(), projectors);
         let stop = CancellationToken::new();
         let workers = projections.spawn(stop.clone()).await?;
         let commands = Arc::new(Commands::new(store).with_credit_rules(config.credits));
@@ -82,6 +85,7 @@ impl App {
         let state = AppState {
             commands,
             executor,
+            bus,
             projections,
             auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,
@@ -119,6 +123,7 @@ impl App {
 pub fn router(state: AppState, config: &Config) -> Router {
     let app = Router::new()
         .merge(routes::root())
+        .merge(crate::live::ws::router())
         .merge(openapi::router())
         .nest("/api", routes::api(&state))
         .nest("/api/v1", routes::api(&state))

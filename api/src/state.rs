@@ -23,6 +23,8 @@ pub struct AppState {
     pub projections: Projections,
     /// This instance's executor.
     pub executor: executor::Executor,
+    /// Where live pushes travel to WebSocket clients.
+    pub bus: crate::live::Bus,
     /// Token verification.
     pub auth: Arc<Verifier>,
     /// How long a command waits for its projections.

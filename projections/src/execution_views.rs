@@ -354,3 +354,26 @@ pub async fn shared_execution(pool: &PgPool, share_token: Uuid) -> Result<Option
         outputs: object(row.try_get("outputs")?),
     }))
 }
+
+impl NodeExecutionResult {
+    /// A node execution as a run's own state has it (for pushing it live).
+    pub fn of_state(run: &domain::execution::GraphExecution, node: &domain::execution::NodeExecution) -> Self {
+        let input = if node.status == ExecutionStatus::Incomplete { &node.received } else { &node.input_data };
+        Self {
+            user_id: run.user_id,
+            graph_id: run.graph_id,
+            graph_version: run.graph_version,
+            graph_exec_id: run.id.unwrap_or_default(),
+            node_exec_id: node.node_exec_id,
+            node_id: node.node_id.clone(),
+            block_id: node.block_id.clone(),
+            status: node.status,
+            input_data: Value::Object(input.clone()),
+            output_data: Value::Object(node.output_data.clone()),
+            add_time: node.add_time,
+            queue_time: node.queue_time,
+            start_time: node.start_time,
+            end_time: node.end_time,
+        }
+    }
+}

@@ -23,3 +23,4 @@ mod metrics;
 mod order;
 mod projections;
 mod users;
+mod websocket;

@@ -1,0 +1,154 @@
+//! The WebSocket hub as a client uses it: subscribe, watch a run to its end,
+//! resume from a token, heartbeat, isolation and the close codes.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{blocks, spawn_app, TestApp};
+use crate::support::{id_of, user};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: &str) -> Socket {
+    let url = format!("{}/ws?token={token}", app.address.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url).await.expect("connect").0
+}
+
+async fn say(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.expect("send");
+}
+
+/// The next JSON message, or `None` when none comes within `wait`.
+async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).expect("json")),
+            Ok(Some(Ok(Message::Close(frame)))) => return Some(json!({"closed": frame.map(|f| u16::from(f.code))})),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn greeting_graph() -> Value {
+    json!({
+        "name": "greeting", "description": "",
+        "nodes": [
+            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "name"}},
+            {"id": "tpl", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "Hello, {{name}}!"}},
+            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "greeting"}}
+        ],
+        "links": [
+            {"source_id": "in", "sink_id": "tpl", "source_name": "result", "sink_name": "values_#_name"},
+            {"source_id": "tpl", "sink_id": "out", "source_name": "output", "sink_name": "value"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_the_run_through_completed_and_resumes_from_a_token() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let mut socket = connect(&app, &app.token(owner, false)).await;
+    say(&mut socket, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}})).await;
+    let ack = next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+    assert_eq!(
+        ack,
+        json!({"method": "subscribe_graph_executions", "data": null, "success": true,
+        "channel": format!("{owner}|graph#{graph_id}|executions"), "error": null})
+    );
+
+    let (_, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "World"}})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    let mut first_token = None;
+    let completed = loop {
+        let msg = next(&mut socket, Duration::from_secs(10)).await.expect("a push");
+        assert_eq!(msg["method"], "graph_execution_event", "only run events on the graph channel: {msg}");
+        assert_eq!(msg["data"]["id"], run_id.as_str());
+        first_token.get_or_insert(msg["token"].as_str().expect("token").to_owned());
+        statuses.push(msg["data"]["status"].as_str().unwrap().to_owned());
+        if msg["data"]["status"] == "COMPLETED" {
+            break msg;
+        }
+    };
+    assert_eq!(statuses.first().map(String::as_str), Some("QUEUED"), "{statuses:?}");
+    assert!(statuses.contains(&"RUNNING".to_owned()), "{statuses:?}");
+    assert_eq!(completed["data"]["outputs"], json!({"greeting": ["Hello, World!"]}));
+    assert_eq!(completed["data"]["event_type"], "graph_execution_update");
+
+    // Everything of the run after the first push, from the log, in order.
+    let after = first_token.unwrap();
+    say(&mut socket, json!({"method": "subscribe_graph_execution", "data": {"graph_exec_id": run_id, "after": after}}))
+        .await;
+    let ack = next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+    assert_eq!(ack["channel"], format!("{owner}|graph_exec#{run_id}"));
+    let mut replayed = Vec::new();
+    while let Some(msg) = next(&mut socket, Duration::from_millis(500)).await {
+        replayed.push(msg);
+    }
+    let tokens: Vec<&str> = replayed.iter().map(|m| m["token"].as_str().unwrap()).collect();
+    let mut sorted = tokens.clone();
+    sorted.dedup();
+    assert_eq!(tokens.len(), sorted.len(), "no event twice: {tokens:?}");
+    let template = replayed
+        .iter()
+        .rfind(|m| m["method"] == "node_execution_event" && m["data"]["block_id"] == blocks::FILL_TEMPLATE)
+        .expect("the template's node events");
+    assert_eq!(template["data"]["output_data"], json!({"output": ["Hello, World!"]}));
+    assert_eq!(template["data"]["status"], "COMPLETED");
+    assert_eq!(template["data"]["event_type"], "node_execution_update");
+    assert_eq!(replayed.last().unwrap()["data"]["status"], "COMPLETED", "the run's end comes last");
+
+    say(&mut socket, json!({"method": "heartbeat", "data": "ping", "success": true})).await;
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(5)).await.unwrap(),
+        json!({"method": "heartbeat", "data": "pong", "success": true, "channel": null, "error": null})
+    );
+    say(&mut socket, json!({"method": "subscribe_graph_execution", "data": {}})).await;
+    assert_eq!(next(&mut socket, Duration::from_secs(5)).await.unwrap()["error"], "Subscription data missing");
+    socket.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(5)).await.unwrap()["error"],
+        "Invalid message format. Review the schema and retry"
+    );
+    say(&mut socket, json!({"method": "dance"})).await;
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(5)).await.unwrap()["error"],
+        "Message type is not processed by the server"
+    );
+}
+
+#[tokio::test]
+async fn users_only_ever_receive_their_own_runs_and_bad_tokens_are_closed() {
+    let app = spawn_app().await;
+    let (owner, other) = (user(), user());
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let mut watcher = connect(&app, &app.token(other, false)).await;
+    say(&mut watcher, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}})).await;
+    next(&mut watcher, Duration::from_secs(5)).await.expect("ack");
+    let (_, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "x"}})).await;
+    let run_id = queued["id"].as_str().unwrap();
+    say(
+        &mut watcher,
+        json!({"method": "subscribe_graph_execution", "data": {"graph_exec_id": run_id, "after": "1.0.0"}}),
+    )
+    .await;
+    next(&mut watcher, Duration::from_secs(5)).await.expect("ack");
+    let leaked = next(&mut watcher, Duration::from_secs(1)).await;
+    assert!(leaked.is_none(), "another user's run never reaches this socket: {leaked:?}");
+
+    let mut anonymous = tokio_tungstenite::connect_async(format!("{}/ws", app.address.replace("http://", "ws://")))
+        .await
+        .expect("connect")
+        .0;
+    assert_eq!(next(&mut anonymous, Duration::from_secs(5)).await.unwrap(), json!({"closed": 4001}));
+    let mut forged = connect(&app, "not-a-token").await;
+    assert_eq!(next(&mut forged, Duration::from_secs(5)).await.unwrap(), json!({"closed": 4003}));
+}
