@@ -5,6 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::live::nats::Nats;
+use crate::live::relay::Outlet;
 use axum::Router;
 use commands::services::Commands;
 use commands::PgEventStore;
@@ -37,6 +39,9 @@ pub enum StartupError {
     /// `JWT_VERIFY_KEY` is not a key of the configured algorithm.
     #[error("JWT_VERIFY_KEY is not a valid key: {0}")]
     Key(#[from] jsonwebtoken::errors::Error),
+    /// `NATS_URL` is not a NATS address.
+    #[error("NATS: {0}")]
+    Nats(String),
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
@@ -63,11 +68,21 @@ impl App {
         // Before anything reads or appends: the log may come from another server.
         store.ensure_order().await?;
         let bus = crate::live::Bus::default();
-        let mut projectors = projections::all();
-        projectors.push(Arc::new(crate::live::Relay::new(store.clone(), bus.clone())));
-        let projections = Projections::new(store.clone(), projectors);
         let stop = CancellationToken::new();
-        let workers = projections.spawn(stop.clone()).await?;
+        let (outlet, forwarder) = match &config.nats_url {
+            Some(url) => {
+                let namespace = database_name(config.database_url.expose());
+                let nats = Nats::connect(url, &namespace).await.map_err(|e| StartupError::Nats(e.to_string()))?;
+                let forwarder = nats.forward(bus.clone(), stop.clone());
+                (Outlet::Nats(Box::new(nats)), Some(forwarder))
+            }
+            None => (Outlet::Local(bus.clone()), None),
+        };
+        let mut projectors = projections::all();
+        projectors.push(Arc::new(crate::live::Relay::new(store.clone(), outlet)));
+        let projections = Projections::new(store.clone(), projectors);
+        let mut workers = projections.spawn(stop.clone()).await?;
+        workers.extend(forwarder);
         let commands = Arc::new(Commands::new(store).with_credit_rules(config.credits));
         let executor = Executor::new(
             commands.clone(),
@@ -78,8 +93,9 @@ impl App {
                 ..ExecutorConfig::default()
             },
         );
-        let mut workers = workers;
-        if let Some(wake) = projections.progress_of(projections::executions::NAME) {
+        if let Some(wake) =
+            projections.progress_of(projections::executions::NAME).filter(|_| config.executor_workers > 0)
+        {
             workers.push(executor.spawn(wake, stop.clone()));
         }
         let state = AppState {
@@ -117,6 +133,12 @@ impl App {
         }
         served
     }
+}
+
+/// The database's name in a Postgres URL: the namespace of this
+/// deployment's subjects on a shared NATS server.
+fn database_name(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).rsplit('/').next().unwrap_or("autogpt").to_owned()
 }
 
 /// The full router with middleware.

@@ -31,6 +31,10 @@ pub enum ProjectionError {
     /// error, never "caught up".
     #[error("projection '{0}' is not run by this process")]
     NotRunning(String),
+    /// A system the projector hands events to (NATS) failed; the batch is
+    /// retried.
+    #[error("{0}")]
+    Downstream(String),
     /// Another process moved the checkpoint while this one worked.
     #[error("the checkpoint of '{0}' was moved by another process")]
     Contended(String),

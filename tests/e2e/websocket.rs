@@ -152,3 +152,79 @@ async fn users_only_ever_receive_their_own_runs_and_bad_tokens_are_closed() {
     let mut forged = connect(&app, "not-a-token").await;
     assert_eq!(next(&mut forged, Duration::from_secs(5)).await.unwrap(), json!({"closed": 4003}));
 }
+
+/// Watch a graph's runs on `socket` until one is COMPLETED; its outputs.
+async fn completed_outputs(socket: &mut Socket) -> Value {
+    loop {
+        let msg = next(socket, Duration::from_secs(15)).await.expect("a push before the run completed");
+        if msg["method"] == "graph_execution_event" && msg["data"]["status"] == "COMPLETED" {
+            return msg["data"]["outputs"].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_of_one_instance_sees_a_run_executed_by_another_through_nats() {
+    let nats = Some("nats://127.0.0.1:4222".to_owned());
+    let a = crate::helpers::spawn_app_with(|c| c.nats_url = nats.clone()).await;
+    // B runs no executor: every step of the run happens on A.
+    let b = crate::helpers::spawn_app_on(a.url.clone(), |c| {
+        c.nats_url = nats.clone();
+        c.executor_workers = 0;
+    })
+    .await;
+    let owner = user();
+    let graph_id = id_of(&a.create_graph(owner, greeting_graph()).await);
+    let mut socket = connect(&b, &b.token(owner, false)).await;
+    say(&mut socket, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}})).await;
+    next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+    let (status, _) =
+        a.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "NATS"}})).await;
+    assert_eq!(status, 200);
+    assert_eq!(completed_outputs(&mut socket).await, json!({"greeting": ["Hello, NATS!"]}));
+    let workers: Vec<String> =
+        sqlx::query_scalar("SELECT data->>'worker' FROM events WHERE event_type = 'ExecutionStarted'")
+            .fetch_all(&a.pool)
+            .await
+            .unwrap();
+    assert_eq!(workers.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_nats_down_runs_still_complete_and_clients_catch_up_from_the_log() {
+    let app = crate::helpers::spawn_app_with(|c| c.nats_url = Some("nats://127.0.0.1:1".to_owned())).await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (status, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "log"}})).await;
+    assert_eq!(status, 200, "commands work without NATS");
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, run) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+        if run["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the run never completed: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut socket = connect(&app, &app.token(owner, false)).await;
+    say(
+        &mut socket,
+        json!({"method": "subscribe_graph_execution", "data": {"graph_exec_id": run_id, "after": "1.0.0"}}),
+    )
+    .await;
+    next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+    assert_eq!(completed_outputs(&mut socket).await, json!({"greeting": ["Hello, log!"]}), "caught up from the log");
+    let (_, report) = crate::helpers::send(crate::support::admin_request(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/projections",
+        user(),
+    ))
+    .await;
+    let relay =
+        report["projections"].as_array().unwrap().iter().find(|p| p["name"] == "relay").expect("relay listed").clone();
+    assert!(relay["last_error"].as_str().unwrap_or("").contains("NATS"), "{relay}");
+    assert!(relay["lag_events"].as_i64().unwrap() > 0, "the relay waits for NATS: {relay}");
+}

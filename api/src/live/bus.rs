@@ -13,7 +13,8 @@ use uuid::Uuid;
 pub const CAPACITY: usize = 4096;
 
 /// What a push is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PushKind {
     /// A run's status or outputs changed (`graph_execution_event`).
     Graph,
@@ -22,7 +23,7 @@ pub enum PushKind {
 }
 
 /// One pushed event: to whom, about what, and its place in the log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Push {
     /// Whose run.
     pub user_id: Uuid,
@@ -33,6 +34,7 @@ pub struct Push {
     /// The event it came from (a redelivery carries the same id).
     pub event_id: Uuid,
     /// Its consistency token: a subscriber resumes after it.
+    #[serde(with = "token_text")]
     pub token: eventlog::ConsistencyToken,
     /// What kind of message.
     pub kind: PushKind,
@@ -62,5 +64,19 @@ impl Bus {
     /// Everything published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Push>> {
         self.sender.subscribe()
+    }
+}
+
+/// Tokens travel as their text.
+mod token_text {
+    use eventlog::ConsistencyToken;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(token: &ConsistencyToken, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(token)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ConsistencyToken, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -2,6 +2,7 @@
 //! them, the WebSocket hub hands them to the clients watching.
 
 pub mod bus;
+pub mod nats;
 pub mod relay;
 pub mod ws;
 

@@ -21,23 +21,35 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::bus::{Bus, Push, PushKind};
+use super::nats::Nats;
 
 /// Name of the relay's checkpoint.
 pub const NAME: &str = "relay";
 
 const PREFIX: &str = "execution-";
 
+/// Where the relay hands pushes: the local bus, or NATS (from which every
+/// instance's bus is fed).
+#[derive(Clone)]
+pub enum Outlet {
+    /// This process only.
+    Local(Bus),
+    /// Every instance, through JetStream.
+    Nats(Box<Nats>),
+}
+
 /// Relays run events to the bus.
 pub struct Relay {
-    bus: Bus,
+    outlet: Outlet,
     store: PgEventStore,
-    runs: Mutex<HashMap<Uuid, GraphExecution>>,
+    /// Open runs' state and the stream version it is at.
+    runs: Mutex<HashMap<Uuid, (GraphExecution, i64)>>,
 }
 
 impl Relay {
-    /// A relay reading runs from `store`, publishing to `bus`.
-    pub fn new(store: PgEventStore, bus: Bus) -> Self {
-        Self { bus, store, runs: Mutex::default() }
+    /// A relay reading runs from `store`, publishing to `outlet`.
+    pub fn new(store: PgEventStore, outlet: Outlet) -> Self {
+        Self { outlet, store, runs: Mutex::default() }
     }
 
     async fn relay(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -45,17 +57,31 @@ impl Relay {
             return Ok(());
         };
         let decoded = decode::<GraphExecution>(event)?;
+        // Another instance's relay may have relayed the events in between
+        // (they share the checkpoint): use the copy only when it is just
+        // one event behind.
         let cached = self.runs.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         let mut state = match cached {
-            Some(state) => state,
-            None => state_before(&self.store, &event.stream_id, event.version).await?,
+            Some((state, version)) if version + 1 == event.version => state,
+            _ => state_before(&self.store, &event.stream_id, event.version).await?,
         };
         state.evolve(&decoded);
         for push in pushes(&state, &decoded, event.event_id, ConsistencyToken(event.global)) {
-            self.bus.publish(push);
+            match &self.outlet {
+                Outlet::Local(bus) => bus.publish(push),
+                Outlet::Nats(nats) => {
+                    if let Err(e) = nats.publish(&push).await {
+                        // The batch is retried from the checkpoint, so what
+                        // memory holds is ahead of it: forget it all, the
+                        // retry reads each run's state from its stream.
+                        self.runs.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                        return Err(ProjectionError::Downstream(format!("NATS: {e}")));
+                    }
+                }
+            }
         }
         if !state.status.is_some_and(domain::execution::ExecutionStatus::is_final) {
-            self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(id, state);
+            self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(id, (state, event.version));
         }
         Ok(())
     }
