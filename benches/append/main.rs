@@ -1,7 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
 //! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
-//! `abcCdefg`, where `C` is c' and may also be written `c'`).
+//! `abcCdefgxw`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
 //! server (`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
@@ -59,13 +59,23 @@
 //!   from their in-memory progress (`Projections::wait_for`), which adds no
 //!   queries. Commands issued in the window count.
 //!
+//! - (x) graph runs end to end: 8 clients, each with a user, the greeting
+//!   graph (AgentInput → FillTextTemplate → AgentOutput) and a WebSocket on
+//!   its runs, submit a run and wait for its COMPLETED push, in a loop.
+//! - (w) append → WebSocket latency with NATS (`NATS_URL`, default
+//!   nats://127.0.0.1:4222): runs submitted at a steady 62.5 runs/s (about
+//!   1,000 run events/s, counted from the log) by 8 clients that each watch
+//!   their graph's runs; latency is a push's arrival minus its event's
+//!   `recorded_at` (one clock). See `runs.rs`.
+//!
 //! Targets. Issue 3 §5: b ≥ 70% of a; c ≥ 100,000 events/s; d ≥ 30% of a by
 //! events/s. Issue 8 §7: c/c' ≥ 0.80 (events/s); e/a ≥ 0.70 by operations
 //! (cqrs-es with postgres-es reaches 0.46–0.56 on this kind of machine);
 //! (f) the 100-event append's p50 and p99 each ≤ 1.5× the single INSERT's;
 //! (g) lag p99 < 50 ms at a sustained 1,000 events/s; d ≥ 30% of a by
 //! requests/s (one commit each, like a raw insert). d is also compared with
-//! a'. Client and server share the machine.
+//! a'. Issue 9 §4: x ≥ 200 runs/s; w p99 < 100 ms at 1,000 events/s.
+//! Client and server share the machine.
 
 mod command;
 mod http;
@@ -74,6 +84,7 @@ mod latency;
 mod measure;
 mod raw;
 mod report;
+mod runs;
 mod store;
 mod workload;
 
@@ -95,7 +106,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
 /// Every phase, by letter (`C` is c').
-const ALL_PHASES: &str = "abcCdefg";
+const ALL_PHASES: &str = "abcCdefgxw";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
 /// Events a created graph appends: graph created, library agent added.
@@ -147,6 +158,15 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
     if wanted('g') {
         checkpoint(pool).await;
         r.g = Some(report_lag(lag::lag(settings, &store).await?));
+    }
+    if wanted('x') {
+        checkpoint(pool).await;
+        r.x =
+            Some(report("(x) graph runs, submit -> COMPLETED push, 8 clients", runs::runs(settings, url).await?, 1.0));
+    }
+    if wanted('w') {
+        checkpoint(pool).await;
+        r.w = Some(report::report_delivery(runs::delivery(settings, url).await?));
     }
     store.pool().close().await;
     Ok(r)

@@ -58,6 +58,13 @@ impl Ctl {
         !self.stop.load(Relaxed)
     }
 
+    /// An operation that took `took` completed.
+    pub fn record(&self, took: Duration, latencies: &mut Vec<u32>) {
+        if self.measuring.load(Relaxed) {
+            latencies.push(micros(took));
+        }
+    }
+
     /// An operation begun at `started` completed.
     pub fn done(&self, started: Instant, latencies: &mut Vec<u32>) {
         if self.measuring.load(Relaxed) {

@@ -4,6 +4,7 @@
 use crate::lag::{Lag, COMMANDS_PER_SEC, MAX_IN_FLIGHT, VISIBLE_TIMEOUT};
 use crate::latency::Latency;
 use crate::measure::Stats;
+use crate::runs::Delivery;
 use crate::{BATCH, EVENTS_PER_GRAPH};
 
 pub const RAW_AGAIN: &str = "(a') raw INSERT again, right before (d)";
@@ -73,6 +74,17 @@ pub struct Results {
     pub e: Option<Stats>,
     pub f: Option<Latency>,
     pub g: Option<Lag>,
+    /// (x): graph runs end to end.
+    pub x: Option<Stats>,
+    /// (w): append to WebSocket delivery with NATS.
+    pub w: Option<Delivery>,
+}
+
+/// (w)'s line: push latency in the latency columns, pushes/s as ops.
+pub fn report_delivery(w: Delivery) -> Delivery {
+    print("(w) push latency, recorded_at -> WebSocket, NATS", &w.pushes, 1.0);
+    println!("    (w) {:.1} run events/s appended during the window (target pace 1000)", w.events_per_sec);
+    w
 }
 
 fn line(figure: String, target: &str, met: bool, source: &str) {
@@ -80,6 +92,7 @@ fn line(figure: String, target: &str, met: bool, source: &str) {
 }
 
 const ISSUE_3: &str = "(issue 3 §5)";
+const ISSUE_9: &str = "(issue 9 §4)";
 const ISSUE_8: &str = "(issue 8 §7)";
 
 pub fn summarize(r: &Results) {
@@ -110,6 +123,15 @@ pub fn summarize(r: &Results) {
         let rate = g.events_per_sec();
         let target = format!("{:.0} events/s", COMMANDS_PER_SEC * EVENTS_PER_GRAPH);
         line(format!("g rate = {rate:.1} events/s"), &target, g.sustained(), ISSUE_8);
+    }
+    if let Some(x) = &r.x {
+        let runs = x.ops_per_sec;
+        line(format!("x    = {runs:.1} runs/s (p99 {:.1} ms)", x.p99_ms), ">= 200 runs/s", runs >= 200.0, ISSUE_9);
+    }
+    if let Some(w) = &r.w {
+        let (p99, rate) = (w.pushes.p99_ms, w.events_per_sec);
+        let figure = format!("w p99 = {p99:.1} ms at {rate:.0} events/s (p50 {:.1} ms)", w.pushes.p50_ms);
+        line(figure, "< 100 ms at 1000/s", p99 < 100.0 && rate >= 900.0, ISSUE_9);
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);

@@ -36,6 +36,8 @@ pub struct Push {
     /// Its consistency token: a subscriber resumes after it.
     #[serde(with = "token_text")]
     pub token: eventlog::ConsistencyToken,
+    /// When its event was appended.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// What kind of message.
     pub kind: PushKind,
     /// The message's `data`.

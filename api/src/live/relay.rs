@@ -66,7 +66,7 @@ impl Relay {
             _ => state_before(&self.store, &event.stream_id, event.version).await?,
         };
         state.evolve(&decoded);
-        for push in pushes(&state, &decoded, event.event_id, ConsistencyToken(event.global)) {
+        for push in pushes(&state, &decoded, event) {
             match &self.outlet {
                 Outlet::Local(bus) => bus.publish(push),
                 Outlet::Nats(nats) => {
@@ -132,18 +132,14 @@ impl Projector for Relay {
 /// The pushes an event of a run makes, with the run's state after it:
 /// AutoGPT's `graph_execution_event` for changes of the run, and
 /// `node_execution_event` for changes of a node execution.
-pub(crate) fn pushes(
-    state: &GraphExecution,
-    event: &ExecutionEvent,
-    event_id: Uuid,
-    token: ConsistencyToken,
-) -> Vec<Push> {
+pub(crate) fn pushes(state: &GraphExecution, event: &ExecutionEvent, recorded: &RecordedEvent) -> Vec<Push> {
     let push = |kind, data| Push {
         user_id: state.user_id,
         graph_id: state.graph_id,
         execution_id: state.id.unwrap_or_default(),
-        event_id,
-        token,
+        event_id: recorded.event_id,
+        token: ConsistencyToken(recorded.global),
+        recorded_at: recorded.recorded_at,
         kind,
         data,
     };

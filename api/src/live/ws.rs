@@ -156,6 +156,7 @@ impl Session {
             self.sent.insert(channel.clone(), push.token);
             let mut msg = message(method, push.data.clone(), None, Some(&channel), None);
             msg["token"] = json!(push.token.to_string());
+            msg["recorded_at"] = json!(push.recorded_at);
             out.push(msg);
         }
         out
@@ -213,7 +214,7 @@ impl Session {
             if ConsistencyToken(event.global) <= after {
                 continue;
             }
-            for push in pushes(&state, &decoded, event.event_id, ConsistencyToken(event.global)) {
+            for push in pushes(&state, &decoded, event) {
                 out.extend(self.deliver(&Arc::new(push)));
             }
         }
