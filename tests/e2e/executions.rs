@@ -236,3 +236,37 @@ async fn one_block_runs_on_its_own_and_answers_its_outputs_by_pin() {
     assert_eq!(status, 404);
     assert_eq!(events_of_type(&app, "ExecutionQueued").await, 0, "nothing is recorded");
 }
+
+#[tokio::test]
+async fn rebuilding_the_read_models_runs_nothing_again_and_charges_nothing_again() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "again"})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let before = ended(&app, owner, &graph_id, &run_id).await;
+    let counts = |app: &TestApp| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64)>("SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let logged = counts(&app).await;
+    let rebuilt = std::process::Command::new(crate::helpers::BIN)
+        .args(["projections", "rebuild", "--all"])
+        .env("DATABASE_URL", &app.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    // Give the executor a few looks at the rebuilt read model.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(counts(&app).await, logged, "no event was appended by the rebuild");
+    let (_, after) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+    assert_eq!(after["status"], "COMPLETED");
+    assert_eq!(after["outputs"], before["outputs"]);
+    assert_eq!(after["node_executions"].as_array().map(Vec::len), Some(3));
+}
