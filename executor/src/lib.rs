@@ -4,9 +4,9 @@
 //! version (one claim wins, however many instances look), and records every
 //! step as events decided by the engine of `domain::execution`.
 //!
-//! Within a run, node executions run one after another in queue order;
-//! runs run side by side, up to the pool's size, and at most
-//! `per_user` of one user's at once on this instance.
+//! Within a run, node executions run side by side as they become ready;
+//! runs run side by side, up to the pool's size, and at most `per_user` of
+//! one user's at once on this instance.
 
 pub mod blocks;
 mod lease;

@@ -1,7 +1,10 @@
-//! Running one claimed run to its end: each queued node execution in turn,
-//! its block's outputs routed by the engine, every step appended at the
-//! stream version it was decided against.
+//! Running one claimed run to its end. Every node execution starts as soon
+//! as it is queued, its block in a task of its own (so branches run side by
+//! side, and waits overlap); the worker alone appends: each block's outputs
+//! and end are routed by the engine and appended at the stream version they
+//! were decided against.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -10,14 +13,22 @@ use commands::{CommandError, PgEventStore};
 use domain::aggregate::Aggregate;
 use domain::credit::Usage;
 use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::blocks::{self, BlockContext, Step};
 
-/// How often a waiting block looks whether its run was stopped.
+/// How often a worker with blocks running looks whether its run was
+/// stopped.
 const STOP_CHECK: Duration = Duration::from_millis(500);
+
+/// Node executions of one run running at once.
+const MAX_PARALLEL_NODES: usize = 16;
+
+/// How often a block's report is decided again after the stream moved.
+const MAX_REDECIDE: usize = 5;
 
 /// How a worker's hold on a run ended.
 #[derive(Debug)]
@@ -75,114 +86,175 @@ impl Worker<'_> {
             self.commands.append_run_step(&state, version, &events).await?;
             return Ok(Finished::Ended(ExecutionStatus::Failed));
         };
-        loop {
+        let (reports, mut inbox) = mpsc::channel::<Report>(64);
+        let blocks_stop = self.stop.child_token();
+        let mut in_flight: HashSet<Uuid> = HashSet::new();
+        let finished = loop {
             if let Some(status) = state.status.filter(|s| s.is_final()) {
-                return Ok(Finished::Ended(status));
+                break Finished::Ended(status);
             }
             if state.worker.as_deref() != Some(self.worker_id) {
-                return Ok(Finished::Lost);
+                break Finished::Lost;
             }
             if self.stop.is_cancelled() {
-                return Ok(Finished::Interrupted);
+                break Finished::Interrupted;
             }
-            let Some(next) = state.next_queued().map(|n| (n.node_exec_id, n.block_id.clone(), n.input_data.clone()))
-            else {
+            // Every queued node execution starts as soon as it is queued.
+            let ready: Vec<(Uuid, String, Map<String, Value>)> = state
+                .node_executions
+                .iter()
+                .filter(|n| n.status == ExecutionStatus::Queued && !in_flight.contains(&n.node_exec_id))
+                .take(MAX_PARALLEL_NODES.saturating_sub(in_flight.len()))
+                .map(|n| (n.node_exec_id, n.block_id.clone(), n.input_data.clone()))
+                .collect();
+            let mut moved = false;
+            for (node_exec_id, block_id, input) in ready {
+                if let Some(refused) = self.charge(&state, node_exec_id, &block_id, &input).await? {
+                    self.refuse(&mut state, &mut version, node_exec_id, refused).await?;
+                    moved = true;
+                    break;
+                }
+                let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
+                match self.append(&mut state, version, started).await {
+                    Ok(v) => version = v,
+                    Err(CommandError::Conflict) => {
+                        (state, version) = self.commands.load_execution(execution_id).await?;
+                        moved = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+                in_flight.insert(node_exec_id);
+                let ctx = BlockContext { user_id: state.user_id, execution_id, now: Utc::now() };
+                tokio::spawn(run_block(node_exec_id, block_id, input, ctx, reports.clone(), blocks_stop.clone()));
+            }
+            if moved {
+                continue;
+            }
+            if in_flight.is_empty() {
                 // Nothing queued or running: the run is over.
                 let end =
                     ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at: Utc::now() };
-                version = self.append(&mut state, version, vec![end]).await?;
-                continue;
-            };
-            let (node_exec_id, block_id, input) = next;
-            if let Some(refused) = self.charge(&state, node_exec_id, &block_id, &input).await? {
-                // AutoGPT fails the node with the error and the run with it.
-                let mut working = state.clone();
-                let at = Utc::now();
-                let mut events = engine::start_node(&mut working, node_exec_id, at);
-                events.push(ExecutionEvent::NodeOutputProduced {
-                    node_exec_id,
-                    pin: "error".into(),
-                    value: Value::String(refused.clone()),
-                    at,
-                });
-                events.push(ExecutionEvent::NodeExecutionEnded { node_exec_id, status: ExecutionStatus::Failed, at });
-                for event in &events {
-                    working.evolve(event);
-                }
-                events.extend(engine::end_run(&mut working, ExecutionStatus::Failed, Some(refused), at));
-                version = match self.append(&mut state, version, events).await {
-                    Ok(v) => v,
+                match self.append(&mut state, version, vec![end]).await {
+                    Ok(v) => version = v,
                     Err(CommandError::Conflict) => {
-                        (state, version) = self.commands.load_execution(execution_id).await?;
-                        continue;
+                        (state, version) = self.commands.load_execution(execution_id).await?
                     }
                     Err(e) => return Err(e),
-                };
+                }
                 continue;
             }
-            let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
-            version = match self.append(&mut state, version, started).await {
-                Ok(v) => v,
-                Err(CommandError::Conflict) => {
-                    (state, version) = self.commands.load_execution(execution_id).await?;
-                    continue;
+            tokio::select! {
+                report = inbox.recv() => {
+                    let Some(report) = report else { continue };
+                    if let Report::Done { node_exec_id, .. } = &report {
+                        in_flight.remove(node_exec_id);
+                    }
+                    self.record(&graph, &mut state, &mut version, report).await?;
                 }
-                Err(e) => return Err(e),
-            };
-            let ctx = BlockContext { user_id: state.user_id, execution_id, now: Utc::now() };
-            let outcome = blocks::run(&block_id, &input, &ctx);
-            let mut pending: Vec<ExecutionEvent> = Vec::new();
-            let mut working = state.clone();
-            for step in outcome.steps {
-                match step {
-                    Step::Yield(pin, value) => pending.extend(engine::record_output(
-                        &graph,
-                        &mut working,
-                        node_exec_id,
-                        &pin,
-                        without_nul(value),
-                        Utc::now(),
-                    )),
-                    Step::Sleep(wait) => {
-                        version = self.append(&mut state, version, std::mem::take(&mut pending)).await?;
-                        working = state.clone();
-                        if !self.wait(execution_id, &mut state, &mut version, wait).await? {
-                            break;
-                        }
-                        working = state.clone();
+                // While blocks run (or wait), look whether the run was stopped.
+                _ = tokio::time::sleep(STOP_CHECK) => {
+                    let (latest, latest_version) = self.commands.load_execution(execution_id).await?;
+                    if latest_version != version {
+                        (state, version) = (latest, latest_version);
                     }
                 }
+                _ = self.stop.cancelled() => {}
             }
+        };
+        blocks_stop.cancel();
+        Ok(finished)
+    }
+
+    /// Append what a block reported, decided against the run as it is now;
+    /// when another writer moved the stream first (a stop, a share), decide
+    /// again on the reloaded run, or drop the report if the run has ended.
+    async fn record(
+        &self,
+        graph: &domain::graph::GraphVersion,
+        state: &mut GraphExecution,
+        version: &mut i64,
+        report: Report,
+    ) -> Result<(), CommandError> {
+        let execution_id = state.id.unwrap_or_default();
+        for _ in 0..MAX_REDECIDE {
             if state.status.is_some_and(ExecutionStatus::is_final) {
-                continue;
+                return Ok(());
             }
-            if self.stop.is_cancelled() {
-                return Ok(Finished::Interrupted);
-            }
-            let status = match outcome.error {
-                Some(error) => {
-                    pending.extend(engine::record_output(
-                        &graph,
-                        &mut working,
-                        node_exec_id,
-                        "error",
-                        Value::String(error),
-                        Utc::now(),
-                    ));
-                    ExecutionStatus::Failed
+            let mut working = state.clone();
+            let at = Utc::now();
+            let events: Vec<ExecutionEvent> = match &report {
+                Report::Outputs { node_exec_id, outputs } => outputs
+                    .iter()
+                    .flat_map(|(pin, value)| {
+                        engine::record_output(graph, &mut working, *node_exec_id, pin, value.clone(), at)
+                    })
+                    .collect(),
+                Report::Done { node_exec_id, error } => {
+                    let mut events = Vec::new();
+                    let status = match error {
+                        Some(error) => {
+                            let value = Value::String(error.clone());
+                            events.extend(engine::record_output(
+                                graph,
+                                &mut working,
+                                *node_exec_id,
+                                "error",
+                                value,
+                                at,
+                            ));
+                            ExecutionStatus::Failed
+                        }
+                        None => ExecutionStatus::Completed,
+                    };
+                    events.extend(engine::end_node(&mut working, *node_exec_id, status, at));
+                    events
                 }
-                None => ExecutionStatus::Completed,
             };
-            pending.extend(engine::end_node(&mut working, node_exec_id, status, Utc::now()));
-            version = match self.append(&mut state, version, pending).await {
-                Ok(v) => v,
-                Err(CommandError::Conflict) => {
-                    (state, version) = self.commands.load_execution(execution_id).await?;
-                    continue;
+            match self.append(state, *version, events).await {
+                Ok(v) => {
+                    *version = v;
+                    return Ok(());
                 }
+                Err(CommandError::Conflict) => (*state, *version) = self.commands.load_execution(execution_id).await?,
                 Err(e) => return Err(e),
-            };
+            }
         }
+        Err(CommandError::Conflict)
+    }
+
+    /// The charge was refused: AutoGPT fails the node with the error and
+    /// the run with it.
+    async fn refuse(
+        &self,
+        state: &mut GraphExecution,
+        version: &mut i64,
+        node_exec_id: Uuid,
+        refused: String,
+    ) -> Result<(), CommandError> {
+        let mut working = state.clone();
+        let at = Utc::now();
+        let mut events = engine::start_node(&mut working, node_exec_id, at);
+        let error = ExecutionEvent::NodeOutputProduced {
+            node_exec_id,
+            pin: "error".into(),
+            value: Value::String(refused.clone()),
+            at,
+        };
+        let end = ExecutionEvent::NodeExecutionEnded { node_exec_id, status: ExecutionStatus::Failed, at };
+        for event in [error, end] {
+            working.evolve(&event);
+            events.push(event);
+        }
+        events.extend(engine::end_run(&mut working, ExecutionStatus::Failed, Some(refused), at));
+        match self.append(state, *version, events).await {
+            Ok(v) => *version = v,
+            Err(CommandError::Conflict) => {
+                (*state, *version) = self.commands.load_execution(state.id.unwrap_or_default()).await?
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Charge the node execution before it runs; the refusal's text when
@@ -222,35 +294,6 @@ impl Worker<'_> {
         }
         Ok(next)
     }
-
-    /// Wait as a block asked, looking for a stop now and then; false when
-    /// the run ended meanwhile (or the process is stopping).
-    async fn wait(
-        &self,
-        execution_id: Uuid,
-        state: &mut GraphExecution,
-        version: &mut i64,
-        wait: Duration,
-    ) -> Result<bool, CommandError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(true);
-            }
-            tokio::select! {
-                _ = self.stop.cancelled() => return Ok(false),
-                _ = tokio::time::sleep((deadline - now).min(STOP_CHECK)) => {}
-            }
-            let (latest, latest_version) = self.commands.load_execution(execution_id).await?;
-            if latest_version != *version {
-                (*state, *version) = (latest, latest_version);
-                if state.status.is_some_and(ExecutionStatus::is_final) {
-                    return Ok(false);
-                }
-            }
-        }
-    }
 }
 
 /// Postgres text cannot hold NUL: a block output carrying one would stall
@@ -264,4 +307,57 @@ fn without_nul(value: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// What a running block tells its worker.
+enum Report {
+    /// Values it yielded (up to a wait, or all of them).
+    Outputs {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// The pins and values, in yield order.
+        outputs: Vec<(String, Value)>,
+    },
+    /// It ended, failed with this error when it did.
+    Done {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// The error text, on failure.
+        error: Option<String>,
+    },
+}
+
+/// Run one block: its values go to the worker in batches cut at its waits;
+/// a stop cuts a wait short, and nothing more is reported.
+async fn run_block(
+    node_exec_id: Uuid,
+    block_id: String,
+    input: Map<String, Value>,
+    ctx: BlockContext,
+    reports: mpsc::Sender<Report>,
+    stop: CancellationToken,
+) {
+    let outcome = blocks::run(&block_id, &input, &ctx);
+    let mut outputs = Vec::new();
+    for step in outcome.steps {
+        match step {
+            Step::Yield(pin, value) => outputs.push((pin, without_nul(value))),
+            Step::Sleep(wait) => {
+                if !outputs.is_empty() {
+                    let batch = std::mem::take(&mut outputs);
+                    if reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+    if !outputs.is_empty() && reports.send(Report::Outputs { node_exec_id, outputs }).await.is_err() {
+        return;
+    }
+    let _ = reports.send(Report::Done { node_exec_id, error: outcome.error }).await;
 }

@@ -270,3 +270,26 @@ async fn rebuilding_the_read_models_runs_nothing_again_and_charges_nothing_again
     assert_eq!(after["outputs"], before["outputs"]);
     assert_eq!(after["node_executions"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test]
+async fn branches_of_a_run_run_side_by_side() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph = json!({
+        "name": "two waits", "description": "",
+        "nodes": [
+            {"id": "a", "block_id": COUNTDOWN, "input_default": {"seconds": 1, "input_message": "a"}},
+            {"id": "b", "block_id": COUNTDOWN, "input_default": {"seconds": 1, "input_message": "b"}}
+        ],
+        "links": []
+    });
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({})).await;
+    let run = ended(&app, owner, &graph_id, queued["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let time = |n: &Value, field: &str| chrono::DateTime::parse_from_rfc3339(n[field].as_str().unwrap()).unwrap();
+    let nodes = run["node_executions"].as_array().unwrap();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Each waited a second; the two waits overlapped.
+    assert!(time(a, "start_time") < time(b, "end_time") && time(b, "start_time") < time(a, "end_time"), "{run}");
+}
