@@ -62,7 +62,7 @@ impl App {
         let verifier = Verifier::new(&config.auth)?;
         // Installed before anything records.
         crate::metrics::handle();
-        let pool = db::connect(config.database_url.expose(), 32).await?;
+        let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
         db::migrate(&pool).await?;
         let store = PgEventStore::new(pool);
         // Before anything reads or appends: the log may come from another server.

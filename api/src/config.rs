@@ -71,6 +71,9 @@ pub struct Config {
     pub executor_lease: Duration,
     /// Starting credits and the per-count charge of node executions.
     pub credits: domain::credit::CreditRules,
+    /// Connections of the shared pool (appends take up to 8 more of their
+    /// own, each projector one).
+    pub db_pool_size: u32,
 }
 
 /// Default largest request body (10 MiB).
@@ -113,6 +116,7 @@ impl Config {
             executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
             executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
+            db_pool_size: parse_num(var("DB_POOL_SIZE"), 32, "DB_POOL_SIZE")?,
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -143,6 +147,7 @@ impl Config {
             executor_per_user: 25,
             executor_lease: Duration::from_secs(15),
             credits: domain::credit::CreditRules::default(),
+            db_pool_size: 32,
         }
     }
 }

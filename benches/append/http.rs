@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use api::auth::{sign, Claims, AUDIENCE};
 use api::config::AuthConfig;
 use api::{App, Config};
 use http_body_util::{BodyExt, Full};
@@ -58,16 +57,7 @@ async fn post_graphs(settings: &Settings, auth: &AuthConfig, addr: SocketAddr) -
     let host = HeaderValue::from_str(&addr.to_string())?;
     measure(settings, WRITERS, |ctl| {
         let (body, host) = (body.clone(), host.clone());
-        let user = Uuid::new_v4();
-        let claims = Claims {
-            sub: user.to_string(),
-            aud: AUDIENCE.into(),
-            exp: chrono::Utc::now().timestamp() + 3600,
-            role: Some("authenticated".into()),
-            email: Some(format!("{}@example.com", user.simple())),
-            user_metadata: None,
-        };
-        let token = sign(auth, &claims);
+        let token = crate::workload::token(auth, Uuid::new_v4());
         async move {
             let bearer = HeaderValue::from_str(&format!("Bearer {}", token?))?;
             let stream = tokio::net::TcpStream::connect(addr).await?;

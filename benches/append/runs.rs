@@ -15,7 +15,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use api::auth::{sign, Claims, AUDIENCE};
 use api::config::AuthConfig;
 use api::{App, Config};
 use futures_util::{SinkExt, StreamExt};
@@ -32,18 +31,6 @@ const JWT_KEY: &str = "autogpt-es-bench-key";
 pub const RUNS_PER_SEC: f64 = 62.5;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn token(auth: &AuthConfig, user: Uuid) -> Res<String> {
-    let claims = Claims {
-        sub: user.to_string(),
-        aud: AUDIENCE.into(),
-        exp: chrono::Utc::now().timestamp() + 3600,
-        role: Some("authenticated".into()),
-        email: Some(format!("{}@example.com", user.simple())),
-        user_metadata: None,
-    };
-    Ok(sign(auth, &claims)?)
-}
 
 fn greeting() -> Value {
     json!({"graph": {
@@ -88,7 +75,7 @@ struct Client {
 impl Client {
     async fn new(addr: SocketAddr, auth: &AuthConfig) -> Res<Self> {
         let user = Uuid::new_v4();
-        let bearer = token(auth, user)?;
+        let bearer = crate::workload::token(auth, user)?;
         let http = reqwest::Client::builder().no_proxy().build()?;
         let base = format!("http://{addr}");
         let graph: Value =

@@ -47,3 +47,16 @@ pub fn graph_draft() -> Res<GraphDraft> {
     let mut body = graph_body();
     Ok(serde_json::from_value(body["graph"].take())?)
 }
+
+/// A token for `user`, valid for an hour, signed as the server expects.
+pub fn token(auth: &api::config::AuthConfig, user: Uuid) -> Res<String> {
+    let claims = api::auth::Claims {
+        sub: user.to_string(),
+        aud: api::auth::AUDIENCE.into(),
+        exp: chrono::Utc::now().timestamp() + 3600,
+        role: Some("authenticated".into()),
+        email: Some(format!("{}@example.com", user.simple())),
+        user_metadata: None,
+    };
+    Ok(api::auth::sign(auth, &claims)?)
+}

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{blocks, send, spawn_app, spawn_app_with};
+use crate::helpers::{echo_graph, send, spawn_app, spawn_app_with};
 use crate::support::{admin_request, assert_error, id_of, user};
 
 #[tokio::test]
@@ -66,14 +66,7 @@ async fn racing_runs_of_one_user_never_take_the_balance_below_zero() {
     })
     .await;
     let owner = user();
-    let graph = json!({
-        "name": "echo", "description": "",
-        "nodes": [
-            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "n"}},
-            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "echo"}}
-        ],
-        "links": [{"source_id": "in", "sink_id": "out", "source_name": "result", "sink_name": "value"}]
-    });
+    let graph = echo_graph();
     let graph_id = id_of(&app.create_graph(owner, graph).await);
     let path = format!("/api/graphs/{graph_id}/execute/1");
     let bodies: Vec<Value> = (0..8).map(|i| json!({"inputs": {"n": i}})).collect();

@@ -7,27 +7,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{blocks, sample_graph, send, spawn_app, TestApp};
+use crate::helpers::{blocks, greeting_graph, sample_graph, send, spawn_app, TestApp};
 use crate::support::{admin_request, assert_error, events_of_type, id_of, user};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
-
-/// AgentInput(name) → FillTextTemplate → AgentOutput(greeting).
-fn greeting_graph() -> Value {
-    json!({
-        "name": "greeting",
-        "description": "says hello",
-        "nodes": [
-            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "name"}},
-            {"id": "tpl", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "Hello, {{name}}!"}},
-            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "greeting"}}
-        ],
-        "links": [
-            {"source_id": "in", "sink_id": "tpl", "source_name": "result", "sink_name": "values_#_name"},
-            {"source_id": "tpl", "sink_id": "out", "source_name": "output", "sink_name": "value"}
-        ]
-    })
-}
 
 async fn execute(app: &TestApp, owner: Uuid, graph_id: &str, inputs: Value) -> (u16, Value) {
     app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({ "inputs": inputs })).await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{blocks, fresh_database, serve, spawn_app, spawn_app_on, TestApp};
+use crate::helpers::{blocks, echo_graph, fresh_database, serve, spawn_app, spawn_app_on, TestApp};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 use crate::support::{id_of, user};
@@ -15,14 +15,7 @@ use crate::support::{id_of, user};
 async fn two_instances_run_each_of_200_runs_exactly_once() {
     let a = spawn_app().await;
     let b = spawn_app_on(a.url.clone(), |_| {}).await;
-    let graph = json!({
-        "name": "echo", "description": "",
-        "nodes": [
-            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "n"}},
-            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "echo"}}
-        ],
-        "links": [{"source_id": "in", "sink_id": "out", "source_name": "result", "sink_name": "value"}]
-    });
+    let graph = echo_graph();
     let users: Vec<_> = (0..8).map(|_| user()).collect();
     let mut graphs = Vec::new();
     for owner in &users {

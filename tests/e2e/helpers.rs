@@ -119,6 +119,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 /// Start a server on an existing database (a second instance sharing one).
 pub async fn spawn_app_on(url: String, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::local(url.clone(), TEST_KEY);
+    // Tests run side by side, some with two instances, on one Postgres
+    // server (100 connections by default): each instance keeps to a few.
+    config.db_pool_size = 6;
     let auth = config.auth.clone();
     adjust(&mut config);
     let app = App::build(config).await.expect("build app");
@@ -133,7 +136,8 @@ impl TestApp {
     /// A client of a server already listening on `port` over `url`, signing
     /// with [`TEST_KEY`].
     pub async fn at(port: u16, url: String) -> Self {
-        let pool = PgPool::connect(&url).await.expect("connect test db");
+        let pool =
+            sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.expect("connect test db");
         let auth = Config::local(url.clone(), TEST_KEY).auth;
         let address = format!("http://127.0.0.1:{port}");
         TestApp { address, client: reqwest::Client::new(), pool, auth: Arc::new(auth), url }
@@ -224,6 +228,35 @@ pub mod blocks {
     pub const AGENT_OUTPUT: &str = "363ae599-353e-4804-937e-b2ee3cef3da4";
 }
 
+/// AgentInput(name) → FillTextTemplate("Hello, {{name}}!") → AgentOutput(greeting).
+pub fn greeting_graph() -> Value {
+    serde_json::json!({
+        "name": "greeting",
+        "description": "says hello",
+        "nodes": [
+            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "name"}},
+            {"id": "tpl", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "Hello, {{name}}!"}},
+            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "greeting"}}
+        ],
+        "links": [
+            {"source_id": "in", "sink_id": "tpl", "source_name": "result", "sink_name": "values_#_name"},
+            {"source_id": "tpl", "sink_id": "out", "source_name": "output", "sink_name": "value"}
+        ]
+    })
+}
+
+/// AgentInput(n) → AgentOutput(echo): two nodes.
+pub fn echo_graph() -> Value {
+    serde_json::json!({
+        "name": "echo", "description": "",
+        "nodes": [
+            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "n"}},
+            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "echo"}}
+        ],
+        "links": [{"source_id": "in", "sink_id": "out", "source_name": "result", "sink_name": "value"}]
+    })
+}
+
 /// AutoGPT's sample graph: two StoreValue blocks into a template, printed.
 pub fn sample_graph(name: &str) -> Value {
     serde_json::json!({
@@ -267,6 +300,7 @@ pub fn serve(url: &str, env: &[(&str, &str)]) -> Server {
         .env("JWT_VERIFY_KEY", TEST_KEY)
         .env("HOST", "127.0.0.1")
         .env("RUST_LOG", "info")
+        .env("DB_POOL_SIZE", "6")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()

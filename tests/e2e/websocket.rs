@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{blocks, spawn_app, TestApp};
+use crate::helpers::{blocks, greeting_graph, spawn_app, TestApp};
 use crate::support::{id_of, user};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -31,21 +31,6 @@ async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
             _ => return None,
         }
     }
-}
-
-fn greeting_graph() -> Value {
-    json!({
-        "name": "greeting", "description": "",
-        "nodes": [
-            {"id": "in", "block_id": blocks::AGENT_INPUT, "input_default": {"name": "name"}},
-            {"id": "tpl", "block_id": blocks::FILL_TEMPLATE, "input_default": {"format": "Hello, {{name}}!"}},
-            {"id": "out", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "greeting"}}
-        ],
-        "links": [
-            {"source_id": "in", "sink_id": "tpl", "source_name": "result", "sink_name": "values_#_name"},
-            {"source_id": "tpl", "sink_id": "out", "source_name": "output", "sink_name": "value"}
-        ]
-    })
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::in_range;
+use super::{default_page, in_range};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -120,10 +120,6 @@ pub(crate) async fn add_credits(
         .add_credits(&caller.ctx, caller.user.token_user_id, body.user_id, body.amount, body.comments)
         .await?;
     Ok(state.answer(&outcome, axum::Json(AddUserCreditsResponse { new_balance, transaction_key })).await)
-}
-
-fn default_page() -> i64 {
-    1
 }
 
 fn default_page_size() -> i64 {

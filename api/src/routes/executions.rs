@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::{in_range, parse_id};
+use super::{default_page, in_range, parse_id};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{parse_json, Query};
@@ -141,10 +141,6 @@ pub(crate) async fn list_executions(
     caller: Caller,
 ) -> ApiResult<axum::Json<Vec<GraphExecutionMeta>>> {
     Ok(axum::Json(execution_views::list_executions(state.pool(), caller.user.user_id).await?))
-}
-
-fn default_page() -> i64 {
-    1
 }
 
 fn default_page_size() -> i64 {

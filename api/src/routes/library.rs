@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{in_range, parse_id};
+use super::{default_page, in_range, parse_id};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
@@ -35,10 +35,6 @@ pub(crate) enum SortBy {
     UpdatedAt,
     #[serde(rename = "createdAt")]
     CreatedAt,
-}
-
-fn default_page() -> i64 {
-    1
 }
 
 fn default_page_size() -> i64 {

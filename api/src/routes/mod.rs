@@ -33,6 +33,11 @@ pub fn root() -> Router<AppState> {
     health::router().route("/metrics", axum::routing::get(crate::metrics::render))
 }
 
+/// The first page, when a listing's query names none.
+pub(crate) fn default_page() -> i64 {
+    1
+}
+
 /// A 422 naming `field` unless `lo <= value <= hi`.
 pub(crate) fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> Result<(), ApiError> {
     if (lo..=hi).contains(&value) {
