@@ -1,13 +1,102 @@
-//! Waiting (`backend/blocks/time_blocks.py`). The clock blocks come with
-//! the scheduling work; the countdown is a wait the worker carries out.
+//! Clocks and waiting (`backend/blocks/time_blocks.py`). The clock blocks
+//! read the step's clock; the countdown is a wait the worker carries out.
 
 use std::time::Duration;
 
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, SecondsFormat};
+use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::{out, BlockContext, BlockResult, Input, Run, Step};
 
-pub(super) const RUNNERS: &[(&str, Run)] = &[("d67a9c52-5e4e-11e2-bcfd-0800200c9a71", countdown_timer)];
+pub(super) const RUNNERS: &[(&str, Run)] = &[
+    ("d67a9c52-5e4e-11e2-bcfd-0800200c9a71", countdown_timer),
+    ("a892b8d9-3e4e-4e9c-9c1e-75f8efcf1bfa", current_time),
+    ("b29c1b50-5d0e-4d9f-8f9d-1b0e6fcbf0b1", current_date),
+    ("716a67b3-6760-42e7-86dc-18645c6e00fc", current_date_and_time),
+];
+
+/// A clock block's `format_type`: a strftime pattern, or ISO 8601; in the
+/// format's timezone (the user's profile timezone is not known to a block
+/// here, so `use_user_timezone` falls back to it).
+struct Format {
+    strftime: Option<String>,
+    zone: Tz,
+    micros: bool,
+}
+
+impl Format {
+    fn of(input: &Input, default_pattern: &str) -> Result<Self, String> {
+        let format = input.object("format_type");
+        let text = |key: &str| format.get(key).and_then(Value::as_str);
+        let zone: Tz = text("timezone").unwrap_or("UTC").parse().map_err(|_| "unknown timezone".to_owned())?;
+        let micros = format.get("include_microseconds").and_then(Value::as_bool).unwrap_or(false);
+        let strftime = match text("discriminator").unwrap_or("strftime") {
+            "iso8601" => None,
+            _ => Some(text("format").unwrap_or(default_pattern).to_owned()),
+        };
+        Ok(Self { strftime, zone, micros })
+    }
+
+    /// Python's `isoformat()`: `+00:00`, not `Z`; microseconds when asked.
+    fn iso(&self, at: DateTime<Tz>) -> String {
+        at.to_rfc3339_opts(if self.micros { SecondsFormat::Micros } else { SecondsFormat::Secs }, false)
+    }
+}
+
+/// A strftime pattern applied, or an error for a pattern chrono cannot read
+/// (chrono would panic formatting it).
+fn strftime(at: DateTime<Tz>, pattern: &str) -> Result<String, String> {
+    if StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
+        return Err(format!("invalid format: {pattern}"));
+    }
+    Ok(at.format(pattern).to_string())
+}
+
+fn local(ctx: &BlockContext, format: &Format) -> DateTime<Tz> {
+    ctx.now.with_timezone(&format.zone)
+}
+
+/// The time; in ISO form the part after the date, `T`-prefixed.
+fn current_time(input: &Input, ctx: &BlockContext) -> BlockResult {
+    let format = Format::of(input, "%H:%M:%S")?;
+    let now = local(ctx, &format);
+    let time = match &format.strftime {
+        Some(pattern) => strftime(now, pattern)?,
+        None => {
+            let iso = format.iso(now);
+            format!("T{}", iso.split_once('T').map_or(iso.as_str(), |(_, t)| t))
+        }
+    };
+    Ok(vec![out("time", time)])
+}
+
+/// The date `offset` days back (an offset that is no number counts as 0).
+fn current_date(input: &Input, ctx: &BlockContext) -> BlockResult {
+    let format = Format::of(input, "%Y-%m-%d")?;
+    let offset = match input.get("offset") {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    let day = local(ctx, &format) - chrono::Duration::days(offset.clamp(-1_000_000, 1_000_000));
+    let date = match &format.strftime {
+        Some(pattern) => strftime(day, pattern)?,
+        None => day.date_naive().to_string(),
+    };
+    Ok(vec![out("date", date)])
+}
+
+fn current_date_and_time(input: &Input, ctx: &BlockContext) -> BlockResult {
+    let format = Format::of(input, "%Y-%m-%d %H:%M:%S")?;
+    let now = local(ctx, &format);
+    let date_time = match &format.strftime {
+        Some(pattern) => strftime(now, pattern)?,
+        None => format.iso(now),
+    };
+    Ok(vec![out("date_time", date_time)])
+}
 
 /// A whole number of a unit, given as a number or as text.
 fn whole(input: &Input, field: &str) -> Result<u64, String> {
@@ -42,8 +131,54 @@ fn countdown_timer(input: &Input, _: &BlockContext) -> BlockResult {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use uuid::Uuid;
+
+    use chrono::{DateTime, Utc};
+    use serde_json::{Map, Value};
 
     use crate::blocks::testing::{expect, yields};
+    use crate::blocks::{run, BlockContext, Step};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn format_type(value: Value) -> Map<String, Value> {
+        let mut input = Map::new();
+        input.insert("format_type".into(), value);
+        input
+    }
+
+    fn clock(block: &str, input: Map<String, Value>) -> Value {
+        let ctx = BlockContext { user_id: Uuid::nil(), execution_id: Uuid::nil(), now: at("2026-12-03T09:05:03.250Z") };
+        match &run(block, &input, &ctx).steps[..] {
+            [Step::Yield(_, value)] => value.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn clocks_format_the_time_as_autogpt_does() {
+        let (time, date, both) = (
+            "a892b8d9-3e4e-4e9c-9c1e-75f8efcf1bfa",
+            "b29c1b50-5d0e-4d9f-8f9d-1b0e6fcbf0b1",
+            "716a67b3-6760-42e7-86dc-18645c6e00fc",
+        );
+        assert_eq!(clock(time, Map::new()), "09:05:03");
+        assert_eq!(clock(time, format_type(json!({"discriminator": "strftime", "format": "%H:%M"}))), "09:05");
+        assert_eq!(clock(time, format_type(json!({"discriminator": "iso8601", "timezone": "UTC"}))), "T09:05:03+00:00");
+        let tokyo = json!({"discriminator": "iso8601", "timezone": "Asia/Tokyo", "include_microseconds": true});
+        assert_eq!(clock(both, format_type(tokyo)), "2026-12-03T18:05:03.250000+09:00");
+        assert_eq!(clock(both, Map::new()), "2026-12-03 09:05:03");
+        let mut back = format_type(json!({"discriminator": "strftime", "format": "%m/%d/%Y"}));
+        back.insert("offset".into(), json!("7"));
+        assert_eq!(clock(date, back), "11/26/2026", "the offset goes back");
+        let mut iso = format_type(json!({"discriminator": "iso8601"}));
+        iso.insert("offset".into(), json!("x"));
+        assert_eq!(clock(date, iso), "2026-12-03", "an offset that is no number is 0");
+        let broken = yields(both, json!({"format_type": {"discriminator": "strftime", "format": "%Q"}}));
+        assert_eq!(broken[0].0, "error", "a bad pattern fails the node, not the worker");
+    }
 
     #[test]
     fn the_countdown_yields_its_message_after_the_wait() {
