@@ -8,6 +8,7 @@ pub mod credit;
 pub mod execution;
 pub mod graph;
 pub mod library;
+pub mod memory;
 pub mod user;
 
 pub use aggregate::{Aggregate, EventType};

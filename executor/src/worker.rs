@@ -5,6 +5,7 @@
 //! were decided against.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -46,7 +47,7 @@ pub enum Finished {
 
 /// One worker's hold on one run.
 pub(crate) struct Worker<'a> {
-    pub commands: &'a Commands<PgEventStore>,
+    pub commands: &'a Arc<Commands<PgEventStore>>,
     pub worker_id: &'a str,
     pub stop: &'a CancellationToken,
     pub pool: &'a sqlx::PgPool,
@@ -125,8 +126,16 @@ impl Worker<'_> {
                     Err(e) => return Err(e),
                 }
                 in_flight.insert(node_exec_id);
-                let ctx = BlockContext { user_id: state.user_id, execution_id, now: Utc::now() };
-                tokio::spawn(run_block(node_exec_id, block_id, input, ctx, reports.clone(), blocks_stop.clone()));
+                let ctx = BlockContext {
+                    user_id: state.user_id,
+                    execution_id,
+                    graph_id: state.graph_id,
+                    node_exec_id,
+                    now: Utc::now(),
+                };
+                let task =
+                    BlockTask { commands: self.commands.clone(), reports: reports.clone(), stop: blocks_stop.clone() };
+                tokio::spawn(task.run(block_id, input, ctx));
             }
             if moved {
                 continue;
@@ -327,37 +336,61 @@ enum Report {
     },
 }
 
-/// Run one block: its values go to the worker in batches cut at its waits;
-/// a stop cuts a wait short, and nothing more is reported.
-async fn run_block(
-    node_exec_id: Uuid,
-    block_id: String,
-    input: Map<String, Value>,
-    ctx: BlockContext,
+/// What a block's task needs besides the block: the store for the blocks
+/// that remember, where to report, and when to stop.
+struct BlockTask {
+    commands: Arc<Commands<PgEventStore>>,
     reports: mpsc::Sender<Report>,
     stop: CancellationToken,
-) {
-    let outcome = blocks::run(&block_id, &input, &ctx);
-    let mut outputs = Vec::new();
-    for step in outcome.steps {
-        match step {
-            Step::Yield(pin, value) => outputs.push((pin, without_nul(value))),
-            Step::Sleep(wait) => {
-                if !outputs.is_empty() {
-                    let batch = std::mem::take(&mut outputs);
-                    if reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_err() {
-                        return;
+}
+
+impl BlockTask {
+    /// Run one block: its values go to the worker in batches cut at its
+    /// waits; a stop cuts a wait short, and nothing more is reported.
+    async fn run(self, block_id: String, input: Map<String, Value>, ctx: BlockContext) {
+        let node_exec_id = ctx.node_exec_id;
+        let mut outcome = blocks::run(&block_id, &input, &ctx);
+        let mut outputs = Vec::new();
+        for step in outcome.steps {
+            match step {
+                Step::Yield(pin, value) => outputs.push((pin, without_nul(value))),
+                Step::Sleep(wait) => {
+                    if !outputs.is_empty() {
+                        let batch = std::mem::take(&mut outputs);
+                        if self.reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_err() {
+                            return;
+                        }
+                    }
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
                     }
                 }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+                Step::Persist { storage_key, value } => {
+                    let value = without_nul(value);
+                    match self.commands.persist_information(ctx.user_id, storage_key, value.clone(), node_exec_id).await
+                    {
+                        Ok(()) => outputs.push(("value".to_owned(), value)),
+                        Err(e) => {
+                            outcome.error = Some(format!("Could not store the information: {e}"));
+                            break;
+                        }
+                    }
+                }
+                Step::Recall { storage_key, default } => {
+                    match self.commands.recall_information(ctx.user_id, &storage_key).await {
+                        Ok(stored) => outputs.push(("value".to_owned(), stored.unwrap_or(default))),
+                        Err(e) => {
+                            outcome.error = Some(format!("Could not read the information: {e}"));
+                            break;
+                        }
+                    }
                 }
             }
         }
+        if !outputs.is_empty() && self.reports.send(Report::Outputs { node_exec_id, outputs }).await.is_err() {
+            return;
+        }
+        let _ = self.reports.send(Report::Done { node_exec_id, error: outcome.error }).await;
     }
-    if !outputs.is_empty() && reports.send(Report::Outputs { node_exec_id, outputs }).await.is_err() {
-        return;
-    }
-    let _ = reports.send(Report::Done { node_exec_id, error: outcome.error }).await;
 }

@@ -276,3 +276,47 @@ async fn branches_of_a_run_run_side_by_side() {
     // Each waited a second; the two waits overlapped.
     assert!(time(a, "start_time") < time(b, "end_time") && time(b, "start_time") < time(a, "end_time"), "{run}");
 }
+
+#[tokio::test]
+async fn information_persisted_by_one_agent_is_retrieved_by_another_across_agents_only() {
+    const PERSIST: &str = "1d055e55-a2b9-4547-8311-907d05b0304d";
+    const RETRIEVE: &str = "d8710fc9-6e29-481e-a7d5-165eb16f8471";
+    let app = spawn_app().await;
+    let owner = user();
+    let writer = json!({
+        "name": "writer", "description": "",
+        "nodes": [
+            {"id": "s", "block_id": blocks::STORE_VALUE, "input_default": {"input": "42"}},
+            {"id": "p", "block_id": PERSIST, "input_default": {"key": "answer", "scope": "across_agents"}},
+            {"id": "q", "block_id": PERSIST, "input_default": {"key": "answer", "scope": "within_agent", "value": "mine"}}
+        ],
+        "links": [{"source_id": "s", "sink_id": "p", "source_name": "output", "sink_name": "value"}]
+    });
+    let writer_id = id_of(&app.create_graph(owner, writer).await);
+    let (_, queued) = execute(&app, owner, &writer_id, json!({})).await;
+    assert_eq!(ended(&app, owner, &writer_id, queued["id"].as_str().unwrap()).await["status"], "COMPLETED");
+
+    let reader = json!({
+        "name": "reader", "description": "",
+        "nodes": [
+            {"id": "g", "block_id": RETRIEVE, "input_default": {"key": "answer", "scope": "across_agents"}},
+            {"id": "l", "block_id": RETRIEVE, "input_default": {"key": "answer", "scope": "within_agent", "default_value": "none"}},
+            {"id": "o1", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "global"}},
+            {"id": "o2", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "local"}}
+        ],
+        "links": [
+            {"source_id": "g", "sink_id": "o1", "source_name": "value", "sink_name": "value"},
+            {"source_id": "l", "sink_id": "o2", "source_name": "value", "sink_name": "value"}
+        ]
+    });
+    let reader_id = id_of(&app.create_graph(owner, reader.clone()).await);
+    let (_, queued) = execute(&app, owner, &reader_id, json!({})).await;
+    let run = ended(&app, owner, &reader_id, queued["id"].as_str().unwrap()).await;
+    assert_eq!(run["outputs"], json!({"global": ["42"], "local": ["none"]}), "{run}");
+    // Another user's agents see nothing of it.
+    let stranger = user();
+    let theirs = id_of(&app.create_graph(stranger, reader).await);
+    let (_, queued) = execute(&app, stranger, &theirs, json!({})).await;
+    let run = ended(&app, stranger, &theirs, queued["id"].as_str().unwrap()).await;
+    assert_eq!(run["outputs"]["global"], json!([null]), "{run}");
+}

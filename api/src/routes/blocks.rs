@@ -32,7 +32,8 @@ pub(crate) async fn list_blocks(_user: AuthUser) -> Json<&'static Value> {
 
 /// Run one block on the given input, outside any graph, and answer what it
 /// yielded, pin by pin. Nothing is recorded or charged; a wait the block
-/// asks for (CountdownTimer) is skipped.
+/// asks for (CountdownTimer) is skipped; the blocks that remember for an
+/// agent (Persist/RetrieveInformation) run only inside a graph run.
 #[utoipa::path(post, path = "/api/blocks/{block_id}/execute", operation_id = "postV1Execute graph block", tag = "blocks",
     params(("block_id" = String, Path)),
     request_body(content = Object, content_type = "application/json"),
@@ -45,7 +46,13 @@ pub(crate) async fn execute_block(
 ) -> ApiResult<Json<Map<String, Value>>> {
     let block = domain::blocks::find(&block_id).filter(|b| blocks::is_supported(b.id));
     let block = block.ok_or_else(|| ApiError::not_found(format!("Block #{block_id} not found.")))?;
-    let ctx = BlockContext { user_id: user.user_id, execution_id: Uuid::nil(), now: chrono::Utc::now() };
+    let ctx = BlockContext {
+        user_id: user.user_id,
+        execution_id: Uuid::nil(),
+        graph_id: Uuid::nil(),
+        node_exec_id: Uuid::nil(),
+        now: chrono::Utc::now(),
+    };
     let mut defaults = block_defaults(block);
     defaults.extend(input);
     let input = domain::execution::pins::merge_dynamic_pins(&defaults);
@@ -55,9 +62,17 @@ pub(crate) async fn execute_block(
     }
     let mut outputs = Map::new();
     for step in outcome.steps {
-        if let Step::Yield(pin, value) = step {
-            if let Value::Array(values) = outputs.entry(pin).or_insert_with(|| Value::Array(vec![])) {
-                values.push(value);
+        match step {
+            Step::Yield(pin, value) => {
+                if let Value::Array(values) = outputs.entry(pin).or_insert_with(|| Value::Array(vec![])) {
+                    values.push(value);
+                }
+            }
+            Step::Sleep(_) => {}
+            Step::Persist { .. } | Step::Recall { .. } => {
+                return Err(ApiError::bad_request(
+                    "This block remembers for an agent: it runs only inside a graph run",
+                ));
             }
         }
     }

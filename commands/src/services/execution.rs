@@ -175,3 +175,41 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 }
+
+impl<S: EventStore> Commands<S> {
+    /// Store a value for a user (PersistInformationBlock); the same node
+    /// execution stores it once, however often asked.
+    pub async fn persist_information(
+        &self,
+        user_id: Uuid,
+        storage_key: String,
+        value: Value,
+        node_exec_id: Uuid,
+    ) -> Result<(), CommandError> {
+        use domain::memory::{AgentMemory, MemoryEvent};
+        let ctx = CommandContext {
+            idempotency_key: Some(format!("persist/{node_exec_id}")),
+            ..CommandContext::for_user(user_id)
+        };
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, &ctx);
+            let (_, version) = uow.load::<AgentMemory>(user_id).await?;
+            let event = MemoryEvent::InformationPersisted {
+                storage_key: storage_key.clone(),
+                value: value.clone(),
+                node_exec_id,
+                at: self.now(),
+            };
+            uow.record::<AgentMemory>(user_id, version, &[event])?;
+            uow.commit().await.map(|_| ())
+        })
+        .await
+    }
+
+    /// A value stored for a user (RetrieveInformationBlock), if any.
+    pub async fn recall_information(&self, user_id: Uuid, storage_key: &str) -> Result<Option<Value>, CommandError> {
+        let ctx = CommandContext::default();
+        let (memory, _) = UnitOfWork::new(&self.store, &ctx).load::<domain::memory::AgentMemory>(user_id).await?;
+        Ok(memory.values.get(storage_key).cloned())
+    }
+}

@@ -19,7 +19,24 @@ pub(super) const RUNNERS: &[(&str, Run)] = &[
     ("422cb708-3109-4277-bfe3-bc2ae5812777", reverse_list_order),
     ("3c9c2f42-b0c3-435f-ba35-05f7a25c772a", count_items),
     ("95d1b990-ce13-4d88-9737-ba5c2070c97b", universal_type_converter),
+    ("1d055e55-a2b9-4547-8311-907d05b0304d", persist_information),
+    ("d8710fc9-6e29-481e-a7d5-165eb16f8471", retrieve_information),
 ];
+
+/// The storage key of the block's `key` in its `scope`.
+fn storage_key(input: &Input, ctx: &BlockContext) -> String {
+    domain::memory::storage_key(&input.text("scope", "within_agent"), &input.text("key", ""), ctx.graph_id)
+}
+
+/// Store the value for the user (the worker does the storing).
+fn persist_information(input: &Input, ctx: &BlockContext) -> BlockResult {
+    Ok(vec![super::Step::Persist { storage_key: storage_key(input, ctx), value: input.value("value") }])
+}
+
+/// What is stored under the key for the user, else the default.
+fn retrieve_information(input: &Input, ctx: &BlockContext) -> BlockResult {
+    Ok(vec![super::Step::Recall { storage_key: storage_key(input, ctx), default: input.value("default_value") }])
+}
 
 /// Most items StepThroughItems walks, as AutoGPT bounds it.
 const MAX_ITEMS: usize = 10_000;

@@ -26,6 +26,10 @@ pub struct BlockContext {
     pub user_id: Uuid,
     /// The run.
     pub execution_id: Uuid,
+    /// The run's graph.
+    pub graph_id: Uuid,
+    /// The node execution.
+    pub node_exec_id: Uuid,
     /// The clock, read once for the step.
     pub now: DateTime<Utc>,
 }
@@ -37,6 +41,22 @@ pub enum Step {
     Yield(String, Value),
     /// Wait this long before the next step.
     Sleep(Duration),
+    /// Store `value` under the storage key for the user, then yield it on
+    /// `value` (PersistInformationBlock).
+    Persist {
+        /// Scope and key.
+        storage_key: String,
+        /// What to store.
+        value: Value,
+    },
+    /// Yield on `value` what is stored under the key, else `default`
+    /// (RetrieveInformationBlock).
+    Recall {
+        /// Scope and key.
+        storage_key: String,
+        /// What to yield when nothing is stored.
+        default: Value,
+    },
 }
 
 /// A block's input, as the block reads it: null values dropped, as AutoGPT
@@ -130,7 +150,7 @@ pub fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Ou
                     let message = match &steps[at] {
                         Step::Yield(_, Value::String(s)) => s.clone(),
                         Step::Yield(_, other) => other.to_string(),
-                        Step::Sleep(_) => String::new(),
+                        _ => String::new(),
                     };
                     Outcome { steps: steps[..at].to_vec(), error: Some(fail(&message)) }
                 }
@@ -156,14 +176,20 @@ pub(crate) mod testing {
     /// Run a block on a JSON input and list what it yielded (`error` last
     /// when it failed).
     pub fn yields(block_id: &str, input: Value) -> Vec<(String, Value)> {
-        let ctx = BlockContext { user_id: Uuid::nil(), execution_id: Uuid::nil(), now: chrono::Utc::now() };
+        let ctx = BlockContext {
+            user_id: Uuid::nil(),
+            execution_id: Uuid::nil(),
+            graph_id: Uuid::nil(),
+            node_exec_id: Uuid::nil(),
+            now: chrono::Utc::now(),
+        };
         let outcome = run(block_id, input.as_object().expect("an object"), &ctx);
         let mut out: Vec<(String, Value)> = outcome
             .steps
             .into_iter()
             .filter_map(|s| match s {
                 Step::Yield(pin, value) => Some((pin, value)),
-                Step::Sleep(_) => None,
+                _ => None,
             })
             .collect();
         if let Some(error) = outcome.error {

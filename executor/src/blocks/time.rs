@@ -150,7 +150,13 @@ mod tests {
     }
 
     fn clock(block: &str, input: Map<String, Value>) -> Value {
-        let ctx = BlockContext { user_id: Uuid::nil(), execution_id: Uuid::nil(), now: at("2026-12-03T09:05:03.250Z") };
+        let ctx = BlockContext {
+            user_id: Uuid::nil(),
+            execution_id: Uuid::nil(),
+            graph_id: Uuid::nil(),
+            node_exec_id: Uuid::nil(),
+            now: at("2026-12-03T09:05:03.250Z"),
+        };
         match &run(block, &input, &ctx).steps[..] {
             [Step::Yield(_, value)] => value.clone(),
             other => panic!("{other:?}"),
