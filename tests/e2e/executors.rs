@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{blocks, echo_graph, fresh_database, serve, spawn_app, spawn_app_on, TestApp};
+use crate::helpers::{blocks, echo_graph, fresh_database, serve, spawn_app, spawn_app_on, spawn_app_with, TestApp};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 use crate::support::{id_of, user};
@@ -146,4 +146,34 @@ async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_fi
     let countdown = run["node_executions"].as_array().unwrap().iter().find(|n| n["block_id"] == COUNTDOWN).unwrap();
     assert_eq!(starts_of(&b, countdown["node_exec_id"].as_str().unwrap()).await, 2, "the interrupted node ran again");
     assert_eq!(countdown["output_data"], json!({"output_message": ["x"]}), "its output once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_over_the_per_user_cap_waits_queued() {
+    let app = spawn_app_with(|c| c.executor_per_user = 1).await;
+    let owner = user();
+    let graph = json!({
+        "name": "wait", "description": "",
+        "nodes": [{"id": "t", "block_id": COUNTDOWN, "input_default": {"seconds": 1}}],
+        "links": []
+    });
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    for _ in 0..3 {
+        let (status, _) = app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({})).await;
+        assert_eq!(status, 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut most_running = 0;
+    loop {
+        let (_, runs) = app.get("/api/executions", owner).await;
+        let runs = runs.as_array().cloned().unwrap_or_default();
+        let running = runs.iter().filter(|r| r["status"] == "RUNNING").count();
+        most_running = most_running.max(running);
+        if runs.len() == 3 && runs.iter().all(|r| r["status"] == "COMPLETED") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{runs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(most_running, 1, "one run of the user at a time");
 }
