@@ -25,9 +25,9 @@ use crate::state::AppState;
         delete_execution, share_execution, unshare_execution, get_shared_execution,
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
-        list_projections, render,
+        list_projections, render, crate::live::ws::upgrade,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live")),
     components(schemas(crate::routes::SortBy)),
     modifiers(&CommonResponses, &Constraints)
 )]

@@ -134,6 +134,9 @@ async fn users_only_ever_receive_their_own_runs_and_bad_tokens_are_closed() {
         .expect("connect")
         .0;
     assert_eq!(next(&mut anonymous, Duration::from_secs(5)).await.unwrap(), json!({"closed": 4001}));
+    let (status, body) = crate::helpers::send(app.anonymous(reqwest::Method::GET, "/ws?token=x")).await;
+    assert_eq!(status, 400, "a plain GET is no upgrade: {body}");
+    assert_eq!(body["error_type"], "bad_request");
     let mut forged = connect(&app, "not-a-token").await;
     assert_eq!(next(&mut forged, Duration::from_secs(5)).await.unwrap(), json!({"closed": 4003}));
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::bus::{Push, PushKind};
 use super::relay::pushes;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 
 /// Close codes of AutoGPT's hub, and ours for a subscriber too far behind.
@@ -41,12 +42,20 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
+/// The query of `/ws`.
 #[derive(Debug, Deserialize)]
-struct WsQuery {
+pub(crate) struct WsQuery {
     token: Option<String>,
 }
 
-async fn upgrade(
+/// AutoGPT's WebSocket protocol (see the module's documentation): upgrade
+/// with the token as `?token=` or as `Authorization: Bearer`.
+#[utoipa::path(get, path = "/ws", operation_id = "websocket", tag = "live",
+    params(("token" = Option<String>, Query, description = "The JWT (or send it as Authorization)")),
+    responses((status = 101, description = "Switching Protocols: the WebSocket session"),
+        (status = 400, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
+        (status = 422, description = "The query does not fit its schema", body = crate::error::ErrorBody)))]
+pub(crate) async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
