@@ -10,6 +10,7 @@ mod io;
 mod logic;
 mod text;
 mod time;
+mod xml;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -123,7 +124,9 @@ pub struct Outcome {
 
 static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
     let mut runners: HashMap<&'static str, Run> = HashMap::new();
-    for family in [io::RUNNERS, basic::RUNNERS, text::RUNNERS, logic::RUNNERS, data::RUNNERS, time::RUNNERS] {
+    for family in
+        [io::RUNNERS, basic::RUNNERS, text::RUNNERS, logic::RUNNERS, data::RUNNERS, time::RUNNERS, xml::RUNNERS]
+    {
         runners.extend(family.iter().copied());
     }
     runners
