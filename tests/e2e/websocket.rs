@@ -216,3 +216,31 @@ async fn with_nats_down_runs_still_complete_and_clients_catch_up_from_the_log() 
     assert!(relay["last_error"].as_str().unwrap_or("").contains("NATS"), "{relay}");
     assert!(relay["lag_events"].as_i64().unwrap() > 0, "the relay waits for NATS: {relay}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_never_reads_does_not_hold_back_the_others() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let subscribe = json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}});
+    // The stalled client subscribes, then never reads again.
+    let mut stalled = connect(&app, &app.token(owner, false)).await;
+    say(&mut stalled, subscribe.clone()).await;
+    let mut reader = connect(&app, &app.token(owner, false)).await;
+    say(&mut reader, subscribe).await;
+    next(&mut reader, Duration::from_secs(5)).await.expect("ack");
+    let runs = 20;
+    for i in 0..runs {
+        let (status, _) =
+            app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": i}})).await;
+        assert_eq!(status, 200);
+    }
+    let mut completed = std::collections::HashSet::new();
+    while completed.len() < runs {
+        let msg = next(&mut reader, Duration::from_secs(15)).await.expect("the reader keeps receiving");
+        if msg["data"]["status"] == "COMPLETED" {
+            completed.insert(msg["data"]["id"].as_str().unwrap().to_owned());
+        }
+    }
+    drop(stalled);
+}
