@@ -87,6 +87,7 @@ impl Worker<'_> {
             self.commands.append_run_step(&state, version, &events).await?;
             return Ok(Finished::Ended(ExecutionStatus::Failed));
         };
+        let user_timezone = self.commands.user_timezone(state.user_id).await?;
         let (reports, mut inbox) = mpsc::channel::<Report>(64);
         let blocks_stop = self.stop.child_token();
         let mut in_flight: HashSet<Uuid> = HashSet::new();
@@ -131,6 +132,7 @@ impl Worker<'_> {
                     execution_id,
                     graph_id: state.graph_id,
                     node_exec_id,
+                    user_timezone: user_timezone.clone(),
                     now: Utc::now(),
                 };
                 let task =

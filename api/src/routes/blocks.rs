@@ -51,6 +51,7 @@ pub(crate) async fn execute_block(
         execution_id: Uuid::nil(),
         graph_id: Uuid::nil(),
         node_exec_id: Uuid::nil(),
+        user_timezone: None,
         now: chrono::Utc::now(),
     };
     let mut defaults = block_defaults(block);

@@ -31,6 +31,8 @@ pub struct BlockContext {
     pub graph_id: Uuid,
     /// The node execution.
     pub node_exec_id: Uuid,
+    /// The user's chosen timezone, for clock blocks told to use it.
+    pub user_timezone: Option<String>,
     /// The clock, read once for the step.
     pub now: DateTime<Utc>,
 }
@@ -184,6 +186,7 @@ pub(crate) mod testing {
             execution_id: Uuid::nil(),
             graph_id: Uuid::nil(),
             node_exec_id: Uuid::nil(),
+            user_timezone: None,
             now: chrono::Utc::now(),
         };
         let outcome = run(block_id, input.as_object().expect("an object"), &ctx);

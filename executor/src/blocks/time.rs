@@ -18,8 +18,8 @@ pub(super) const RUNNERS: &[(&str, Run)] = &[
 ];
 
 /// A clock block's `format_type`: a strftime pattern, or ISO 8601; in the
-/// format's timezone (the user's profile timezone is not known to a block
-/// here, so `use_user_timezone` falls back to it).
+/// user's timezone when told to use it and the user chose one, else in the
+/// format's.
 struct Format {
     strftime: Option<String>,
     zone: Tz,
@@ -27,10 +27,12 @@ struct Format {
 }
 
 impl Format {
-    fn of(input: &Input, default_pattern: &str) -> Result<Self, String> {
+    fn of(input: &Input, ctx: &BlockContext, default_pattern: &str) -> Result<Self, String> {
         let format = input.object("format_type");
         let text = |key: &str| format.get(key).and_then(Value::as_str);
-        let zone: Tz = text("timezone").unwrap_or("UTC").parse().map_err(|_| "unknown timezone".to_owned())?;
+        let use_user = format.get("use_user_timezone").and_then(Value::as_bool).unwrap_or(false);
+        let zone_name = ctx.user_timezone.as_deref().filter(|_| use_user).or(text("timezone")).unwrap_or("UTC");
+        let zone: Tz = zone_name.parse().map_err(|_| "unknown timezone".to_owned())?;
         let micros = format.get("include_microseconds").and_then(Value::as_bool).unwrap_or(false);
         let strftime = match text("discriminator").unwrap_or("strftime") {
             "iso8601" => None,
@@ -60,7 +62,7 @@ fn local(ctx: &BlockContext, format: &Format) -> DateTime<Tz> {
 
 /// The time; in ISO form the part after the date, `T`-prefixed.
 fn current_time(input: &Input, ctx: &BlockContext) -> BlockResult {
-    let format = Format::of(input, "%H:%M:%S")?;
+    let format = Format::of(input, ctx, "%H:%M:%S")?;
     let now = local(ctx, &format);
     let time = match &format.strftime {
         Some(pattern) => strftime(now, pattern)?,
@@ -74,7 +76,7 @@ fn current_time(input: &Input, ctx: &BlockContext) -> BlockResult {
 
 /// The date `offset` days back (an offset that is no number counts as 0).
 fn current_date(input: &Input, ctx: &BlockContext) -> BlockResult {
-    let format = Format::of(input, "%Y-%m-%d")?;
+    let format = Format::of(input, ctx, "%Y-%m-%d")?;
     let offset = match input.get("offset") {
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
@@ -89,7 +91,7 @@ fn current_date(input: &Input, ctx: &BlockContext) -> BlockResult {
 }
 
 fn current_date_and_time(input: &Input, ctx: &BlockContext) -> BlockResult {
-    let format = Format::of(input, "%Y-%m-%d %H:%M:%S")?;
+    let format = Format::of(input, ctx, "%Y-%m-%d %H:%M:%S")?;
     let now = local(ctx, &format);
     let date_time = match &format.strftime {
         Some(pattern) => strftime(now, pattern)?,
@@ -155,6 +157,7 @@ mod tests {
             execution_id: Uuid::nil(),
             graph_id: Uuid::nil(),
             node_exec_id: Uuid::nil(),
+            user_timezone: Some("Asia/Kolkata".into()),
             now: at("2026-12-03T09:05:03.250Z"),
         };
         match &run(block, &input, &ctx).steps[..] {
@@ -182,6 +185,8 @@ mod tests {
         let mut iso = format_type(json!({"discriminator": "iso8601"}));
         iso.insert("offset".into(), json!("x"));
         assert_eq!(clock(date, iso), "2026-12-03", "an offset that is no number is 0");
+        let mine = json!({"discriminator": "strftime", "format": "%H:%M", "use_user_timezone": true});
+        assert_eq!(clock(time, format_type(mine)), "14:35", "the user's timezone when told to use it");
         let broken = yields(both, json!({"format_type": {"discriminator": "strftime", "format": "%Q"}}));
         assert_eq!(broken[0].0, "error", "a bad pattern fails the node, not the worker");
     }
