@@ -25,6 +25,13 @@ impl CommandContext {
         Self { user_id: Some(user), correlation_id: Uuid::new_v4(), ..Self::default() }
     }
 
+    /// A context for `user` whose event ids derive from `key`, as with an
+    /// idempotency key: what the system itself appends once per key (a
+    /// charge per node execution, a stored value per node execution).
+    pub fn keyed(user: Uuid, key: String) -> Self {
+        Self { idempotency_key: Some(key), ..Self::for_user(user) }
+    }
+
     /// A fresh id for a new aggregate: derived from the idempotency key when
     /// there is one, so a retried create lands on the same stream. Otherwise
     /// time-ordered (v7), so new streams, and the read-model rows keyed by

@@ -44,12 +44,6 @@ pub enum Charged {
     Refused(CreditError),
 }
 
-/// Event ids of a ledger append derived from `key`, so the same charge (a
-/// resumed node) or the same opening is stored once.
-fn keyed(user_id: Uuid, key: String) -> CommandContext {
-    CommandContext { idempotency_key: Some(key), ..CommandContext::for_user(user_id) }
-}
-
 impl<S: EventStore> Commands<S> {
     /// A user's ledger as the log has it now.
     async fn ledger(&self, user_id: Uuid) -> Result<(CreditLedger, i64), CommandError> {
@@ -84,7 +78,9 @@ impl<S: EventStore> Commands<S> {
             } else {
                 ("open".to_owned(), events.into_iter().take(1).collect())
             };
-            let ctx = keyed(user_id, key);
+            // Event ids derive from the key: the same charge (a resumed
+            // node) or the same opening is stored once.
+            let ctx = CommandContext::keyed(user_id, key);
             let mut uow = UnitOfWork::new(&self.store, &ctx);
             uow.record::<CreditLedger>(user_id, version, &events)?;
             match uow.commit().await {

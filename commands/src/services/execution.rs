@@ -95,8 +95,7 @@ impl<S: EventStore> Commands<S> {
 impl<S: EventStore> Commands<S> {
     /// A run's state and the version of its stream.
     pub async fn load_execution(&self, execution_id: Uuid) -> Result<(GraphExecution, i64), CommandError> {
-        let ctx = CommandContext::default();
-        UnitOfWork::new(&self.store, &ctx).load::<GraphExecution>(execution_id).await
+        self.read::<GraphExecution>(execution_id).await
     }
 
     /// Append a step the executor decided for a run at `expected_version`;
@@ -187,10 +186,7 @@ impl<S: EventStore> Commands<S> {
         node_exec_id: Uuid,
     ) -> Result<(), CommandError> {
         use domain::memory::{AgentMemory, MemoryEvent};
-        let ctx = CommandContext {
-            idempotency_key: Some(format!("persist/{node_exec_id}")),
-            ..CommandContext::for_user(user_id)
-        };
+        let ctx = CommandContext::keyed(user_id, format!("persist/{node_exec_id}"));
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, &ctx);
             let (_, version) = uow.load::<AgentMemory>(user_id).await?;
@@ -208,8 +204,7 @@ impl<S: EventStore> Commands<S> {
 
     /// A value stored for a user (RetrieveInformationBlock), if any.
     pub async fn recall_information(&self, user_id: Uuid, storage_key: &str) -> Result<Option<Value>, CommandError> {
-        let ctx = CommandContext::default();
-        let (memory, _) = UnitOfWork::new(&self.store, &ctx).load::<domain::memory::AgentMemory>(user_id).await?;
+        let (memory, _) = self.read::<domain::memory::AgentMemory>(user_id).await?;
         Ok(memory.values.get(storage_key).cloned())
     }
 }

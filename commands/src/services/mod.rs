@@ -54,6 +54,16 @@ impl<S: EventStore> Commands<S> {
         &self.credit_rules
     }
 
+    /// An aggregate's state and stream version, read outside any command
+    /// (for the executor and the blocks; nothing is appended).
+    pub(crate) async fn read<A: domain::aggregate::Aggregate>(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<(A, i64), crate::CommandError> {
+        let ctx = crate::CommandContext::default();
+        crate::uow::UnitOfWork::new(&self.store, &ctx).load::<A>(id).await
+    }
+
     /// The underlying store.
     pub fn store(&self) -> &S {
         &self.store

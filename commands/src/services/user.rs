@@ -51,8 +51,7 @@ impl<S: EventStore> Commands<S> {
 
     /// The timezone the user chose, if any (for blocks told to use it).
     pub async fn user_timezone(&self, user_id: Uuid) -> Result<Option<String>, CommandError> {
-        let ctx = CommandContext::default();
-        let (user, _) = crate::uow::UnitOfWork::new(&self.store, &ctx).load::<User>(user_id).await?;
+        let (user, _) = self.read::<User>(user_id).await?;
         Ok(Some(user.timezone).filter(|tz| !tz.is_empty() && tz != domain::user::TIMEZONE_NOT_SET))
     }
 }
