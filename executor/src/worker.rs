@@ -117,14 +117,9 @@ impl Worker<'_> {
                     break;
                 }
                 let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
-                match self.append(&mut state, version, started).await {
-                    Ok(v) => version = v,
-                    Err(CommandError::Conflict) => {
-                        (state, version) = self.commands.load_execution(execution_id).await?;
-                        moved = true;
-                        break;
-                    }
-                    Err(e) => return Err(e),
+                if !self.append(&mut state, &mut version, started).await? {
+                    moved = true;
+                    break;
                 }
                 in_flight.insert(node_exec_id);
                 let ctx = BlockContext {
@@ -146,13 +141,7 @@ impl Worker<'_> {
                 // Nothing queued or running: the run is over.
                 let end =
                     ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at: Utc::now() };
-                match self.append(&mut state, version, vec![end]).await {
-                    Ok(v) => version = v,
-                    Err(CommandError::Conflict) => {
-                        (state, version) = self.commands.load_execution(execution_id).await?
-                    }
-                    Err(e) => return Err(e),
-                }
+                self.append(&mut state, &mut version, vec![end]).await?;
                 continue;
             }
             tokio::select! {
@@ -165,10 +154,7 @@ impl Worker<'_> {
                 }
                 // While blocks run (or wait), look whether the run was stopped.
                 _ = tokio::time::sleep(STOP_CHECK) => {
-                    let (latest, latest_version) = self.commands.load_execution(execution_id).await?;
-                    if latest_version != version {
-                        (state, version) = (latest, latest_version);
-                    }
+                    self.commands.catch_up_execution(&mut state, &mut version).await?;
                 }
                 _ = self.stop.cancelled() => {}
             }
@@ -187,7 +173,6 @@ impl Worker<'_> {
         version: &mut i64,
         report: Report,
     ) -> Result<(), CommandError> {
-        let execution_id = state.id.unwrap_or_default();
         for _ in 0..MAX_REDECIDE {
             if state.status.is_some_and(ExecutionStatus::is_final) {
                 return Ok(());
@@ -222,13 +207,8 @@ impl Worker<'_> {
                     events
                 }
             };
-            match self.append(state, *version, events).await {
-                Ok(v) => {
-                    *version = v;
-                    return Ok(());
-                }
-                Err(CommandError::Conflict) => (*state, *version) = self.commands.load_execution(execution_id).await?,
-                Err(e) => return Err(e),
+            if self.append(state, version, events).await? {
+                return Ok(());
             }
         }
         Err(CommandError::Conflict)
@@ -258,13 +238,7 @@ impl Worker<'_> {
             events.push(event);
         }
         events.extend(engine::end_run(&mut working, ExecutionStatus::Failed, Some(refused), at));
-        match self.append(state, *version, events).await {
-            Ok(v) => *version = v,
-            Err(CommandError::Conflict) => {
-                (*state, *version) = self.commands.load_execution(state.id.unwrap_or_default()).await?
-            }
-            Err(e) => return Err(e),
-        }
+        self.append(state, version, events).await?;
         Ok(())
     }
 
@@ -292,18 +266,29 @@ impl Worker<'_> {
         })
     }
 
-    /// Append `events` and fold them into `state`.
+    /// Append `events` at `version` and fold them into `state`; when
+    /// another writer moved the stream first (a stop, a share), fold in
+    /// what it wrote instead and answer false, so the caller decides again.
     async fn append(
         &self,
         state: &mut GraphExecution,
-        version: i64,
+        version: &mut i64,
         events: Vec<ExecutionEvent>,
-    ) -> Result<i64, CommandError> {
-        let next = self.commands.append_run_step(state, version, &events).await?;
-        for event in &events {
-            state.evolve(event);
+    ) -> Result<bool, CommandError> {
+        match self.commands.append_run_step(state, *version, &events).await {
+            Ok(next) => {
+                for event in &events {
+                    state.evolve(event);
+                }
+                *version = next;
+                Ok(true)
+            }
+            Err(CommandError::Conflict) => {
+                self.commands.catch_up_execution(state, version).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
-        Ok(next)
     }
 }
 

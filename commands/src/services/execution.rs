@@ -98,6 +98,24 @@ impl<S: EventStore> Commands<S> {
         self.read::<GraphExecution>(execution_id).await
     }
 
+    /// Bring a run's state up to its stream: fold the events after
+    /// `version` (the stream only grows, so what `state` holds stays true).
+    /// Answers whether anything was new.
+    pub async fn catch_up_execution(
+        &self,
+        state: &mut GraphExecution,
+        version: &mut i64,
+    ) -> Result<bool, CommandError> {
+        let Some(execution_id) = state.id else { return Ok(false) };
+        let stream = domain::aggregate::stream_name::<GraphExecution>(execution_id);
+        let newer = self.store.read_stream(&stream, *version).await?;
+        for recorded in &newer {
+            state.evolve(&eventlog::codec::decode::<GraphExecution>(recorded)?);
+            *version = recorded.version;
+        }
+        Ok(!newer.is_empty())
+    }
+
     /// Append a step the executor decided for a run at `expected_version`;
     /// answers the stream's new version. Event ids derive from the run and
     /// the version, so a step appended twice (a worker retrying after a lost
