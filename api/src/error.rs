@@ -1,11 +1,14 @@
 //! The one JSON error shape, `{detail, error_type, timestamp, errors?}`, and
-//! the mapping from every internal error to it.
+//! the mapping from every internal error to it. `detail` is a sentence,
+//! except for a refused run, where AutoGPT's clients read a structured
+//! `{type, message, node_errors}` object.
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
 use commands::{CommandError, StoreError};
+use domain::execution::engine::RunError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
 use domain::user::UserError;
@@ -16,8 +19,8 @@ use serde_json::{json, Value};
 /// The error body every failure is answered with.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Human-readable explanation.
-    pub detail: String,
+    /// Human-readable explanation, or the structured reason a run was refused.
+    pub detail: Detail,
     /// Machine-readable kind (`not_found`, `validation_error`, …).
     pub error_type: &'static str,
     /// When the error was produced (RFC 3339).
@@ -29,6 +32,29 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub node_errors: Option<Value>,
+}
+
+/// What `detail` holds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Detail {
+    /// A sentence.
+    Text(String),
+    /// Why a run was refused, per node (AutoGPT's `GraphValidationError`).
+    Validation(ValidationDetail),
+}
+
+/// The structured `detail` of a refused run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ValidationDetail {
+    /// Always `validation_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A sentence.
+    pub message: String,
+    /// Per node id, per field, what is wrong.
+    #[schema(value_type = Object)]
+    pub node_errors: Value,
 }
 
 /// One field-level problem of a request that did not fit its schema.
@@ -66,6 +92,8 @@ pub struct ApiError {
 struct Extra {
     errors: Option<Vec<FieldError>>,
     node_errors: Option<Value>,
+    /// The detail is the structured validation object, not the sentence.
+    structured: bool,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -124,8 +152,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let extra = self.extra.map(|e| *e).unwrap_or_default();
+        let detail = match (&extra.node_errors, extra.structured) {
+            (Some(node_errors), true) => Detail::Validation(ValidationDetail {
+                kind: "validation_error",
+                message: self.detail,
+                node_errors: node_errors.clone(),
+            }),
+            _ => Detail::Text(self.detail),
+        };
         let body = ErrorBody {
-            detail: self.detail,
+            detail,
             error_type: self.error_type,
             timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             errors: extra.errors,
@@ -143,10 +179,28 @@ impl From<GraphError> for ApiError {
             GraphError::NotFound | GraphError::VersionNotFound(_) => Self::not_found(e.to_string()),
             GraphError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             GraphError::IdMismatch | GraphError::Invalid(_) => Self::bad_request(e.to_string()),
-            GraphError::Validation { message, node_errors } => Self {
-                extra: Some(Box::new(Extra { node_errors: Some(json!(node_errors)), ..Extra::default() })),
-                ..Self::new(StatusCode::BAD_REQUEST, "graph_validation_error", message)
-            },
+            GraphError::Validation { message, node_errors } => Self::node_errors(message, json!(node_errors), false),
+        }
+    }
+}
+
+impl ApiError {
+    /// 400 naming what is wrong per node; `structured` puts it in `detail`
+    /// as AutoGPT answers a refused run.
+    fn node_errors(message: String, node_errors: Value, structured: bool) -> Self {
+        Self {
+            extra: Some(Box::new(Extra { node_errors: Some(node_errors), structured, ..Extra::default() })),
+            ..Self::new(StatusCode::BAD_REQUEST, "graph_validation_error", message)
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        let message = e.to_string();
+        match e {
+            RunError::Invalid(node_errors) => Self::node_errors(message, json!(node_errors), true),
+            RunError::NoStartingNodes => Self::bad_request(message),
         }
     }
 }
@@ -176,6 +230,7 @@ impl From<CommandError> for ApiError {
             CommandError::User(e) => e.into(),
             CommandError::Graph(e) => e.into(),
             CommandError::Library(e) => e.into(),
+            CommandError::Run(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
         }

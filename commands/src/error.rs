@@ -17,6 +17,9 @@ pub enum CommandError {
     /// A library rule refused it.
     #[error(transparent)]
     Library(#[from] LibraryError),
+    /// A run was refused before anything was queued.
+    #[error(transparent)]
+    Run(#[from] domain::execution::engine::RunError),
     /// Still conflicting after the bounded retries.
     #[error("the resource was modified concurrently; retry")]
     Conflict,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{blocks, greeting_graph, sample_graph, send, spawn_app, TestApp};
-use crate::support::{admin_request, assert_error, events_of_type, id_of, user};
+use crate::support::{admin_request, events_of_type, id_of, user};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 
@@ -128,8 +128,11 @@ async fn runs_are_refused_when_inputs_are_missing_and_hidden_from_other_users() 
     let graph_id = id_of(&app.create_graph(owner, graph).await);
     let (status, body) = execute(&app, owner, &graph_id, json!({})).await;
     assert_eq!(status, 400, "{body}");
-    assert_error(&body, "graph_validation_error");
-    assert!(body["node_errors"].as_object().is_some_and(|e| e.values().any(|f| f.get("input").is_some())), "{body}");
+    assert_eq!(body["detail"]["type"], "validation_error", "AutoGPT's structured detail: {body}");
+    assert!(body["detail"]["message"].is_string(), "{body}");
+    let node_errors = &body["detail"]["node_errors"];
+    assert!(node_errors.as_object().is_some_and(|e| e.values().any(|f| f.get("input").is_some())), "{body}");
+    assert_eq!(&body["node_errors"], node_errors, "the house shape keeps node_errors at the top too: {body}");
     assert_eq!(events_of_type(&app, "ExecutionQueued").await, 0, "a refused run appends nothing");
 
     let greeting = id_of(&app.create_graph(owner, greeting_graph()).await);

@@ -2,7 +2,7 @@
 //! between; these handlers only queue a run and end one on request.
 
 use domain::aggregate::Aggregate;
-use domain::execution::engine::{self, RunError};
+use domain::execution::engine;
 use domain::execution::{ExecutionStatus, GraphExecution};
 use domain::graph::{Graph, GraphError, GraphVersion};
 use eventlog::EventStore;
@@ -14,15 +14,6 @@ use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
-
-/// Why a run was refused, as the graph errors the API already answers.
-fn refused(e: RunError) -> CommandError {
-    let message = e.to_string();
-    match e {
-        RunError::Invalid(node_errors) => GraphError::Validation { message, node_errors }.into(),
-        RunError::NoStartingNodes => GraphError::Invalid(message).into(),
-    }
-}
 
 impl<S: EventStore> Commands<S> {
     /// Queue a run of one of the user's graphs: `version`, or the active one
@@ -44,7 +35,8 @@ impl<S: EventStore> Commands<S> {
         let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
         let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
         let execution_id = ctx.new_id("execution");
-        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now()).map_err(refused)?;
+        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now())
+            .map_err(CommandError::Run)?;
         uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
         let outcome = uow.commit().await?;
         let mut state = GraphExecution::default();
