@@ -67,7 +67,7 @@ impl App {
         let store = PgEventStore::new(pool);
         // Before anything reads or appends: the log may come from another server.
         store.ensure_order().await?;
-        let bus = crate::live::Bus::default();
+        let bus = crate::live::Bus::new(config.ws_buffer);
         let stop = CancellationToken::new();
         let (outlet, forwarder) = match &config.nats_url {
             Some(url) => {

@@ -71,6 +71,9 @@ pub struct Config {
     pub executor_lease: Duration,
     /// Starting credits and the per-count charge of node executions.
     pub credits: domain::credit::CreditRules,
+    /// Pushes a WebSocket client may fall behind before it is cut off
+    /// (4008) and told to resume by token.
+    pub ws_buffer: usize,
     /// Connections of the shared pool (appends take up to 8 more of their
     /// own, each projector one).
     pub db_pool_size: u32,
@@ -117,6 +120,7 @@ impl Config {
             executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
             db_pool_size: parse_num(var("DB_POOL_SIZE"), 32, "DB_POOL_SIZE")?,
+            ws_buffer: parse_num(var("WS_BUFFER"), crate::live::bus::CAPACITY, "WS_BUFFER")?.max(1),
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -148,6 +152,7 @@ impl Config {
             executor_lease: Duration::from_secs(15),
             credits: domain::credit::CreditRules::default(),
             db_pool_size: 32,
+            ws_buffer: crate::live::bus::CAPACITY,
         }
     }
 }

@@ -18,16 +18,7 @@ async fn execute(app: &TestApp, owner: Uuid, graph_id: &str, inputs: Value) -> (
 
 /// Poll the run until it has ended (bounded).
 async fn ended(app: &TestApp, owner: Uuid, graph_id: &str, run_id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, run) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
-        assert_eq!(status, 200, "{run}");
-        if ["COMPLETED", "FAILED", "TERMINATED"].contains(&run["status"].as_str().unwrap_or("")) {
-            return run;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "run never ended: {run}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.run_ended(owner, graph_id, run_id, Duration::from_secs(15)).await
 }
 
 #[tokio::test]

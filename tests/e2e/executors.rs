@@ -127,15 +127,8 @@ async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_fi
     first.child.wait().unwrap();
 
     let b = spawn_app_on(url.clone(), |c| c.executor_lease = Duration::from_millis(1000)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        let (_, run) = b.get(&detail, owner).await;
-        if run["status"] == "COMPLETED" {
-            break run;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never resumed: {run}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let run = b.run_ended(owner, &graph_id, &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
     assert_eq!(run["outputs"], json!({"done": ["x"]}), "{run}");
     let resumed: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ExecutionResumed'")
         .fetch_one(&b.pool)

@@ -157,6 +157,20 @@ pub fn claims(user: Uuid, admin: bool) -> Claims {
 }
 
 impl TestApp {
+    /// Poll a run of `owner` until it has ended, within `wait`; the run.
+    pub async fn run_ended(&self, owner: Uuid, graph_id: &str, run_id: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let (status, run) = self.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
+            assert_eq!(status, 200, "{run}");
+            if ["COMPLETED", "FAILED", "TERMINATED"].contains(&run["status"].as_str().unwrap_or("")) {
+                return run;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "run never ended: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A valid token for `user`.
     pub fn token(&self, user: Uuid, admin: bool) -> String {
         sign(&self.auth, &claims(user, admin)).expect("sign")

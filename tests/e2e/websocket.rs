@@ -1,13 +1,14 @@
 //! The WebSocket hub as a client uses it: subscribe, watch a run to its end,
 //! resume from a token, heartbeat, isolation and the close codes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{blocks, greeting_graph, spawn_app, TestApp};
+use crate::helpers::{blocks, greeting_graph, spawn_app, spawn_app_with, TestApp};
 use crate::support::{id_of, user};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -243,4 +244,73 @@ async fn a_client_that_never_reads_does_not_hold_back_the_others() {
         }
     }
     drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_falls_too_far_behind_is_cut_off_and_resumes_by_token_without_gap_or_duplicate() {
+    // A buffer of one push: any burst the session cannot forward at once
+    // puts it behind.
+    let app = spawn_app_with(|c| c.ws_buffer = 1).await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let mut socket = connect(&app, &app.token(owner, false)).await;
+    say(&mut socket, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}})).await;
+    next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+
+    let mut runs = Vec::new();
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut completed = std::collections::HashSet::new();
+    let mut told = None;
+    'rounds: for _ in 0..5 {
+        for i in 0..20 {
+            let (status, queued) =
+                app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": i}})).await;
+            assert_eq!(status, 200, "{queued}");
+            runs.push(queued["id"].as_str().unwrap().to_owned());
+        }
+        while let Some(msg) = next(&mut socket, Duration::from_secs(3)).await {
+            if msg.get("closed").is_some() {
+                assert_eq!(msg, json!({"closed": 4008}), "cut off with 4008");
+                break 'rounds;
+            }
+            if msg["method"] == "error" {
+                told = msg["error"].as_str().map(str::to_owned);
+                continue;
+            }
+            let run = msg["data"]["id"].as_str().unwrap().to_owned();
+            if msg["data"]["status"] == "COMPLETED" {
+                completed.insert(run.clone());
+            }
+            seen.entry(run).or_default().push(msg["token"].as_str().unwrap().to_owned());
+        }
+    }
+    let told = told.expect("a client that fell behind is told so before the close");
+    assert!(told.contains("Too far behind"), "{told}");
+
+    // Once every run has ended, resume each from the last token seen.
+    for run in &runs {
+        app.run_ended(owner, &graph_id, run, Duration::from_secs(30)).await;
+    }
+    let mut resumed = connect(&app, &app.token(owner, false)).await;
+    for run in &runs {
+        let after = seen.get(run).and_then(|t| t.last().cloned()).unwrap_or_else(|| "1.0.0".into());
+        say(
+            &mut resumed,
+            json!({"method": "subscribe_graph_execution", "data": {"graph_exec_id": run, "after": after}}),
+        )
+        .await;
+        let ack = next(&mut resumed, Duration::from_secs(5)).await.expect("ack");
+        assert_eq!(ack["success"], true, "{ack}");
+        while let Some(msg) = next(&mut resumed, Duration::from_millis(300)).await {
+            assert_eq!(msg["data"]["graph_exec_id"].as_str().or(msg["data"]["id"].as_str()), Some(run.as_str()));
+            let token = msg["token"].as_str().unwrap().to_owned();
+            let before = seen.entry(run.clone()).or_default();
+            assert!(!before.contains(&token), "no push twice: {token}");
+            before.push(token);
+            if msg["method"] == "graph_execution_event" && msg["data"]["status"] == "COMPLETED" {
+                assert!(completed.insert(run.clone()), "the end of {run} arrives once");
+            }
+        }
+    }
+    assert_eq!(completed.len(), runs.len(), "before the cut or after the resume, every run's end reached the client");
 }

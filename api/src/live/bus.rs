@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Messages a subscriber may be behind before it is cut off.
+/// Messages a subscriber may be behind before it is cut off, by default.
 pub const CAPACITY: usize = 4096;
 
 /// What a push is about.
@@ -52,11 +52,16 @@ pub struct Bus {
 
 impl Default for Bus {
     fn default() -> Self {
-        Self { sender: broadcast::channel(CAPACITY).0 }
+        Self::new(CAPACITY)
     }
 }
 
 impl Bus {
+    /// A bus whose subscribers may fall `capacity` (≥ 1) pushes behind.
+    pub fn new(capacity: usize) -> Self {
+        Self { sender: broadcast::channel(capacity.max(1)).0 }
+    }
+
     /// Hand pushes to every current subscriber.
     pub fn publish(&self, push: Push) {
         // No subscriber is not an error: nobody is watching.

@@ -235,6 +235,13 @@ fn error(text: &str) -> Value {
     message("error", Value::Null, Some(false), None, Some(text))
 }
 
-async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(value.to_string().into())).await
+/// How long one message may wait for a client that reads nothing before it
+/// is dropped: a stalled peer must not pin a session forever.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(value.to_string().into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
