@@ -155,27 +155,40 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+impl Stats {
+    /// The statistics of a run that started at `started_at` (none before
+    /// it starts); a run still going counts its duration up to now.
+    fn of(
+        started_at: Option<DateTime<Utc>>,
+        ended_at: Option<DateTime<Utc>>,
+        node_exec_count: i64,
+        node_error_count: i64,
+        error: Option<&String>,
+    ) -> Option<Self> {
+        let start = started_at?;
+        let end = ended_at.unwrap_or_else(Utc::now);
+        Some(Self {
+            cost: 0,
+            duration: (end - start).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
+            duration_cpu_only: 0.0,
+            node_exec_time: 0.0,
+            node_exec_time_cpu_only: 0.0,
+            node_exec_count,
+            node_error_count,
+            error: error.cloned(),
+            activity_status: None,
+            correctness_score: None,
+        })
+    }
+}
+
 fn execution_of(row: &PgRow) -> Result<GraphExecution, sqlx::Error> {
     let status = status_of(row.try_get("status")?);
     let started_at: Option<DateTime<Utc>> = row.try_get("started_at")?;
     let ended_at: Option<DateTime<Utc>> = row.try_get("ended_at")?;
     let error: Option<String> = row.try_get("error")?;
-    let stats = started_at.map(|start| {
-        let end = ended_at.unwrap_or_else(Utc::now);
-        let duration = (end - start).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-        Stats {
-            cost: 0,
-            duration,
-            duration_cpu_only: 0.0,
-            node_exec_time: 0.0,
-            node_exec_time_cpu_only: 0.0,
-            node_exec_count: i64::from(row.try_get::<i32, _>("node_exec_count").unwrap_or(0)),
-            node_error_count: i64::from(row.try_get::<i32, _>("node_error_count").unwrap_or(0)),
-            error: error.clone(),
-            activity_status: None,
-            correctness_score: None,
-        }
-    });
+    let count = |column: &str| i64::from(row.try_get::<i32, _>(column).unwrap_or(0));
+    let stats = Stats::of(started_at, ended_at, count("node_exec_count"), count("node_error_count"), error.as_ref());
     let share_token: Option<Uuid> = row.try_get("share_token")?;
     let meta = GraphExecutionMeta {
         id: row.try_get("id")?,
@@ -280,22 +293,10 @@ impl GraphExecutionMeta {
     /// The meta of a run as a command's own state has it (no read model
     /// involved): what starting or stopping a run answers.
     pub fn of_state(state: &domain::execution::GraphExecution) -> Self {
-        let stats = state.started_at.map(|start| {
-            let end = state.ended_at.unwrap_or_else(Utc::now);
-            let count = |status: ExecutionStatus| state.node_executions.iter().filter(|n| n.status == status).count();
-            Stats {
-                cost: 0,
-                duration: (end - start).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
-                duration_cpu_only: 0.0,
-                node_exec_time: 0.0,
-                node_exec_time_cpu_only: 0.0,
-                node_exec_count: (count(ExecutionStatus::Completed) + count(ExecutionStatus::Failed)) as i64,
-                node_error_count: count(ExecutionStatus::Failed) as i64,
-                error: state.error.clone(),
-                activity_status: None,
-                correctness_score: None,
-            }
-        });
+        let count =
+            |status: ExecutionStatus| state.node_executions.iter().filter(|n| n.status == status).count() as i64;
+        let (failed, ran) = (count(ExecutionStatus::Failed), count(ExecutionStatus::Completed));
+        let stats = Stats::of(state.started_at, state.ended_at, ran + failed, failed, state.error.as_ref());
         Self {
             id: state.id.unwrap_or_default(),
             user_id: state.user_id,

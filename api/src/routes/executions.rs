@@ -12,12 +12,12 @@ use projections::execution_views::{
 };
 use projections::executions;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::{default_page, in_range, parse_id};
 use crate::consistency::{reads, Committed};
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Query};
 use crate::state::{AppState, Caller};
 
@@ -69,15 +69,6 @@ pub(crate) struct ExecuteQuery {
     preset_id: Option<String>,
 }
 
-fn int_path(raw: &str, field: &str) -> ApiResult<i32> {
-    raw.parse().map_err(|_| {
-        ApiError::unprocessable(
-            format!("Invalid path parameter: {field}"),
-            vec![FieldError::new(field, "must be an integer", "int_parsing", json!(raw))],
-        )
-    })
-}
-
 /// Start a run of a graph version: its starting nodes are queued at once;
 /// a worker picks it up.
 #[utoipa::path(post, path = "/api/graphs/{graph_id}/execute/{graph_version}", operation_id = "postV1Execute graph agent", tag = "graphs",
@@ -95,7 +86,7 @@ pub(crate) async fn execute_graph(
     body: Bytes,
 ) -> ApiResult<Committed<axum::Json<GraphExecutionMeta>>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
-    let version = int_path(&graph_version, "graph_version")?;
+    let version = super::int_path(&graph_version, "graph_version")?;
     let body: ExecuteGraph =
         if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
     let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;

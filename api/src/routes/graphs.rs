@@ -7,13 +7,13 @@ use domain::graph::{view, GraphDraft};
 use domain::library::GraphSettings;
 use projections::{graphs, library};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_id;
 use crate::consistency::{reads, Committed};
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::state::{AppState, Caller};
 
@@ -139,12 +139,7 @@ pub(crate) async fn get_graph_version(
     Path((graph_id, version)): Path<(String, String)>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let version: i32 = version.parse().map_err(|_| {
-        ApiError::unprocessable(
-            "Invalid path parameter: version",
-            vec![FieldError::new("version", "must be an integer", "int_parsing", json!(version))],
-        )
-    })?;
+    let version = super::int_path(&version, "version")?;
     let model = read_graph(&state, caller.user.user_id, parse_id(&graph_id, "Graph")?, Some(version)).await?;
     Ok(exported(model, q.for_export))
 }

@@ -50,6 +50,17 @@ pub(crate) fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> Result<(), 
     ))
 }
 
+/// Parse an integer path parameter (a graph version); anything else is a
+/// 422 naming `field`, as FastAPI answers.
+pub(crate) fn int_path(raw: &str, field: &str) -> Result<i32, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::unprocessable(
+            format!("Invalid path parameter: {field}"),
+            vec![crate::error::FieldError::new(field, "must be an integer", "int_parsing", serde_json::json!(raw))],
+        )
+    })
+}
+
 /// Parse an id from the path; anything that is not a uuid names nothing,
 /// so it is a 404 like any unknown id.
 pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
