@@ -7,26 +7,58 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Take the lease on a run if nobody holds a live one (or we already do).
+/// What asking for a run's lease came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Ours now.
+    Granted,
+    /// Another worker holds a live lease on it.
+    Held,
+    /// The user already has `per_user` runs under live leases.
+    Capped,
+}
+
+/// Take the lease on a run if nobody holds a live one (or we already do)
+/// and its user has fewer than `per_user` other runs under live leases.
+/// The count and the grant happen under a lock on the user, so two
+/// instances deciding at once cannot both take the last place.
 pub(crate) async fn acquire(
     pool: &PgPool,
-    execution_id: Uuid,
+    run: (Uuid, Uuid),
     worker: &str,
     lease: Duration,
-) -> Result<bool, sqlx::Error> {
+    per_user: usize,
+) -> Result<Grant, sqlx::Error> {
+    let (execution_id, user_id) = run;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))").bind(user_id).execute(&mut *tx).await?;
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM executor_leases \
+         WHERE user_id = $1 AND expires_at >= now() AND execution_id <> $2",
+    )
+    .bind(user_id)
+    .bind(execution_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if others >= i64::try_from(per_user).unwrap_or(i64::MAX) {
+        return Ok(Grant::Capped);
+    }
     let won: Option<String> = sqlx::query_scalar(
-        "INSERT INTO executor_leases (execution_id, worker, expires_at) \
-         VALUES ($1, $2, now() + make_interval(secs => $3)) \
-         ON CONFLICT (execution_id) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at \
+        "INSERT INTO executor_leases (execution_id, worker, expires_at, user_id) \
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
+         ON CONFLICT (execution_id) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at, \
+           user_id = excluded.user_id \
          WHERE executor_leases.expires_at < now() OR executor_leases.worker = excluded.worker \
          RETURNING worker",
     )
     .bind(execution_id)
     .bind(worker)
     .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(won.is_some())
+    tx.commit().await?;
+    Ok(if won.is_some() { Grant::Granted } else { Grant::Held })
 }
 
 /// Extend our lease; false when it is no longer ours.
@@ -59,10 +91,23 @@ pub(crate) async fn release(pool: &PgPool, execution_id: Uuid, worker: &str) -> 
 }
 
 /// Runs to start or take over: queued ones, and running ones whose worker
-/// holds no live lease and that have not moved for a lease's length.
-pub(crate) async fn candidates(pool: &PgPool, lease: Duration) -> Result<Vec<(Uuid, Uuid, bool)>, sqlx::Error> {
+/// holds no live lease and that have not moved for a lease's length. A
+/// user's queued runs are offered only while the user has fewer than
+/// `per_user` running across every instance (as the read model knows it:
+/// instances deciding at the same moment may overshoot by one each).
+pub(crate) async fn candidates(
+    pool: &PgPool,
+    lease: Duration,
+    per_user: usize,
+) -> Result<Vec<(Uuid, Uuid, bool)>, sqlx::Error> {
     sqlx::query_as(
-        "(SELECT id, user_id, false FROM rm_graph_executions WHERE status = 'QUEUED' ORDER BY created_at LIMIT 100) \
+        "(SELECT id, user_id, false FROM ( \
+            SELECT q.id, q.user_id, q.created_at, \
+                   row_number() OVER (PARTITION BY q.user_id ORDER BY q.created_at) AS place \
+            FROM rm_graph_executions q WHERE q.status = 'QUEUED') q \
+          WHERE q.place <= $2 - (SELECT count(*) FROM rm_graph_executions r \
+                                 WHERE r.user_id = q.user_id AND r.status = 'RUNNING') \
+          ORDER BY q.created_at LIMIT 100) \
          UNION ALL \
          (SELECT e.id, e.user_id, true FROM rm_graph_executions e \
           WHERE e.status = 'RUNNING' AND e.updated_at < now() - make_interval(secs => $1) \
@@ -70,6 +115,7 @@ pub(crate) async fn candidates(pool: &PgPool, lease: Duration) -> Result<Vec<(Uu
           LIMIT 100)",
     )
     .bind(lease.as_secs_f64())
+    .bind(i64::try_from(per_user).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
 }

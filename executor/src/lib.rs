@@ -6,7 +6,8 @@
 //!
 //! Within a run, node executions run side by side as they become ready;
 //! runs run side by side, up to the pool's size, and at most `per_user` of
-//! one user's at once on this instance.
+//! one user's at once across every instance (a run is only started under a
+//! lease, and a user's live leases are capped).
 
 pub mod blocks;
 mod lease;
@@ -139,7 +140,9 @@ impl Executor {
     /// Start a worker for each queued run, and each run whose worker went
     /// silent, that there is room for.
     async fn dispatch(&self, stop: &CancellationToken) -> Result<(), sqlx::Error> {
-        for (execution_id, user_id, takeover) in lease::candidates(self.pool(), self.config.lease).await? {
+        for (execution_id, user_id, takeover) in
+            lease::candidates(self.pool(), self.config.lease, self.config.per_user).await?
+        {
             {
                 let state = self.lock();
                 if state.running.contains_key(&execution_id)
@@ -153,14 +156,14 @@ impl Executor {
             let this = self.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let result = this.hold(execution_id, takeover, &stop).await;
+                let result = this.hold((execution_id, user_id), takeover, &stop).await;
                 drop(permit);
                 let mut state = this.lock();
                 state.running.remove(&execution_id);
                 match result {
                     Ok(Finished::Ended(_)) => state.status.finished += 1,
                     Ok(Finished::NotClaimed | Finished::Lost) => state.status.claim_conflicts += 1,
-                    Ok(Finished::Interrupted) => {}
+                    Ok(Finished::Interrupted | Finished::Deferred) => {}
                     Err(e) => {
                         drop(state);
                         this.record_error(&format!("run {execution_id}: {e}"));
@@ -173,10 +176,13 @@ impl Executor {
 
     /// Hold a run under a lease while a worker runs it: renew the lease,
     /// stand down when it is lost, give it up at the end.
-    async fn hold(&self, execution_id: Uuid, takeover: bool, stop: &CancellationToken) -> Result<Finished, String> {
+    async fn hold(&self, run: (Uuid, Uuid), takeover: bool, stop: &CancellationToken) -> Result<Finished, String> {
         let (pool, me, lease) = (self.pool(), self.config.worker_id.as_str(), self.config.lease);
-        if takeover && !lease::acquire(pool, execution_id, me, lease).await.map_err(|e| e.to_string())? {
-            return Ok(Finished::NotClaimed);
+        let execution_id = run.0;
+        match lease::acquire(pool, run, me, lease, self.config.per_user).await.map_err(|e| e.to_string())? {
+            lease::Grant::Granted => {}
+            lease::Grant::Held => return Ok(Finished::NotClaimed),
+            lease::Grant::Capped => return Ok(Finished::Deferred),
         }
         let held = stop.child_token();
         let renewing = {
@@ -195,7 +201,7 @@ impl Executor {
                 }
             })
         };
-        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held, pool, lease };
+        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held };
         let result = worker.run(execution_id, takeover).await.map_err(|e| e.to_string());
         let lost = held.is_cancelled() && !stop.is_cancelled();
         held.cancel();

@@ -43,6 +43,8 @@ pub enum Finished {
     Lost,
     /// The process is stopping; the run stays RUNNING for a later resume.
     Interrupted,
+    /// Not started: its user already has as many runs going as allowed.
+    Deferred,
 }
 
 /// One worker's hold on one run.
@@ -50,8 +52,6 @@ pub(crate) struct Worker<'a> {
     pub commands: &'a Arc<Commands<PgEventStore>>,
     pub worker_id: &'a str,
     pub stop: &'a CancellationToken,
-    pub pool: &'a sqlx::PgPool,
-    pub lease: Duration,
 }
 
 impl Worker<'_> {
@@ -71,10 +71,7 @@ impl Worker<'_> {
             Err(e) => return Err(e),
         }
         state.evolve(&claim);
-        if !takeover {
-            // Ours by the claim; the lease only tells others we are alive.
-            let _ = crate::lease::acquire(self.pool, execution_id, self.worker_id, self.lease).await;
-        } else {
+        if takeover {
             tracing::info!(%execution_id, worker = self.worker_id, "took over a run whose worker went silent");
         }
         let Some(graph) = self.commands.graph_of_run(&state).await? else {

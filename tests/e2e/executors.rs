@@ -141,9 +141,10 @@ async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_fi
     assert_eq!(countdown["output_data"], json!({"output_message": ["x"]}), "its output once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_over_the_per_user_cap_waits_queued() {
-    let app = spawn_app_with(|c| c.executor_per_user = 1).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_per_user_cap_holds_across_instances_and_the_rest_waits_queued() {
+    let app = spawn_app_with(|c| c.executor_per_user = 2).await;
+    let other = spawn_app_on(app.url.clone(), |c| c.executor_per_user = 2).await;
     let owner = user();
     let graph = json!({
         "name": "wait", "description": "",
@@ -151,22 +152,24 @@ async fn a_user_over_the_per_user_cap_waits_queued() {
         "links": []
     });
     let graph_id = id_of(&app.create_graph(owner, graph).await);
-    for _ in 0..3 {
-        let (status, _) = app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({})).await;
+    let runs = 6;
+    for i in 0..runs {
+        let instance = if i % 2 == 0 { &app } else { &other };
+        let (status, _) = instance.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({})).await;
         assert_eq!(status, 200);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut most_running = 0;
     loop {
-        let (_, runs) = app.get("/api/executions", owner).await;
-        let runs = runs.as_array().cloned().unwrap_or_default();
-        let running = runs.iter().filter(|r| r["status"] == "RUNNING").count();
+        let (_, listed) = app.get("/api/executions", owner).await;
+        let listed = listed.as_array().cloned().unwrap_or_default();
+        let running = listed.iter().filter(|r| r["status"] == "RUNNING").count();
         most_running = most_running.max(running);
-        if runs.len() == 3 && runs.iter().all(|r| r["status"] == "COMPLETED") {
+        if listed.len() == runs && listed.iter().all(|r| r["status"] == "COMPLETED") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{runs:?}");
+        assert!(tokio::time::Instant::now() < deadline, "{listed:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(most_running, 1, "one run of the user at a time");
+    assert_eq!(most_running, 2, "two runs of the user at a time, though two instances each had room for two");
 }
