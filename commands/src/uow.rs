@@ -43,6 +43,11 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         Self { store, ctx, writes: Vec::new(), read_position: GlobalPosition::START, categories: Vec::new() }
     }
 
+    /// Who runs the command, and how its ids are made.
+    pub fn context(&self) -> &'a CommandContext {
+        self.ctx
+    }
+
     fn touch<A: Aggregate>(&mut self) {
         if !self.categories.contains(&A::STREAM_PREFIX) {
             self.categories.push(A::STREAM_PREFIX);

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use commands::services::RunChange;
+use commands::services::{RunChange, RunRequest};
 use projections::execution_views::{
     self, GraphExecutionMeta, GraphExecutionWithNodes, GraphExecutionsPaginated, SharedExecutionResponse,
 };
@@ -99,7 +99,10 @@ pub(crate) async fn execute_graph(
     }
     let (outcome, run) = state
         .commands
-        .execute_graph(&caller.ctx, caller.user.user_id, graph_id, Some(version), body.inputs, preset_id)
+        .execute_graph(
+            &caller.ctx,
+            RunRequest { user_id: caller.user.user_id, graph_id, version: Some(version), inputs: body.inputs, preset_id },
+        )
         .await?;
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
 }

@@ -15,29 +15,31 @@ use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
 
+/// What to run: a graph version with its inputs, for a user.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Who runs it (and is charged).
+    pub user_id: Uuid,
+    /// The graph.
+    pub graph_id: Uuid,
+    /// The version; `None` runs the active one (else the latest).
+    pub version: Option<i32>,
+    /// Graph inputs by name.
+    pub inputs: Map<String, Value>,
+    /// The preset it comes from, if any.
+    pub preset_id: Option<Uuid>,
+}
+
 impl<S: EventStore> Commands<S> {
-    /// Queue a run of one of the user's graphs: `version`, or the active one
-    /// when `None`. Answers the run as queued.
+    /// Queue a run of a graph the user owns or has in its library. Answers
+    /// the run as queued.
     pub async fn execute_graph(
         &self,
         ctx: &CommandContext,
-        user_id: Uuid,
-        graph_id: Uuid,
-        version: Option<i32>,
-        inputs: Map<String, Value>,
-        preset_id: Option<Uuid>,
+        request: RunRequest,
     ) -> Result<(Outcome, GraphExecution), CommandError> {
         let mut uow = UnitOfWork::new(&self.store, ctx);
-        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
-        if !graph.is_owned_by(user_id) {
-            return Err(GraphError::NotFound.into());
-        }
-        let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
-        let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
-        let execution_id = ctx.new_id("execution");
-        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now())
-            .map_err(CommandError::Run)?;
-        uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
+        let queued = self.queue_run(&mut uow, request).await?;
         let outcome = uow.commit().await?;
         let mut state = GraphExecution::default();
         if outcome.appended > 0 {
@@ -46,9 +48,40 @@ impl<S: EventStore> Commands<S> {
             // A retried request with the same idempotency key: the run it
             // queued first, as the log has it.
             let mut again = UnitOfWork::new(&self.store, ctx);
-            state = again.load::<GraphExecution>(execution_id).await?.0;
+            state = again.load::<GraphExecution>(ctx.new_id("execution")).await?.0;
         }
         Ok((outcome, state))
+    }
+
+    /// Decide the queuing of a run inside `uow` (so a caller may append it
+    /// together with events of its own, as a schedule's fire does): the run's
+    /// id is `ctx.new_id("execution")`. Answers the queuing event.
+    pub async fn queue_run(
+        &self,
+        uow: &mut UnitOfWork<'_, S>,
+        request: RunRequest,
+    ) -> Result<domain::execution::ExecutionEvent, CommandError> {
+        let RunRequest { user_id, graph_id, version, inputs, preset_id } = request;
+        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
+        if graph.id.is_none() || graph.deleted {
+            return Err(GraphError::NotFound.into());
+        }
+        if !graph.is_owned_by(user_id) {
+            // Not the owner: allowed when the graph is in the user's library
+            // (added from the store).
+            let agent_id = domain::library::library_agent_id(user_id, graph_id);
+            let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
+            if !agent.is_visible_to(user_id) {
+                return Err(GraphError::NotFound.into());
+            }
+        }
+        let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
+        let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+        let execution_id = uow.context().new_id("execution");
+        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now())
+            .map_err(CommandError::Run)?;
+        uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
+        Ok(queued)
     }
 
     /// Stop one of the user's runs: its open node executions and the run

@@ -13,7 +13,7 @@ pub use library::AgentFromLog;
 use eventlog::EventStore;
 
 pub use credit::Charged;
-pub use execution::RunChange;
+pub use execution::{RunChange, RunRequest};
 
 use domain::credit::CreditRules;
 
