@@ -55,6 +55,13 @@ pub struct Committed<T> {
     body: Option<T>,
 }
 
+impl<T> Committed<T> {
+    /// The same answer with its body changed (a status added, say).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Committed<U> {
+        Committed { settled: self.settled, body: self.body.map(f) }
+    }
+}
+
 impl<T: IntoResponse> IntoResponse for Committed<T> {
     fn into_response(self) -> Response {
         let mut response = match self.body {

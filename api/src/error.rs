@@ -11,6 +11,7 @@ use commands::{CommandError, StoreError};
 use domain::execution::engine::RunError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
+use domain::store::ListingError;
 use domain::user::UserError;
 use projections::{ProjectionError, QueryError};
 use serde::Serialize;
@@ -195,6 +196,16 @@ impl ApiError {
     }
 }
 
+impl From<ListingError> for ApiError {
+    fn from(e: ListingError) -> Self {
+        match e {
+            ListingError::NotFound(_) => Self::not_found(e.to_string()),
+            ListingError::Invalid(_) => Self::bad_request(e.to_string()),
+            ListingError::Taken(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        }
+    }
+}
+
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         let message = e.to_string();
@@ -231,6 +242,7 @@ impl From<CommandError> for ApiError {
             CommandError::Graph(e) => e.into(),
             CommandError::Library(e) => e.into(),
             CommandError::Run(e) => e.into(),
+            CommandError::Listing(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
         }

@@ -17,6 +17,9 @@ pub enum CommandError {
     /// A library rule refused it.
     #[error(transparent)]
     Library(#[from] LibraryError),
+    /// A store rule refused it.
+    #[error(transparent)]
+    Listing(#[from] domain::store::ListingError),
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),

@@ -227,3 +227,16 @@ pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Resu
     let rows = sqlx::query_as(&sql).bind(graph_id).bind(user_id).fetch_all(pool).await?;
     Ok(rows.into_iter().map(served).collect())
 }
+
+/// One version of anyone's graph (the store shows published ones): the
+/// whole model, or its `GraphMeta` when `meta_only`.
+pub async fn get_published_version(
+    pool: &PgPool,
+    graph_id: Uuid,
+    version: i32,
+    meta_only: bool,
+) -> Result<Option<Value>, QueryError> {
+    let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND version = $2");
+    let row = sqlx::query_as(&sql).bind(graph_id).bind(version).fetch_optional(pool).await?;
+    Ok(row.map(if meta_only { meta } else { served }))
+}

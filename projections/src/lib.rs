@@ -13,6 +13,7 @@ pub mod query;
 pub mod runner;
 pub mod stall;
 pub mod status;
+pub mod store;
 pub mod users;
 
 pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
@@ -30,5 +31,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(library::LibraryProjector),
         Arc::new(executions::ExecutionsProjector),
         Arc::new(credits::CreditsProjector),
+        Arc::new(store::StoreProjector),
     ]
 }

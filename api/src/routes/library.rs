@@ -18,12 +18,13 @@ use crate::state::{AppState, Caller};
 
 pub(super) fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
-        .route("/library/agents", get(list_agents))
+        .route("/library/agents", get(list_agents).post(add_marketplace_agent))
+        .route("/library/agents/marketplace/{store_listing_version_id}", get(get_agent_by_store_version))
         .route("/library/agents/favorites", get(list_favorites))
         .route("/library/agents/by-graph/{graph_id}", get(get_agent_by_graph))
         .route("/library/agents/{library_agent_id}", get(get_agent).patch(update_agent).delete(delete_agent))
         .route("/library/agents/{library_agent_id}/fork", post(fork_agent));
-    reads(routes, state, &[library::NAME, graphs::NAME])
+    reads(routes, state, &[library::NAME, graphs::NAME, projections::store::NAME])
 }
 
 /// How to order a library listing (AutoGPT's `LibraryAgentSort`).
@@ -194,4 +195,65 @@ pub(crate) async fn fork_agent(
     let id = parse_id(&id, "Library agent")?;
     let created = state.commands.fork_library_agent(&caller.ctx, caller.user.user_id, id).await?;
     Ok(answer_agent(&state, &created.outcome, caller.user.user_id, created.library_agent_id).await)
+}
+
+/// Where an agent added from the store comes from.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AddSource {
+    Onboarding,
+    #[default]
+    Marketplace,
+}
+
+/// Body of `POST /api/library/agents`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Body_postV2Add_marketplace_agent)]
+pub(crate) struct AddMarketplaceAgent {
+    /// The approved listing version whose graph to add.
+    store_listing_version_id: String,
+    /// Where the user found it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: AddSource,
+}
+
+/// The graph an approved listing version publishes.
+async fn listed_graph(state: &AppState, raw: &str) -> ApiResult<(Uuid, i32)> {
+    let version_id = parse_id(raw, "Store listing version")?;
+    match projections::store::version_ref(state.pool(), version_id).await? {
+        Some(v) if v.status == domain::store::SubmissionStatus::Approved => Ok((v.graph_id, v.agent_version)),
+        _ => Err(ApiError::not_found("Store listing version not found")),
+    }
+}
+
+/// Add an approved store agent's graph to the caller's library.
+#[utoipa::path(post, path = "/api/library/agents", operation_id = "postV2Add marketplace agent", tag = "library",
+    request_body = AddMarketplaceAgent,
+    responses((status = 201, description = "The library agent", body = LibraryAgentView),
+        (status = 404, description = "Not listed", body = ErrorBody)))]
+pub(crate) async fn add_marketplace_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<AddMarketplaceAgent>,
+) -> ApiResult<Committed<(StatusCode, axum::Json<LibraryAgentView>)>> {
+    let (graph_id, version) = listed_graph(&state, &body.store_listing_version_id).await?;
+    let user = caller.user.user_id;
+    let (outcome, id) = state.commands.add_published_to_library(&caller.ctx, user, graph_id, version).await?;
+    Ok(answer_agent(&state, &outcome, user, id).await.map(|agent| (StatusCode::CREATED, agent)))
+}
+
+/// The caller's library agent for an approved store agent.
+#[utoipa::path(get, path = "/api/library/agents/marketplace/{store_listing_version_id}", operation_id = "getV2Get agent by store id", tag = "library",
+    params(("store_listing_version_id" = String, Path)),
+    responses((status = 200, description = "The library agent", body = LibraryAgentView),
+        (status = 404, description = "Not in the library", body = ErrorBody)))]
+pub(crate) async fn get_agent_by_store_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(version_id): Path<String>,
+) -> ApiResult<axum::Json<LibraryAgentView>> {
+    let (graph_id, _) = listed_graph(&state, &version_id).await?;
+    let agent = library::get_agent_by_graph(state.pool(), caller.user.user_id, graph_id, None).await?;
+    Ok(axum::Json(agent.ok_or_else(|| ApiError::not_found("Library agent not found"))?))
 }

@@ -7,6 +7,8 @@ mod executions;
 mod graphs;
 mod health;
 mod library;
+pub(crate) mod store;
+pub(crate) mod submissions;
 mod users;
 
 use axum::Router;
@@ -24,6 +26,8 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(executions::router(state))
         .merge(credits::router(state))
         .merge(library::router(state))
+        .merge(store::router(state))
+        .merge(submissions::router(state))
         .merge(admin::router());
     crate::idempotency::keyed(routes, state)
 }
@@ -82,7 +86,7 @@ pub(crate) use graphs::{
 pub(crate) use health::__path_health;
 pub(crate) use library::SortBy;
 pub(crate) use library::{
-    __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph, __path_list_agents,
-    __path_list_favorites, __path_update_agent,
+    __path_add_marketplace_agent, __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph,
+    __path_get_agent_by_store_version, __path_list_agents, __path_list_favorites, __path_update_agent,
 };
 pub(crate) use users::{__path_ensure_user, __path_get_timezone, __path_set_timezone, __path_update_email};

@@ -38,6 +38,31 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
+    /// Put a published graph version (from the store) in the user's
+    /// library; adding it again re-adds or moves it to that version.
+    /// Answers the library agent's id.
+    pub async fn add_published_to_library(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        graph_id: Uuid,
+        graph_version: i32,
+    ) -> Result<(Outcome, Uuid), CommandError> {
+        let library_agent_id = domain::library::library_agent_id(user_id, graph_id);
+        let (outcome, _) = decide_on::<LibraryAgent, _, _>(&self.store, ctx, library_agent_id, |agent| {
+            Ok(agent.decide(LibraryAgentCommand::AddToLibrary {
+                library_agent_id,
+                user_id,
+                graph_id,
+                graph_version,
+                is_created_by_user: false,
+                now: self.now(),
+            })?)
+        })
+        .await?;
+        Ok((outcome, library_agent_id))
+    }
+
     /// Remove an agent from the user's library.
     pub async fn delete_library_agent(
         &self,

@@ -5,10 +5,12 @@ mod credit;
 mod execution;
 mod graph;
 mod library;
+mod store;
 mod user;
 
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
+pub use store::{Submission, Submitted};
 
 use eventlog::EventStore;
 

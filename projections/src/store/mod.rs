@@ -1,0 +1,274 @@
+//! The store read models: profiles, listings, versions, reviews, runs per
+//! graph, and `rm_store_agents`, one denormalised row per listed agent that
+//! the store pages filter, sort and full-text search. One projector writes
+//! them all, so a row is always recomputed from sources no other writer is
+//! changing at the same moment.
+
+mod creators;
+mod queries;
+mod views;
+
+pub use creators::*;
+pub use queries::*;
+pub use views::*;
+
+use domain::execution::{ExecutionEvent, GraphExecution};
+use domain::store::{ProfileEvent, StoreListing, StoreListingEvent, StoreProfile, StoreReview, StoreReviewEvent};
+use domain::Aggregate;
+use eventlog::codec::decode;
+use eventlog::RecordedEvent;
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::projector::{BoxFuture, ProjectionError, Projector};
+
+/// Name of the store projection.
+pub const NAME: &str = "store";
+
+/// Builds the store read models.
+pub struct StoreProjector;
+
+/// The aggregate id of an event of `A`'s streams.
+fn id_of<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
+    let rest = event.stream_id.strip_prefix(A::STREAM_PREFIX)?.strip_prefix('-')?;
+    Uuid::parse_str(rest).ok()
+}
+
+impl Projector for StoreProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_store_profiles",
+            "rm_store_listings",
+            "rm_store_versions",
+            "rm_store_reviews",
+            "rm_graph_runs",
+            "rm_store_agents",
+        ]
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        &[
+            StoreListing::STREAM_PREFIX,
+            StoreProfile::STREAM_PREFIX,
+            StoreReview::STREAM_PREFIX,
+            GraphExecution::STREAM_PREFIX,
+        ]
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        // Of the runs, only their queuing counts (a run per queuing).
+        id_of::<StoreListing>(event).is_some()
+            || id_of::<StoreProfile>(event).is_some()
+            || id_of::<StoreReview>(event).is_some()
+            || (event.event_type == "ExecutionQueued" && id_of::<GraphExecution>(event).is_some())
+    }
+
+    fn handle<'a>(
+        &'a self,
+        event: &'a RecordedEvent,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if let Some(id) = id_of::<StoreListing>(event) {
+                listing_changed(id, decode::<StoreListing>(event)?, conn).await?;
+            } else if id_of::<StoreProfile>(event).is_some() {
+                profile_updated(decode::<StoreProfile>(event)?, conn).await?;
+            } else if id_of::<StoreReview>(event).is_some() {
+                review_submitted(decode::<StoreReview>(event)?, conn).await?;
+            } else if event.event_type == "ExecutionQueued" && id_of::<GraphExecution>(event).is_some() {
+                if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
+                    run_queued(graph_id, conn).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn listing_changed(id: Uuid, event: StoreListingEvent, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    match event {
+        StoreListingEvent::StoreListingCreated { listing_id, owner_id, graph_id, slug, at } => {
+            sqlx::query(
+                "INSERT INTO rm_store_listings (listing_id, owner_id, graph_id, slug, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (listing_id) DO UPDATE SET slug = $4, is_deleted = false, active_version_id = NULL, \
+                   updated_at = $5",
+            )
+            .bind(listing_id)
+            .bind(owner_id)
+            .bind(graph_id)
+            .bind(slug)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        StoreListingEvent::StoreVersionSubmitted { version_id, version, agent_version, details, at } => {
+            sqlx::query(
+                "INSERT INTO rm_store_versions (version_id, listing_id, version, agent_version, details, status, \
+                   submitted_at) VALUES ($1, $2, $3, $4, $5, 'PENDING', $6) ON CONFLICT (version_id) DO NOTHING",
+            )
+            .bind(version_id)
+            .bind(id)
+            .bind(version)
+            .bind(agent_version)
+            .bind(json!(details))
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(id, at, conn).await?;
+        }
+        StoreListingEvent::StoreVersionEdited { version_id, details, at } => {
+            sqlx::query("UPDATE rm_store_versions SET details = $2 WHERE version_id = $1")
+                .bind(version_id)
+                .bind(json!(details))
+                .execute(&mut *conn)
+                .await?;
+            touch(id, at, conn).await?;
+        }
+        StoreListingEvent::StoreVersionReviewed {
+            version_id,
+            approved,
+            reviewer_id,
+            comments,
+            internal_comments,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE rm_store_versions SET status = $2, reviewer_id = $3, review_comments = $4, \
+                   internal_comments = $5, reviewed_at = $6 WHERE version_id = $1",
+            )
+            .bind(version_id)
+            .bind(if approved { "APPROVED" } else { "REJECTED" })
+            .bind(reviewer_id)
+            .bind(comments)
+            .bind(internal_comments)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(id, at, conn).await?;
+        }
+        StoreListingEvent::StoreVersionDeleted { version_id, at } => {
+            sqlx::query("UPDATE rm_store_versions SET is_deleted = true WHERE version_id = $1")
+                .bind(version_id)
+                .execute(&mut *conn)
+                .await?;
+            touch(id, at, conn).await?;
+        }
+        StoreListingEvent::StoreListingDeleted { at } => {
+            sqlx::query("UPDATE rm_store_listings SET is_deleted = true WHERE listing_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            touch(id, at, conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A listing changed: the newest approved version is the active one, and
+/// its store row is recomputed.
+async fn touch(id: Uuid, at: chrono::DateTime<chrono::Utc>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE rm_store_listings SET updated_at = $2, active_version_id = ( \
+           SELECT version_id FROM rm_store_versions \
+           WHERE listing_id = $1 AND status = 'APPROVED' AND NOT is_deleted ORDER BY version DESC LIMIT 1) \
+         WHERE listing_id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    refresh(conn, "l.listing_id = $1", id).await
+}
+
+/// Recompute the store rows of the listings `filter` selects (bound to `$1`).
+async fn refresh(conn: &mut PgConnection, filter: &str, key: Uuid) -> Result<(), sqlx::Error> {
+    let keys = format!("SELECT l.listing_id FROM rm_store_listings l WHERE {filter}");
+    sqlx::query(&format!("DELETE FROM rm_store_agents WHERE listing_id IN ({keys})"))
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO rm_store_agents SELECT l.listing_id, v.version_id, l.graph_id, l.owner_id, l.slug, \
+           v.details->>'name', coalesce(v.details->'image_urls'->>0, ''), coalesce(p.username, ''), \
+           coalesce(p.avatar_url, ''), v.details->>'sub_heading', coalesce(v.details->>'description', ''), \
+           c.categories, coalesce(r.runs, 0), \
+           coalesce((SELECT avg(score) FROM rm_store_reviews x WHERE x.listing_id = l.listing_id), 0), \
+           false, l.updated_at, \
+           setweight(to_tsvector('english', v.details->>'name'), 'A') \
+             || setweight(to_tsvector('english', v.details->>'sub_heading'), 'B') \
+             || setweight(to_tsvector('english', array_to_string(c.categories, ' ')), 'B') \
+             || setweight(to_tsvector('english', coalesce(v.details->>'description', '')), 'C') \
+         FROM rm_store_listings l \
+         JOIN rm_store_versions v ON v.version_id = l.active_version_id \
+         CROSS JOIN LATERAL (SELECT coalesce(array_agg(t), '{{}}') AS categories \
+                             FROM jsonb_array_elements_text(v.details->'categories') t) c \
+         LEFT JOIN rm_store_profiles p ON p.user_id = l.owner_id \
+         LEFT JOIN rm_graph_runs r ON r.graph_id = l.graph_id \
+         WHERE NOT l.is_deleted AND {filter}"
+    ))
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn profile_updated(event: ProfileEvent, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let ProfileEvent::ProfileUpdated { user_id, details, at } = event;
+    sqlx::query(
+        "INSERT INTO rm_store_profiles (user_id, username, name, description, links, avatar_url, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (user_id) DO UPDATE SET username = $2, name = $3, description = $4, links = $5, \
+           avatar_url = $6, updated_at = $7",
+    )
+    .bind(user_id)
+    .bind(&details.username)
+    .bind(&details.name)
+    .bind(&details.description)
+    .bind(json!(details.links))
+    .bind(&details.avatar_url)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    refresh(conn, "l.owner_id = $1", user_id).await
+}
+
+async fn review_submitted(event: StoreReviewEvent, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let StoreReviewEvent::StoreReviewSubmitted { user_id, listing_id, version_id, score, comments, .. } = event;
+    sqlx::query(
+        "INSERT INTO rm_store_reviews (version_id, user_id, listing_id, score, comments) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (version_id, user_id) DO UPDATE SET score = $4, comments = $5",
+    )
+    .bind(version_id)
+    .bind(user_id)
+    .bind(listing_id)
+    .bind(score)
+    .bind(comments)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE rm_store_agents SET rating = (SELECT avg(score) FROM rm_store_reviews WHERE listing_id = $1) \
+         WHERE listing_id = $1",
+    )
+    .bind(listing_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn run_queued(graph_id: Uuid, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rm_graph_runs (graph_id, runs) VALUES ($1, 1) \
+         ON CONFLICT (graph_id) DO UPDATE SET runs = rm_graph_runs.runs + 1",
+    )
+    .bind(graph_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE rm_store_agents SET runs = runs + 1 WHERE graph_id = $1").bind(graph_id).execute(conn).await?;
+    Ok(())
+}

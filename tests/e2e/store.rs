@@ -1,0 +1,240 @@
+//! The store as creators, admins and shoppers use it: the submission
+//! lifecycle, listing pages (filters, sorting, paging, full-text ranking),
+//! reviews, profiles, and adding a listed agent to a library to run it.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{greeting_graph, send, spawn_app, TestApp};
+use crate::support::{admin_request, assert_error, events_of_type, id_of, user};
+
+fn submission(graph_id: &str, slug: &str, name: &str) -> Value {
+    json!({"agent_id": graph_id, "agent_version": 1, "slug": slug, "name": name, "sub_heading": format!("{name} sub"),
+           "description": format!("{name} does things"), "categories": ["tools"], "image_urls": ["https://img/1.png"]})
+}
+
+async fn submit(app: &TestApp, owner: Uuid, graph_id: &str, slug: &str, name: &str) -> Value {
+    let (status, body) = app.post("/api/store/submissions", owner, &submission(graph_id, slug, name)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn review(app: &TestApp, admin: Uuid, version_id: &str, approve: bool) -> (u16, Value) {
+    let body = json!({"store_listing_version_id": version_id, "is_approved": approve, "comments": "checked",
+                      "internal_comments": "looked at it"});
+    let path = format!("/api/store/admin/submissions/{version_id}/review");
+    send(admin_request(app, Method::POST, &path, admin).json(&body)).await
+}
+
+/// A graph of `owner`'s, submitted under `slug` and approved.
+async fn listed(app: &TestApp, owner: Uuid, slug: &str, name: &str, description: &str, category: &str) -> String {
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let mut body = submission(&graph_id, slug, name);
+    body["description"] = json!(description);
+    body["categories"] = json!([category]);
+    let (status, submitted) = app.post("/api/store/submissions", owner, &body).await;
+    assert_eq!(status, 200, "{submitted}");
+    let version = submitted["store_listing_version_id"].as_str().unwrap().to_owned();
+    assert_eq!(review(app, user(), &version, true).await.0, 200);
+    version
+}
+
+fn slugs(page: &Value) -> Vec<&str> {
+    page["agents"].as_array().unwrap().iter().map(|a| a["slug"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_submission_goes_from_pending_to_listed_and_back_as_the_reference_says() {
+    let app = spawn_app().await;
+    let (owner, admin, stranger) = (user(), user(), user());
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let first = submit(&app, owner, &graph_id, "greeter", "Greeter").await;
+    assert_eq!(first["status"], "PENDING");
+    assert_eq!(first["version"], 1);
+    let v1 = first["store_listing_version_id"].as_str().unwrap().to_owned();
+    let (_, page) = app.get("/api/store/agents", owner).await;
+    assert_eq!(page["agents"], json!([]), "nothing listed before approval");
+
+    let mut edit = submission(&graph_id, "greeter", "Greeter Pro");
+    edit.as_object_mut().unwrap().retain(|k, _| !["agent_id", "agent_version", "slug"].contains(&k.as_str()));
+    let (status, edited) = app.put(&format!("/api/store/submissions/{v1}"), owner, &edit).await;
+    assert_eq!((status, edited["name"].as_str()), (200, Some("Greeter Pro")), "{edited}");
+    let (status, _) = app.put(&format!("/api/store/submissions/{v1}"), stranger, &edit).await;
+    assert_eq!(status, 404, "only the creator edits");
+
+    let (status, body) = review(&app, user(), &v1, true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/store/admin/submissions/{v1}/review"),
+            stranger,
+            &json!({"store_listing_version_id": v1, "is_approved": true, "comments": ""}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_error(&body, "forbidden");
+    let (status, approved) = review(&app, admin, &v1, true).await;
+    assert_eq!((status, approved["status"].as_str()), (200, Some("APPROVED")), "{approved}");
+    assert_eq!(approved["internal_comments"], "looked at it", "admins see internal comments");
+
+    let (_, page) = app.get("/api/store/agents", stranger).await;
+    assert_eq!(slugs(&page), ["greeter"]);
+    let creator = page["agents"][0]["creator"].as_str().unwrap().to_owned();
+    assert!(creator.starts_with("creator-"), "a default profile: {creator}");
+    let (status, detail) = app.get(&format!("/api/store/agents/{}/GREETER", creator.to_uppercase()), stranger).await;
+    assert_eq!(status, 200, "any case: {detail}");
+    assert_eq!(detail["agent_name"], "Greeter Pro");
+    assert_eq!(detail["agentGraphId"], graph_id.as_str());
+    assert_eq!(detail["versions"], json!(["1"]));
+
+    let (status, body) = app.put(&format!("/api/store/submissions/{v1}"), owner, &edit).await;
+    assert_eq!(status, 400, "an approved version is not edited: {body}");
+    let (status, _) = app.delete(&format!("/api/store/submissions/{v1}"), owner).await;
+    assert_eq!(status, 400, "an approved version is never deleted");
+
+    // A second version approved, then rejected: the store falls back to v1.
+    let mut second = submission(&graph_id, "ignored", "Greeter Two");
+    second["changes_summary"] = json!("louder");
+    let (_, second) = app.post("/api/store/submissions", owner, &second).await;
+    assert_eq!((second["version"].as_i64(), second["slug"].as_str()), (Some(2), Some("greeter")), "{second}");
+    let v2 = second["store_listing_version_id"].as_str().unwrap().to_owned();
+    review(&app, admin, &v2, true).await;
+    let path = format!("/api/store/agents/{creator}/greeter?include_changelog=true");
+    let (_, detail) = app.get(&path, stranger).await;
+    assert_eq!(
+        (detail["agent_name"].as_str(), detail["active_version_id"].as_str()),
+        (Some("Greeter Two"), Some(v2.as_str()))
+    );
+    assert_eq!(detail["changelog"][0]["changes_summary"], "louder");
+    review(&app, admin, &v2, false).await;
+    let (_, detail) = app.get(&path, stranger).await;
+    assert_eq!(detail["active_version_id"], v1.as_str(), "rejecting the active version falls back: {detail}");
+
+    // A pending third version is withdrawn; another user cannot withdraw.
+    let third = submit(&app, owner, &graph_id, "greeter", "Greeter Three").await;
+    let v3 = third["store_listing_version_id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/store/submissions/{v3}"), stranger).await.0, 404);
+    assert_eq!(app.delete(&format!("/api/store/submissions/{v3}"), owner).await, (200, json!(true)));
+    let (_, mine) = app.get("/api/store/submissions", owner).await;
+    assert_eq!(mine["pagination"]["total_items"], 2, "{mine}");
+
+    let (status, listings) =
+        send(admin_request(&app, Method::GET, "/api/store/admin/listings?status=APPROVED", admin)).await;
+    assert_eq!(status, 200, "{listings}");
+    assert_eq!(listings["listings"][0]["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(app.get("/api/store/admin/listings", owner).await.0, 403);
+
+    let download = app.anonymous(Method::GET, &format!("/api/store/download/agents/{v1}")).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    let disposition = download.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert_eq!(disposition, format!("attachment; filename=agent_{graph_id}_v1.json"));
+    let file: Value = download.json().await.unwrap();
+    assert_eq!(file["nodes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        app.anonymous(Method::GET, &format!("/api/store/download/agents/{v2}")).send().await.unwrap().status(),
+        404,
+        "a rejected version is not downloadable"
+    );
+
+    let (status, body) = app.post("/api/store/submissions", stranger, &submission(&graph_id, "mine", "Stolen")).await;
+    assert_eq!(status, 404, "only the owner submits a graph: {body}");
+    let before = events_of_type(&app, "StoreVersionSubmitted").await;
+    let (status, _) = app.post("/api/store/submissions", owner, &submission(&graph_id, "x", "  ")).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.get("/api/store/agents?page=0", owner).await;
+    assert_eq!(status, 422);
+    assert_eq!(events_of_type(&app, "StoreVersionSubmitted").await, before, "refused submissions append nothing");
+}
+
+#[tokio::test]
+async fn store_pages_filter_sort_page_and_rank_full_text_matches() {
+    let app = spawn_app().await;
+    let (alice, bob) = (user(), user());
+    let (status, _) = app
+        .post(
+            "/api/store/profile",
+            alice,
+            &json!({"name": "Alice", "username": "Alice",
+        "description": "builds", "links": [], "avatar_url": "https://a/1.png"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    listed(&app, alice, "weather-now", "Weather Now", "Forecasts for your city", "weather").await;
+    listed(&app, alice, "umbrella", "Umbrella Helper", "Tells you when the weather turns", "lifestyle").await;
+    listed(&app, bob, "stocks", "Stock Watch", "Market prices", "finance").await;
+    listed(&app, bob, "news", "News Digest", "Headlines every morning", "news").await;
+    listed(&app, bob, "recipes", "Recipe Finder", "Dinner ideas", "lifestyle").await;
+
+    let (_, page) = app.get("/api/store/agents?search_query=weather", bob).await;
+    assert_eq!(slugs(&page), ["weather-now", "umbrella"], "a title match ranks above a description match");
+    let (_, page) = app.get("/api/store/agents?search_query=forecasting", bob).await;
+    assert_eq!(slugs(&page), ["weather-now"], "stemmed: {page}");
+    let (_, page) = app.get("/api/store/agents?category=lifestyle&sorted_by=name", bob).await;
+    assert_eq!(slugs(&page), ["recipes", "umbrella"]);
+    let (_, page) = app.get("/api/store/agents?creator=alice&sorted_by=name", bob).await;
+    assert_eq!(slugs(&page), ["umbrella", "weather-now"]);
+    let (_, page) = app.get("/api/store/agents?sorted_by=name&page=2&page_size=2", bob).await;
+    assert_eq!(slugs(&page), ["stocks", "umbrella"]);
+    assert_eq!(page["pagination"], json!({"total_items": 5, "total_pages": 3, "current_page": 2, "page_size": 2}));
+    let (_, page) = app.get("/api/store/agents?search_query=%22or%20((", bob).await;
+    assert!(page["agents"].is_array(), "any search text is safe: {page}");
+
+    let (_, creators) = app.get("/api/store/creators?sorted_by=num_agents", bob).await;
+    let names: Vec<&str> =
+        creators["creators"].as_array().unwrap().iter().map(|c| c["username"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(creators["creators"][0]["num_agents"], 3);
+    let (status, page) = app.get("/api/store/creator/ALICE", bob).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["name"], "Alice");
+    let mut top = page["top_categories"].as_array().unwrap().clone();
+    top.sort_by_key(|c| c.as_str().unwrap().to_owned());
+    assert_eq!(top, [json!("lifestyle"), json!("weather")]);
+    let (status, body) = app
+        .post(
+            "/api/store/profile",
+            bob,
+            &json!({"name": "Bob", "username": "alice",
+        "description": "", "links": [], "avatar_url": ""}),
+        )
+        .await;
+    assert_eq!(status, 409, "a username is held by its first user: {body}");
+}
+
+#[tokio::test]
+async fn reviews_aggregate_and_a_listed_agent_runs_from_another_users_library() {
+    let app = spawn_app().await;
+    let (creator, shopper, critic) = (user(), user(), user());
+    let version = listed(&app, creator, "greeter", "Greeter", "Says hello", "tools").await;
+    let (_, page) = app.get("/api/store/agents", shopper).await;
+    let username = page["agents"][0]["creator"].as_str().unwrap().to_owned();
+    let path = format!("/api/store/agents/{username}/greeter/review");
+    for (who, score) in [(shopper, 4), (critic, 2), (shopper, 5)] {
+        let (status, body) = app.post(&path, who, &json!({"store_listing_version_id": version, "score": score})).await;
+        assert_eq!((status, body["score"].as_i64()), (200, Some(score)), "{body}");
+    }
+    let (status, _) = app.post(&path, critic, &json!({"store_listing_version_id": version, "score": 9})).await;
+    assert_eq!(status, 400);
+    let (_, detail) = app.get(&format!("/api/store/agents/{username}/greeter"), shopper).await;
+    assert_eq!(detail["rating"], 3.5, "the latest review of each user counts: {detail}");
+
+    let (status, agent) = app.post("/api/library/agents", shopper, &json!({"store_listing_version_id": version})).await;
+    assert_eq!(status, 201, "{agent}");
+    assert_eq!(agent["can_access_graph"], false, "the graph stays the creator's");
+    let (status, found) = app.get(&format!("/api/library/agents/marketplace/{version}"), shopper).await;
+    assert_eq!((status, found["id"].clone()), (200, agent["id"].clone()));
+    assert_eq!(app.get(&format!("/api/library/agents/marketplace/{version}"), critic).await.0, 404);
+    let graph_id = agent["graph_id"].as_str().unwrap();
+    let (status, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), shopper, &json!({"inputs": {"name": "Shop"}})).await;
+    assert_eq!(status, 200, "a library agent from the store runs: {queued}");
+    let run =
+        app.run_ended(shopper, graph_id, queued["id"].as_str().unwrap(), std::time::Duration::from_secs(15)).await;
+    assert_eq!(run["outputs"], json!({"greeting": ["Hello, Shop!"]}));
+    let (status, _) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), critic, &json!({"inputs": {"name": "x"}})).await;
+    assert_eq!(status, 404, "not in the critic's library");
+    let (_, detail) = app.get(&format!("/api/store/agents/{username}/greeter"), shopper).await;
+    assert_eq!(detail["runs"], 1, "runs come from execution events: {detail}");
+}
