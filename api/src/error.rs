@@ -243,6 +243,7 @@ impl From<CommandError> for ApiError {
             CommandError::Library(e) => e.into(),
             CommandError::Run(e) => e.into(),
             CommandError::Listing(e) => e.into(),
+            CommandError::NotFound(_) => Self::not_found(e.to_string()),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
         }

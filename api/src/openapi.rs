@@ -36,8 +36,11 @@ use crate::state::AppState;
         crate::routes::submissions::my_agents, crate::routes::submissions::review_agent,
         crate::routes::submissions::admin_listings, crate::routes::submissions::review_submission,
         crate::routes::submissions::admin_download,
+        crate::routes::presets::list_presets, crate::routes::presets::create_preset, crate::routes::presets::get_preset,
+        crate::routes::presets::update_preset, crate::routes::presets::delete_preset,
+        crate::routes::presets::execute_preset,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets")),
     components(schemas(crate::routes::SortBy)),
     modifiers(&CommonResponses, &Constraints)
 )]

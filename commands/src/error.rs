@@ -23,6 +23,9 @@ pub enum CommandError {
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),
+    /// The named thing does not exist for this user.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     /// Still conflicting after the bounded retries.
     #[error("the resource was modified concurrently; retry")]
     Conflict,

@@ -8,6 +8,7 @@ pub mod feed;
 pub mod graphs;
 pub mod library;
 mod pause;
+pub mod presets;
 pub mod projector;
 pub mod query;
 pub mod runner;
@@ -32,5 +33,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(executions::ExecutionsProjector),
         Arc::new(credits::CreditsProjector),
         Arc::new(store::StoreProjector),
+        Arc::new(presets::PresetsProjector),
     ]
 }

@@ -29,6 +29,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ("StoreAgentDetails.has_approved_version: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("StoreListingWithVersions.has_approved_version: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("StoreListingWithVersions.versions: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("GET /api/library/presets parameter query graph_id: type {\"string\"}, reference {\"null\", \"string\"}", "required and a string: there is no null in a query string"),
+    ("LibraryAgentPreset.is_active: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("StoreSubmission.categories: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("BaseGraph-Input: free-form here, the reference names 11 properties", "sub-graphs are kept as submitted, not run or validated yet (executions issue)"),
     ("BaseGraph-Output: free-form here, the reference names 17 properties", "sub-graphs are served as they were submitted"),

@@ -238,3 +238,50 @@ async fn reviews_aggregate_and_a_listed_agent_runs_from_another_users_library() 
     let (_, detail) = app.get(&format!("/api/store/agents/{username}/greeter"), shopper).await;
     assert_eq!(detail["runs"], 1, "runs come from execution events: {detail}");
 }
+
+#[tokio::test]
+async fn presets_save_inputs_merge_them_under_a_runs_own_and_stay_their_users() {
+    let app = spawn_app().await;
+    let (owner, stranger) = (user(), user());
+    let graph = app.create_graph(owner, greeting_graph()).await;
+    let graph_id = id_of(&graph);
+    let body = json!({"graph_id": graph_id, "graph_version": 1, "inputs": {"name": "Preset"}, "credentials": {},
+                      "name": "mine", "description": "greets"});
+    let (status, preset) = app.post("/api/library/presets", owner, &body).await;
+    assert_eq!(status, 200, "{preset}");
+    assert_eq!((preset["inputs"].clone(), preset["is_active"].clone()), (json!({"name": "Preset"}), json!(true)));
+    let id = preset["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.post("/api/library/presets", stranger, &body).await.0, 404, "not the stranger's graph");
+
+    let (status, run) = app.post(&format!("/api/library/presets/{id}/execute"), owner, &json!({})).await;
+    assert_eq!((status, run["preset_id"].as_str()), (200, Some(id.as_str())), "{run}");
+    let ended = app.run_ended(owner, &graph_id, run["id"].as_str().unwrap(), std::time::Duration::from_secs(15)).await;
+    assert_eq!(ended["outputs"], json!({"greeting": ["Hello, Preset!"]}));
+    let (_, run) =
+        app.post(&format!("/api/library/presets/{id}/execute"), owner, &json!({"inputs": {"name": "Over"}})).await;
+    let ended = app.run_ended(owner, &graph_id, run["id"].as_str().unwrap(), std::time::Duration::from_secs(15)).await;
+    assert_eq!(ended["outputs"], json!({"greeting": ["Hello, Over!"]}), "the body's inputs win");
+
+    let (status, from_run) = app
+        .post(
+            "/api/library/presets",
+            owner,
+            &json!({"graph_execution_id": run["id"], "name": "again", "description": ""}),
+        )
+        .await;
+    assert_eq!((status, from_run["inputs"].clone()), (200, json!({"name": "Over"})), "{from_run}");
+
+    let (status, patched) =
+        app.patch(&format!("/api/library/presets/{id}"), owner, &json!({"name": "renamed", "is_active": false})).await;
+    assert_eq!((status, patched["name"].as_str(), patched["is_active"].as_bool()), (200, Some("renamed"), Some(false)));
+    assert_eq!(app.patch(&format!("/api/library/presets/{id}"), stranger, &json!({"name": "x"})).await.0, 404);
+    assert_eq!(app.post(&format!("/api/library/presets/{id}/execute"), stranger, &json!({})).await.0, 404);
+    let (_, page) = app.get(&format!("/api/library/presets?graph_id={graph_id}"), owner).await;
+    assert_eq!(page["pagination"]["total_items"], 2, "{page}");
+    let (_, page) = app.get(&format!("/api/library/presets?graph_id={graph_id}"), stranger).await;
+    assert_eq!(page["presets"], json!([]));
+    assert_eq!(app.delete(&format!("/api/library/presets/{id}"), owner).await.0, 204);
+    assert_eq!(app.get(&format!("/api/library/presets/{id}"), owner).await.0, 404);
+    let (_, page) = app.get(&format!("/api/library/presets?graph_id={graph_id}"), owner).await;
+    assert_eq!(page["pagination"]["total_items"], 1);
+}

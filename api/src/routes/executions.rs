@@ -69,6 +69,18 @@ pub(crate) struct ExecuteQuery {
     preset_id: Option<String>,
 }
 
+/// A 402 unless the user has credits left to start a run.
+pub(crate) async fn ensure_credits(state: &AppState, user_id: uuid::Uuid) -> ApiResult<()> {
+    if state.commands.balance(user_id).await? <= 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            "Insufficient balance to run the agent. Please top up your account.",
+        ));
+    }
+    Ok(())
+}
+
 /// Start a run of a graph version: its starting nodes are queued at once;
 /// a worker picks it up.
 #[utoipa::path(post, path = "/api/graphs/{graph_id}/execute/{graph_version}", operation_id = "postV1Execute graph agent", tag = "graphs",
@@ -90,13 +102,7 @@ pub(crate) async fn execute_graph(
     let body: ExecuteGraph =
         if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
     let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;
-    if state.commands.balance(caller.user.user_id).await? <= 0 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::PAYMENT_REQUIRED,
-            "insufficient_balance",
-            "Insufficient balance to run the agent. Please top up your account.",
-        ));
-    }
+    ensure_credits(&state, caller.user.user_id).await?;
     let (outcome, run) = state
         .commands
         .execute_graph(

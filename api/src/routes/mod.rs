@@ -7,6 +7,7 @@ mod executions;
 mod graphs;
 mod health;
 mod library;
+pub(crate) mod presets;
 pub(crate) mod store;
 pub(crate) mod submissions;
 mod users;
@@ -27,6 +28,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(credits::router(state))
         .merge(library::router(state))
         .merge(store::router(state))
+        .merge(presets::router(state))
         .merge(submissions::router(state))
         .merge(admin::router());
     crate::idempotency::keyed(routes, state)

@@ -30,6 +30,27 @@ pub struct RunRequest {
     pub preset_id: Option<Uuid>,
 }
 
+/// A graph `user_id` may run, with its history: one it owns, or one in its
+/// library (added from the store).
+pub(crate) async fn runnable_graph<S: EventStore>(
+    uow: &mut UnitOfWork<'_, S>,
+    user_id: Uuid,
+    graph_id: Uuid,
+) -> Result<(Graph, Vec<domain::graph::GraphEvent>), CommandError> {
+    let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
+    if graph.id.is_none() || graph.deleted {
+        return Err(GraphError::NotFound.into());
+    }
+    if !graph.is_owned_by(user_id) {
+        let agent_id = domain::library::library_agent_id(user_id, graph_id);
+        let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
+        if !agent.is_visible_to(user_id) {
+            return Err(GraphError::NotFound.into());
+        }
+    }
+    Ok((graph, history))
+}
+
 impl<S: EventStore> Commands<S> {
     /// Queue a run of a graph the user owns or has in its library. Answers
     /// the run as queued.
@@ -62,19 +83,7 @@ impl<S: EventStore> Commands<S> {
         request: RunRequest,
     ) -> Result<domain::execution::ExecutionEvent, CommandError> {
         let RunRequest { user_id, graph_id, version, inputs, preset_id } = request;
-        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
-        if graph.id.is_none() || graph.deleted {
-            return Err(GraphError::NotFound.into());
-        }
-        if !graph.is_owned_by(user_id) {
-            // Not the owner: allowed when the graph is in the user's library
-            // (added from the store).
-            let agent_id = domain::library::library_agent_id(user_id, graph_id);
-            let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
-            if !agent.is_visible_to(user_id) {
-                return Err(GraphError::NotFound.into());
-            }
-        }
+        let (graph, history) = runnable_graph(uow, user_id, graph_id).await?;
         let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
         let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
         let execution_id = uow.context().new_id("execution");

@@ -5,11 +5,13 @@ mod credit;
 mod execution;
 mod graph;
 mod library;
+mod preset;
 mod store;
 mod user;
 
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
+pub use preset::{NewPreset, PresetSource};
 pub use store::{Submission, Submitted};
 
 use eventlog::EventStore;
