@@ -166,7 +166,12 @@ struct AddedRows {
 
 const SELECT: &str = "SELECT a.id, a.user_id, a.graph_id, a.graph_version, a.is_favorite, a.settings, \
      a.created_at, a.updated_at, g.model, g.user_id AS graph_owner, \
-     (SELECT max(x.version) FROM rm_graphs x WHERE x.id = a.graph_id) AS latest_version \
+     (SELECT max(x.version) FROM rm_graphs x WHERE x.id = a.graph_id) AS latest_version, \
+     (SELECT json_build_object('id', s.listing_id, 'name', s.agent_name, 'slug', s.slug, 'image', s.agent_image, \
+        'creator', json_build_object('name', coalesce(p.name, s.creator), 'id', s.owner_id, 'slug', s.creator, \
+          'avatar', s.creator_avatar)) \
+      FROM rm_store_agents s LEFT JOIN rm_store_profiles p ON p.user_id = s.owner_id \
+      WHERE s.graph_id = a.graph_id) AS marketplace_listing \
      FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version";
 
 /// How to order a library listing.
@@ -281,6 +286,8 @@ pub struct AgentSource {
     pub graph_owner: Option<Uuid>,
     /// The graph's highest version, if known.
     pub latest_version: Option<i32>,
+    /// The graph's store listing, when it is listed.
+    pub marketplace_listing: Option<Value>,
 }
 
 impl AgentSource {
@@ -297,6 +304,7 @@ impl AgentSource {
             model: row.try_get("model")?,
             graph_owner: row.try_get("graph_owner")?,
             latest_version: row.try_get("latest_version")?,
+            marketplace_listing: row.try_get("marketplace_listing")?,
         })
     }
 
@@ -324,6 +332,7 @@ impl AgentSource {
             model,
             graph_owner: graph.owner,
             latest_version: graph.versions.last().copied(),
+            marketplace_listing: None,
         })
     }
 
@@ -334,14 +343,16 @@ impl AgentSource {
         let field = |k: &str| model.and_then(|m| m.get(k)).filter(|v| !v.is_null()).cloned();
         let text = |k: &str| field(k).and_then(|v| v.as_str().map(str::to_owned));
         let flag = |k: &str| field(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        let listing = self.marketplace_listing.as_ref().filter(|l| !l.is_null());
+        let listed = |path: &str| listing.and_then(|l| l.pointer(path)).and_then(Value::as_str).map(str::to_owned);
         LibraryAgentView {
             id: self.id,
             graph_id: self.graph_id,
             graph_version: self.graph_version,
             owner_user_id: self.user_id,
-            image_url: None,
-            creator_name: String::new(),
-            creator_image_url: String::new(),
+            image_url: listed("/image").filter(|i| !i.is_empty()),
+            creator_name: listed("/creator/name").unwrap_or_default(),
+            creator_image_url: listed("/creator/avatar").unwrap_or_default(),
             status: "COMPLETED",
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -361,7 +372,7 @@ impl AgentSource {
             is_favorite: self.is_favorite,
             recommended_schedule_cron: text("recommended_schedule_cron"),
             settings: serde_json::from_value(self.settings.clone()).unwrap_or_default(),
-            marketplace_listing: None,
+            marketplace_listing: listing.and_then(|l| serde_json::from_value(l.clone()).ok()),
         }
     }
 }
@@ -428,9 +439,32 @@ pub struct LibraryAgentView {
     pub recommended_schedule_cron: Option<String>,
     /// Per-user settings.
     pub settings: GraphSettings,
-    /// Its store listing (the store is not served yet).
-    #[schema(value_type = Option<Object>)]
-    pub marketplace_listing: Option<Value>,
+    /// Its store listing, when the graph is listed.
+    pub marketplace_listing: Option<MarketplaceListing>,
+}
+
+/// Where a library agent is listed in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct MarketplaceListing {
+    /// The listing.
+    pub id: Uuid,
+    /// Its title.
+    pub name: String,
+    /// Its URL name.
+    pub slug: String,
+    /// Its creator.
+    pub creator: MarketplaceListingCreator,
+}
+
+/// The creator of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct MarketplaceListingCreator {
+    /// Display name.
+    pub name: String,
+    /// The user.
+    pub id: Uuid,
+    /// Username.
+    pub slug: String,
 }
 
 /// One page of a user's library (AutoGPT's `LibraryAgentResponse`).

@@ -53,7 +53,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ("GraphModel.version: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("GraphTriggerInfo: free-form here, the reference names 3 properties", "webhook triggers are not served yet: always null"),
     ("LibraryAgent.settings: required true", "always present in our answers; pydantic marks defaulted fields optional"),
-    ("MarketplaceListing: free-form here, the reference names 4 properties", "the store is not served yet: always null"),
     ("Node.input_links: missing", "links come from the graph's links; a node's own lists are ignored on input"),
     ("Node.metadata: type {\"any\"}, reference {\"object\"}", "kept as sent: graphs saved before may hold metadata that is not an object, and their events must still decode"),
     ("Node.output_links: missing", "links come from the graph's links; a node's own lists are ignored on input"),

@@ -222,6 +222,9 @@ async fn reviews_aggregate_and_a_listed_agent_runs_from_another_users_library() 
     let (status, agent) = app.post("/api/library/agents", shopper, &json!({"store_listing_version_id": version})).await;
     assert_eq!(status, 201, "{agent}");
     assert_eq!(agent["can_access_graph"], false, "the graph stays the creator's");
+    assert_eq!(agent["marketplace_listing"]["slug"], "greeter", "{agent}");
+    assert_eq!(agent["marketplace_listing"]["creator"]["slug"], username.as_str());
+    assert_eq!(agent["image_url"], "https://img/1.png");
     let (status, found) = app.get(&format!("/api/library/agents/marketplace/{version}"), shopper).await;
     assert_eq!((status, found["id"].clone()), (200, agent["id"].clone()));
     assert_eq!(app.get(&format!("/api/library/agents/marketplace/{version}"), critic).await.0, 404);
