@@ -41,7 +41,7 @@ use crate::state::AppState;
         crate::routes::presets::execute_preset,
     ),
     tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets")),
-    components(schemas(crate::routes::SortBy)),
+    components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints)
 )]
 struct ApiDoc;

@@ -135,8 +135,8 @@ pub(crate) async fn edit_submission(
 
 /// Withdraw a submission that is not approved (the listing goes with its
 /// last version).
-#[utoipa::path(delete, path = "/api/store/submissions/{submission_id}", operation_id = "deleteV2Delete store submission", tag = "store",
-    params(("submission_id" = String, Path)),
+#[utoipa::path(delete, path = "/api/store/submissions/{store_listing_version_id}", operation_id = "deleteV2Delete store submission", tag = "store",
+    params(("store_listing_version_id" = String, Path, description = "The submission (version) to withdraw")),
     responses((status = 200, description = "Withdrawn", body = bool),
         (status = 400, description = "Approved submissions stay", body = ErrorBody),
         (status = 404, description = "Not the caller's", body = ErrorBody)))]
