@@ -1,7 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
 //! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
-//! `abcCdefgxw`, where `C` is c' and may also be written `c'`).
+//! `abcCdefgxws`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
 //! server (`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
@@ -68,6 +68,10 @@
 //!   their graph's runs; latency is a push's arrival minus its event's
 //!   `recorded_at` (one clock). See `runs.rs`.
 //!
+//! - (s) store search latency over 10,000 approved listings and (l) store
+//!   listing pages per second, 8 clients each (see `store_pages.rs`; (l)
+//!   runs with (s)).
+//!
 //! Targets. Issue 3 §5: b ≥ 70% of a; c ≥ 100,000 events/s; d ≥ 30% of a by
 //! events/s. Issue 8 §7: c/c' ≥ 0.80 (events/s); e/a ≥ 0.70 by operations
 //! (cqrs-es with postgres-es reaches 0.46–0.56 on this kind of machine);
@@ -75,6 +79,7 @@
 //! (g) lag p99 < 50 ms at a sustained 1,000 events/s; d ≥ 30% of a by
 //! requests/s (one commit each, like a raw insert). d is also compared with
 //! a'. Issue 9 §4: x ≥ 200 runs/s; w p99 < 100 ms at 1,000 events/s.
+//! Issue 10 §3: s p99 < 20 ms.
 //! Client and server share the machine.
 
 mod command;
@@ -86,6 +91,7 @@ mod raw;
 mod report;
 mod runs;
 mod store;
+mod store_pages;
 mod workload;
 
 use std::error::Error;
@@ -106,7 +112,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
 /// Every phase, by letter (`C` is c').
-const ALL_PHASES: &str = "abcCdefgxw";
+const ALL_PHASES: &str = "abcCdefgxws";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
 /// Events a created graph appends: graph created, library agent added.
@@ -167,6 +173,12 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
     if wanted('w') {
         checkpoint(pool).await;
         r.w = Some(report::report_delivery(runs::delivery(settings, url).await?));
+    }
+    if wanted('s') {
+        checkpoint(pool).await;
+        let (s, l) = store_pages::store_pages(settings, url).await?;
+        r.s = Some(report("(s) store search, 10,000 listings, 8 clients", s, 1.0));
+        r.l = Some(report("(l) store listing pages, 8 clients", l, 1.0));
     }
     store.pool().close().await;
     Ok(r)

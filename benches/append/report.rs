@@ -78,6 +78,10 @@ pub struct Results {
     pub x: Option<Stats>,
     /// (w): append to WebSocket delivery with NATS.
     pub w: Option<Delivery>,
+    /// (s): store search over 10,000 listings.
+    pub s: Option<Stats>,
+    /// (l): store listing pages.
+    pub l: Option<Stats>,
 }
 
 /// (w)'s line: push latency in the latency columns, pushes/s as ops.
@@ -94,6 +98,7 @@ fn line(figure: String, target: &str, met: bool, source: &str) {
 const ISSUE_3: &str = "(issue 3 §5)";
 const ISSUE_9: &str = "(issue 9 §4)";
 const ISSUE_8: &str = "(issue 8 §7)";
+const ISSUE_10: &str = "(issue 10 §3)";
 
 pub fn summarize(r: &Results) {
     println!();
@@ -132,6 +137,13 @@ pub fn summarize(r: &Results) {
         let (p99, rate) = (w.pushes.p99_ms, w.events_per_sec);
         let figure = format!("w p99 = {p99:.1} ms at {rate:.0} events/s (p50 {:.1} ms)", w.pushes.p50_ms);
         line(figure, "< 100 ms at 1000/s", p99 < 100.0 && rate >= 900.0, ISSUE_9);
+    }
+    if let Some(s) = &r.s {
+        let figure = format!("s p99 = {:.2} ms (p50 {:.2} ms, {:.0} searches/s)", s.p99_ms, s.p50_ms, s.ops_per_sec);
+        line(figure, "< 20 ms", s.p99_ms < 20.0, ISSUE_10);
+    }
+    if let Some(l) = &r.l {
+        println!("l    = {:.0} listing pages/s (p99 {:.2} ms) {ISSUE_10}", l.ops_per_sec, l.p99_ms);
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);

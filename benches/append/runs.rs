@@ -101,7 +101,8 @@ impl Client {
     }
 }
 
-async fn start(
+/// The real server on the bench's database (with NATS when `nats` is set).
+pub async fn start(
     url: &str,
     nats: Option<String>,
 ) -> Res<(
