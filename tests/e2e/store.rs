@@ -288,3 +288,29 @@ async fn presets_save_inputs_merge_them_under_a_runs_own_and_stay_their_users() 
     let (_, page) = app.get(&format!("/api/library/presets?graph_id={graph_id}"), owner).await;
     assert_eq!(page["pagination"]["total_items"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_many_racing_for_one_username_or_slug_exactly_one_wins() {
+    let app = spawn_app().await;
+    let racers: Vec<Uuid> = (0..16).map(|_| user()).collect();
+    let profile = json!({"name": "Me", "username": "popular", "description": "", "links": [], "avatar_url": ""});
+    let answers =
+        futures_util::future::join_all(racers.iter().map(|u| app.post("/api/store/profile", *u, &profile))).await;
+    let won = answers.iter().filter(|(status, _)| *status == 200).count();
+    let taken = answers.iter().filter(|(status, _)| *status == 409).count();
+    assert_eq!((won, taken), (1, 15), "{answers:?}");
+    assert_eq!(events_of_type(&app, "NameClaimed").await, 1);
+
+    let owner = user();
+    let mut graphs = Vec::new();
+    for _ in 0..8 {
+        graphs.push(id_of(&app.create_graph(owner, greeting_graph()).await));
+    }
+    let bodies: Vec<Value> = graphs.iter().map(|g| submission(g, "same-slug", "Same")).collect();
+    let answers =
+        futures_util::future::join_all(bodies.iter().map(|b| app.post("/api/store/submissions", owner, b))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "one listing holds the slug: {statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 409].contains(s)), "{statuses:?}");
+    assert_eq!(events_of_type(&app, "StoreListingCreated").await, 1, "the losers appended nothing");
+}
