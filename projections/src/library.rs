@@ -171,7 +171,13 @@ const SELECT: &str = "SELECT a.id, a.user_id, a.graph_id, a.graph_version, a.is_
         'creator', json_build_object('name', coalesce(p.name, s.creator), 'id', s.owner_id, 'slug', s.creator, \
           'avatar', s.creator_avatar)) \
       FROM rm_store_agents s LEFT JOIN rm_store_profiles p ON p.user_id = s.owner_id \
-      WHERE s.graph_id = a.graph_id) AS marketplace_listing \
+      WHERE s.graph_id = a.graph_id) AS marketplace_listing, \
+     (SELECT CASE WHEN bool_or(e.status = 'FAILED') THEN 'ERROR' WHEN bool_or(e.status = 'QUEUED') THEN 'WAITING' \
+        WHEN bool_or(e.status = 'RUNNING') THEN 'HEALTHY' ELSE 'COMPLETED' END \
+      FROM rm_graph_executions e WHERE e.graph_id = a.graph_id AND e.user_id = a.user_id AND NOT e.is_deleted) \
+       AS run_status, \
+     EXISTS (SELECT FROM rm_graph_executions e WHERE e.graph_id = a.graph_id AND e.user_id = a.user_id \
+       AND NOT e.is_deleted AND e.status = 'COMPLETED' AND e.ended_at > now() - interval '7 days') AS new_output \
      FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version";
 
 /// How to order a library listing.
@@ -288,6 +294,10 @@ pub struct AgentSource {
     pub latest_version: Option<i32>,
     /// The graph's store listing, when it is listed.
     pub marketplace_listing: Option<Value>,
+    /// Derived from the user's runs of the graph (see [`LibraryAgentView::status`]).
+    pub run_status: Option<String>,
+    /// A run completed in the last 7 days.
+    pub new_output: bool,
 }
 
 impl AgentSource {
@@ -305,6 +315,8 @@ impl AgentSource {
             graph_owner: row.try_get("graph_owner")?,
             latest_version: row.try_get("latest_version")?,
             marketplace_listing: row.try_get("marketplace_listing")?,
+            run_status: row.try_get("run_status")?,
+            new_output: row.try_get("new_output")?,
         })
     }
 
@@ -333,6 +345,8 @@ impl AgentSource {
             graph_owner: graph.owner,
             latest_version: graph.versions.last().copied(),
             marketplace_listing: None,
+            run_status: None,
+            new_output: false,
         })
     }
 
@@ -353,7 +367,7 @@ impl AgentSource {
             image_url: listed("/image").filter(|i| !i.is_empty()),
             creator_name: listed("/creator/name").unwrap_or_default(),
             creator_image_url: listed("/creator/avatar").unwrap_or_default(),
-            status: "COMPLETED",
+            status: self.run_status.clone().unwrap_or_else(|| "COMPLETED".into()),
             created_at: self.created_at,
             updated_at: self.updated_at,
             name: text("name").unwrap_or_default(),
@@ -366,7 +380,7 @@ impl AgentSource {
             has_human_in_the_loop: flag("has_human_in_the_loop"),
             has_sensitive_action: flag("has_sensitive_action"),
             trigger_setup_info: field("trigger_setup_info"),
-            new_output: false,
+            new_output: self.new_output,
             can_access_graph: self.graph_owner == Some(self.user_id),
             is_latest_version: self.latest_version.is_none_or(|l| l <= self.graph_version),
             is_favorite: self.is_favorite,
@@ -395,10 +409,12 @@ pub struct LibraryAgentView {
     pub image_url: Option<String>,
     /// Creator's name (store listings; empty).
     pub creator_name: String,
-    /// Creator's picture (store listings; empty).
+    /// Creator's picture (of a store listing; empty otherwise).
     pub creator_image_url: String,
-    /// AutoGPT's LibraryAgentStatus; always `COMPLETED` here.
-    pub status: &'static str,
+    /// AutoGPT's LibraryAgentStatus, from the user's runs of the graph: any
+    /// FAILED one makes it `ERROR`, else a QUEUED one `WAITING`, else a
+    /// RUNNING one `HEALTHY`, else `COMPLETED`.
+    pub status: String,
     /// When it was added.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

@@ -235,6 +235,8 @@ async fn reviews_aggregate_and_a_listed_agent_runs_from_another_users_library() 
     let run =
         app.run_ended(shopper, graph_id, queued["id"].as_str().unwrap(), std::time::Duration::from_secs(15)).await;
     assert_eq!(run["outputs"], json!({"greeting": ["Hello, Shop!"]}));
+    let (_, agent) = app.get(&format!("/api/library/agents/{}", agent["id"].as_str().unwrap()), shopper).await;
+    assert_eq!((agent["status"].as_str(), agent["new_output"].as_bool()), (Some("COMPLETED"), Some(true)), "{agent}");
     let (status, _) =
         app.post(&format!("/api/graphs/{graph_id}/execute/1"), critic, &json!({"inputs": {"name": "x"}})).await;
     assert_eq!(status, 404, "not in the critic's library");
