@@ -3,6 +3,7 @@
 //! side (`commands`) and the read side (`projections`) build on it; neither
 //! depends on the other.
 
+pub mod audit;
 pub mod codec;
 pub mod error;
 pub mod horizon;

@@ -67,7 +67,7 @@ WHERE $8::bigint = 0 OR EXISTS (SELECT FROM events e WHERE e.stream_id = $1 AND 
 RETURNING tx_id, position
 "#;
 
-const SELECT_COLUMNS: &str =
+pub(crate) const SELECT_COLUMNS: &str =
     "tx_id, position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at";
 
 /// Below this transaction id every transaction has finished: the horizon
@@ -165,7 +165,7 @@ fn global_of(row: &PgRow) -> Result<GlobalPosition, sqlx::Error> {
     Ok(GlobalPosition { tx_id: row.try_get("tx_id")?, position: row.try_get("position")? })
 }
 
-fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let event_id: Uuid = row.try_get("event_id")?;
     let event_type: String = row.try_get("event_type")?;
     // Straight from the column's bytes into the struct, no JSON tree between.

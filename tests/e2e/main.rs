@@ -4,6 +4,7 @@
 mod helpers;
 mod support;
 
+mod audit;
 mod auth;
 mod binary;
 mod consistency;

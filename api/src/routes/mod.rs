@@ -1,6 +1,7 @@
 //! One module per resource, merged here under `/api` and its alias `/api/v1`.
 
 mod admin;
+pub(crate) mod audit;
 mod blocks;
 mod credits;
 mod executions;
@@ -30,7 +31,8 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(store::router(state))
         .merge(presets::router(state))
         .merge(submissions::router(state))
-        .merge(admin::router());
+        .merge(admin::router())
+        .merge(audit::router());
     crate::idempotency::keyed(routes, state)
 }
 
