@@ -39,7 +39,7 @@ use crate::state::AppState;
         crate::routes::presets::list_presets, crate::routes::presets::create_preset, crate::routes::presets::get_preset,
         crate::routes::presets::update_preset, crate::routes::presets::delete_preset,
         crate::routes::presets::execute_preset,
-        crate::routes::audit::read_stream, crate::routes::audit::read_log,
+        crate::routes::audit::read_stream, crate::routes::audit::read_log, crate::routes::audit::state_at,
     ),
     tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),

@@ -38,7 +38,7 @@ impl EventType for MemoryEvent {
 }
 
 /// A user's stored information.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AgentMemory {
     /// The latest value of each storage key.
     pub values: HashMap<String, Value>,

@@ -81,7 +81,7 @@ impl EventType for PresetEvent {
 }
 
 /// State of a preset, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Preset {
     /// Whose, once created.
     pub user_id: Option<Uuid>,

@@ -31,6 +31,19 @@ async fn streams_are_read_by_their_creator_or_an_admin_and_the_log_pages_by_toke
     assert_eq!(send(admin_request(&app, Method::GET, &path, admin)).await.0, 200);
     assert_eq!(app.get("/api/audit/streams/graph-00000000-0000-0000-0000-000000000000", owner).await.0, 404);
 
+    let (status, state) = app.get(&format!("{path}/state?version=1"), owner).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!((state["version"].as_i64(), state["state"]["versions"].clone()), (Some(1), serde_json::json!([1])));
+    let (_, now) = app.get(&format!("{path}/state"), owner).await;
+    assert_eq!(now["state"]["versions"], serde_json::json!([1, 2]), "{now}");
+    let at = page["events"][0]["recorded_at"].as_str().unwrap();
+    let (_, then) = app.get(&format!("{path}/state?at={}", at.replace('+', "%2B")), owner).await;
+    assert_eq!(then["version"], 1, "as of the first event's time: {then}");
+    assert_eq!(app.post("/api/auth/user", owner, &serde_json::json!({})).await.0, 200);
+    let (_, user_state) = app.get(&format!("/api/audit/streams/user-{owner}/state"), owner).await;
+    assert!(user_state["state"].is_object(), "the user's own stream: {user_state}");
+    assert_eq!(app.get(&format!("{path}/state"), stranger).await.0, 404);
+
     assert_eq!(app.get("/api/audit/events", owner).await.0, 403, "the log is for admins");
     let (status, log) = send(admin_request(&app, Method::GET, "/api/audit/events?category=graph&limit=1", admin)).await;
     assert_eq!(status, 200, "{log}");

@@ -20,7 +20,10 @@ use crate::extract::Query;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/audit/streams/{stream_id}", get(read_stream)).route("/audit/events", get(read_log))
+    Router::new()
+        .route("/audit/streams/{stream_id}", get(read_stream))
+        .route("/audit/streams/{stream_id}/state", get(state_at))
+        .route("/audit/events", get(read_log))
 }
 
 /// One event as the log holds it.
@@ -88,11 +91,29 @@ pub(crate) struct StreamPage {
     next_version: Option<i64>,
 }
 
+/// A stream name's category and aggregate id (`<category>-<uuid>`; the
+/// uuid has dashes of its own, so it is the last 36 characters).
+fn split_stream(stream_id: &str) -> Option<(&str, Uuid)> {
+    let cut = stream_id.len().checked_sub(37)?;
+    let (prefix, rest) = (stream_id.get(..cut)?, stream_id.get(cut..)?);
+    Some((prefix, Uuid::parse_str(rest.strip_prefix('-')?).ok()?))
+}
+
 /// Whether `user` may read `stream`: the user's own stream, or one whose
 /// first event the user caused.
 fn owns(user: &AuthUser, stream_id: &str, first: Option<&RecordedEvent>) -> bool {
-    let own_id = stream_id.rsplit_once('-').and_then(|(_, id)| Uuid::parse_str(id).ok());
+    let own_id = split_stream(stream_id).map(|(_, id)| id);
     own_id == Some(user.user_id) || first.is_some_and(|e| e.metadata.user_id == Some(user.user_id))
+}
+
+/// The whole stream, when `user` may read it (else a 404, as for a stream
+/// that does not exist: nothing is revealed).
+async fn readable_stream(state: &AppState, user: &AuthUser, stream_id: &str) -> ApiResult<Vec<RecordedEvent>> {
+    let events = state.store().read_stream(stream_id, 0).await?;
+    if events.is_empty() || !(user.is_admin || owns(user, stream_id, events.first())) {
+        return Err(ApiError::not_found("Stream not found"));
+    }
+    Ok(events)
 }
 
 /// A stream's events with their metadata, from a version on.
@@ -187,4 +208,84 @@ pub(crate) async fn read_log(
         .then(|| events.last().map(|e| ConsistencyToken(e.global).to_string()))
         .flatten();
     Ok(axum::Json(LogPage { events: events.into_iter().map(AuditEvent::of).collect(), next }))
+}
+
+/// Query of `GET /api/audit/streams/{stream_id}/state`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StateQuery {
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
+}
+
+/// An aggregate's state as of a point of its stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StateAt {
+    /// The stream.
+    stream_id: String,
+    /// The last event folded.
+    version: i64,
+    /// When that event was committed.
+    recorded_at: DateTime<Utc>,
+    /// The state, as the domain folds it.
+    #[schema(value_type = Object)]
+    state: Value,
+}
+
+/// Fold `events` through `A`'s `evolve`.
+fn fold<A: domain::Aggregate + Serialize>(events: &[RecordedEvent]) -> ApiResult<Value> {
+    let mut state = A::default();
+    for event in events {
+        state.evolve(&eventlog::codec::decode::<A>(event).map_err(|e| ApiError::internal(&e))?);
+    }
+    serde_json::to_value(&state).map_err(|e| ApiError::internal(&e))
+}
+
+/// The state of the aggregate whose streams carry `prefix`.
+fn state_of(prefix: &str, events: &[RecordedEvent]) -> ApiResult<Value> {
+    use domain::Aggregate;
+    match prefix {
+        p if p == domain::user::User::STREAM_PREFIX => fold::<domain::user::User>(events),
+        p if p == domain::graph::Graph::STREAM_PREFIX => fold::<domain::graph::Graph>(events),
+        p if p == domain::library::LibraryAgent::STREAM_PREFIX => fold::<domain::library::LibraryAgent>(events),
+        p if p == domain::execution::GraphExecution::STREAM_PREFIX => fold::<domain::execution::GraphExecution>(events),
+        p if p == domain::credit::CreditLedger::STREAM_PREFIX => fold::<domain::credit::CreditLedger>(events),
+        p if p == domain::memory::AgentMemory::STREAM_PREFIX => fold::<domain::memory::AgentMemory>(events),
+        p if p == domain::preset::Preset::STREAM_PREFIX => fold::<domain::preset::Preset>(events),
+        p if p == domain::store::StoreListing::STREAM_PREFIX => fold::<domain::store::StoreListing>(events),
+        p if p == domain::store::StoreProfile::STREAM_PREFIX => fold::<domain::store::StoreProfile>(events),
+        p if p == domain::store::StoreReview::STREAM_PREFIX => fold::<domain::store::StoreReview>(events),
+        p if p == domain::store::NameClaim::STREAM_PREFIX => fold::<domain::store::NameClaim>(events),
+        _ => Err(ApiError::not_found("Stream not found")),
+    }
+}
+
+/// An aggregate's state as of a version, or as of a time, replayed through
+/// the domain from its stream (the latest state without either).
+#[utoipa::path(get, path = "/api/audit/streams/{stream_id}/state", operation_id = "getAuditStreamState", tag = "audit",
+    params(("stream_id" = String, Path, description = "`<category>-<uuid>`"),
+        ("version" = Option<i64>, Query, minimum = 1, maximum = 2147483647, description = "Fold up to this version"),
+        ("at" = Option<DateTime<Utc>>, Query, description = "Fold the events committed by then")),
+    responses((status = 200, description = "The state", body = StateAt),
+        (status = 404, description = "No such stream, nothing by then, or not the caller's", body = ErrorBody)))]
+pub(crate) async fn state_at(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(stream_id): Path<String>,
+    Query(q): Query<StateQuery>,
+) -> ApiResult<axum::Json<StateAt>> {
+    if let Some(version) = q.version {
+        in_range("version", version, 1, i64::from(i32::MAX))?;
+    }
+    let events = readable_stream(&state, &user, &stream_id).await?;
+    let upto: Vec<RecordedEvent> = events
+        .into_iter()
+        .filter(|e| q.version.is_none_or(|v| e.version <= v) && q.at.is_none_or(|at| e.recorded_at <= at))
+        .collect();
+    let last = upto.last().ok_or_else(|| ApiError::not_found("Nothing recorded by then"))?;
+    let (version, recorded_at) = (last.version, last.recorded_at);
+    let prefix = split_stream(&stream_id).map_or("", |(p, _)| p);
+    let folded = state_of(prefix, &upto)?;
+    Ok(axum::Json(StateAt { stream_id, version, recorded_at, state: folded }))
 }

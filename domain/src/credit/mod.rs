@@ -134,7 +134,7 @@ pub enum CreditError {
 }
 
 /// State of one user's credits.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CreditLedger {
     /// Anything recorded yet (the starting grant comes with the first).
     pub opened: bool,

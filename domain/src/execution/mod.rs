@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 
 /// One execution of one graph node, as folded from the run's stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NodeExecution {
     /// Its id.
     pub node_exec_id: Uuid,
@@ -63,7 +63,7 @@ impl NodeExecution {
 }
 
 /// State of one run.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct GraphExecution {
     /// Set once queued.
     pub id: Option<Uuid>,

@@ -47,7 +47,7 @@ pub enum GraphError {
 }
 
 /// State of one graph, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Graph {
     /// The graph id, once created.
     pub id: Option<Uuid>,

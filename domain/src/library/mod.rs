@@ -55,7 +55,7 @@ pub fn library_agent_id(user_id: Uuid, graph_id: Uuid) -> Uuid {
 }
 
 /// State of one library agent, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LibraryAgent {
     /// Set once added.
     pub id: Option<Uuid>,

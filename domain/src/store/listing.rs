@@ -37,7 +37,7 @@ impl SubmissionStatus {
 }
 
 /// One submitted version of a listing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ListingVersion {
     /// Its id.
     pub version_id: Uuid,
@@ -52,7 +52,7 @@ pub struct ListingVersion {
 }
 
 /// State of one listing, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct StoreListing {
     /// Set once created.
     pub id: Option<Uuid>,

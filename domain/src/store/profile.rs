@@ -49,7 +49,7 @@ impl EventType for ProfileEvent {
 }
 
 /// A user's profile, folded from its stream (id = the user's id).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct StoreProfile {
     /// The user, once a profile exists.
     pub user_id: Option<Uuid>,
@@ -123,7 +123,7 @@ impl EventType for NameClaimEvent {
 /// Who holds a unique name; one stream per name, so two claims racing
 /// conflict on the stream and only one wins. A name once claimed stays
 /// with its holder, so links to a creator or listing never change hands.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct NameClaim {
     /// The holder.
     pub holder: Option<Uuid>,

@@ -36,7 +36,7 @@ impl EventType for StoreReviewEvent {
 }
 
 /// A review, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct StoreReview {
     /// Score and comments, once reviewed.
     pub current: Option<(i32, Option<String>)>,

@@ -29,7 +29,7 @@ pub enum UserError {
 }
 
 /// State of one user, folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct User {
     /// Set once the user is registered.
     pub id: Option<Uuid>,
