@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{default_page, in_range, parse_id};
+use super::{parse_id, PageQuery};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Query};
@@ -149,19 +149,6 @@ pub(crate) async fn list_executions(
     Ok(axum::Json(execution_views::list_executions(state.pool(), caller.user.user_id).await?))
 }
 
-fn default_page_size() -> i64 {
-    25
-}
-
-/// Query of `GET /api/graphs/{id}/executions`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PageQuery {
-    #[serde(default = "default_page")]
-    page: i64,
-    #[serde(default = "default_page_size")]
-    page_size: i64,
-}
-
 /// One page of a graph's runs, newest first.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/executions", operation_id = "getV1List graph executions", tag = "graphs",
     params(("graph_id" = String, Path), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
@@ -171,11 +158,10 @@ pub(crate) async fn list_graph_executions(
     State(state): State<AppState>,
     caller: Caller,
     Path(graph_id): Path<String>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<PageQuery<25>>,
 ) -> ApiResult<axum::Json<GraphExecutionsPaginated>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
-    in_range("page", q.page, 1, 1_000_000)?;
-    in_range("page_size", q.page_size, 1, 100)?;
+    let q = q.checked()?;
     let page = execution_views::list_graph_executions(state.pool(), caller.user.user_id, graph_id, q.page, q.page_size);
     Ok(axum::Json(page.await?))
 }

@@ -46,6 +46,31 @@ pub(crate) fn default_page() -> i64 {
     1
 }
 
+fn page_size_default<const SIZE: i64>() -> i64 {
+    SIZE
+}
+
+/// `?page&page_size` of a listing whose pages hold `SIZE` items unless
+/// asked otherwise.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PageQuery<const SIZE: i64> {
+    /// 1-based.
+    #[serde(default = "default_page")]
+    pub page: i64,
+    /// Items per page.
+    #[serde(default = "page_size_default::<SIZE>")]
+    pub page_size: i64,
+}
+
+impl<const SIZE: i64> PageQuery<SIZE> {
+    /// A 422 unless the page is 1 or more and holds 1 to 100 items.
+    pub fn checked(self) -> Result<Self, ApiError> {
+        in_range("page", self.page, 1, 1_000_000)?;
+        in_range("page_size", self.page_size, 1, 100)?;
+        Ok(self)
+    }
+}
+
 /// A 422 naming `field` unless `lo <= value <= hi`.
 pub(crate) fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> Result<(), ApiError> {
     if (lo..=hi).contains(&value) {

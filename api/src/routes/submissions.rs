@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::store::{graph_file, page_of, published_graph};
-use super::{default_page, parse_id};
+use super::{default_page, parse_id, PageQuery};
 use crate::auth::AdminUser;
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -38,15 +38,6 @@ fn default_page_size() -> i64 {
     20
 }
 
-/// A page request.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PageQuery {
-    #[serde(default = "default_page")]
-    page: i64,
-    #[serde(default = "default_page_size")]
-    page_size: i64,
-}
-
 /// Answer a command on a version with the version as the store now has it.
 async fn answer_submission(
     state: &AppState,
@@ -66,9 +57,9 @@ async fn answer_submission(
 pub(crate) async fn list_submissions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<PageQuery<20>>,
 ) -> ApiResult<axum::Json<store::StoreSubmissionsResponse>> {
-    page_of(q.page, q.page_size)?;
+    let q = q.checked()?;
     Ok(axum::Json(store::submissions(state.pool(), caller.user.user_id, q.page, q.page_size).await?))
 }
 
@@ -198,9 +189,9 @@ pub(crate) async fn update_profile(
 pub(crate) async fn my_agents(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<PageQuery<20>>,
 ) -> ApiResult<axum::Json<store::MyAgentsResponse>> {
-    page_of(q.page, q.page_size)?;
+    let q = q.checked()?;
     Ok(axum::Json(store::my_agents(state.pool(), caller.user.user_id, q.page, q.page_size).await?))
 }
 
