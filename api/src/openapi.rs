@@ -26,10 +26,12 @@ use crate::state::AppState;
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render, crate::live::ws::upgrade,
+        create_api_key, list_api_keys, get_api_key, revoke_api_key, suspend_api_key, update_permissions,
+        external_me, external_list_blocks, external_execute_block, external_execute_graph, external_execution_results,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "api-keys"), (name = "external")),
     components(schemas(crate::routes::SortBy)),
-    modifiers(&CommonResponses, &Constraints)
+    modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]
 struct ApiDoc;
 
@@ -132,6 +134,21 @@ impl Modify for Constraints {
         if let Some(components) = openapi.components.as_mut() {
             components.schemas.insert("UpdateTimezoneRequest".into(), RefOr::T(Schema::Object(request)));
         }
+    }
+}
+
+/// The `X-API-Key` header scheme the external routes name in their
+/// `security`.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key from POST /api/api-keys; each route needs one permission (scope) of it",
+        )));
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme("APIKeyHeader", scheme);
     }
 }
 

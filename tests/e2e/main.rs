@@ -4,6 +4,7 @@
 mod helpers;
 mod support;
 
+mod api_keys;
 mod auth;
 mod binary;
 mod consistency;
@@ -13,6 +14,7 @@ mod docs;
 mod event_log;
 mod executions;
 mod executors;
+mod external_api;
 mod feed;
 mod graphs;
 mod horizon;
