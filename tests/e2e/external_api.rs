@@ -181,3 +181,31 @@ async fn every_external_route_is_documented_with_the_key_scheme() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_key_revoked_through_one_instance_is_refused_by_another_at_once() {
+    let first = spawn_app().await;
+    let second = crate::helpers::spawn_app_on(first.url.clone(), |_| {}).await;
+    let owner = user();
+    let (id, secret) = id_and_secret(&create_key(&first, owner, &["IDENTITY"]).await);
+    assert_eq!(get(&second, "/me", &secret).await.0, 200, "the second instance verified and remembers it");
+    let (status, _) = first.delete(&format!("/api/api-keys/{id}"), owner).await;
+    assert_eq!(status, 200);
+    let (status, body) = get(&second, "/me", &secret).await;
+    assert_eq!(status, 401, "{body}");
+    assert_error(&body, "unauthorized");
+}
+
+#[tokio::test]
+async fn changing_keys_with_one_idempotency_key_drops_no_change() {
+    let app = spawn_app().await;
+    let owner = user();
+    let (id, secret) = id_and_secret(&create_key(&app, owner, &["IDENTITY"]).await);
+    let keyed = |method: Method, path: String| app.request(method, &path, owner).header("Idempotency-Key", "same");
+    let rescope = json!({"permissions": ["IDENTITY", "READ_BLOCK"]});
+    let (status, _) = send(keyed(Method::PUT, format!("/api/api-keys/{id}/permissions")).json(&rescope)).await;
+    assert_eq!(status, 200);
+    let (status, suspended) = send(keyed(Method::POST, format!("/api/api-keys/{id}/suspend"))).await;
+    assert_eq!((status, suspended["status"].as_str()), (200, Some("SUSPENDED")), "{suspended}");
+    assert_eq!(get(&app, "/blocks", &secret).await.0, 401);
+}

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::Router;
 use commands::services::{ApiKeyChange, NewApiKey};
-use commands::Outcome;
+use commands::{CommandContext, Outcome};
 use domain::api_key::{ApiKey, ApiKeyPermission};
 use projections::api_keys::{self, ApiKeyInfo};
 use serde::{Deserialize, Serialize};
@@ -130,8 +130,13 @@ async fn change(
     change: ApiKeyChange,
 ) -> ApiResult<Committed<axum::Json<ApiKeyInfo>>> {
     let id: Uuid = parse_id(key_id, "API key")?;
+    // These changes are idempotent as decided (suspending twice appends
+    // once), and no idempotency record scopes their key to the route here:
+    // event ids derived from it could make a later, different change on
+    // the same key look like a duplicate and be dropped.
+    let ctx = CommandContext { idempotency_key: None, ..caller.ctx.clone() };
     let (outcome, key): (Outcome, ApiKey) =
-        state.commands.change_api_key(&caller.ctx, caller.user.user_id, id, change).await?;
+        state.commands.change_api_key(&ctx, caller.user.user_id, id, change).await?;
     let info = info_of(state, &key).await?;
     Ok(state.answer(&outcome, axum::Json(info)).await)
 }
