@@ -105,6 +105,7 @@ impl App {
             projections,
             auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,
+            keys: Arc::default(),
         };
         let router = router(state.clone(), &config);
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
@@ -149,6 +150,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(openapi::router())
         .nest("/api", routes::api(&state))
         .nest("/api/v1", routes::api(&state))
+        .nest("/external-api/v1", routes::external(&state))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);

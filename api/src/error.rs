@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
 use commands::{CommandError, StoreError};
+use domain::api_key::ApiKeyError;
 use domain::execution::engine::RunError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
@@ -235,6 +236,20 @@ impl From<LibraryError> for ApiError {
     }
 }
 
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::NotFound => Self::not_found(e.to_string()),
+            ApiKeyError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ApiKeyError::Revoked => Self::bad_request(e.to_string()),
+            ApiKeyError::InvalidName | ApiKeyError::InvalidDescription => {
+                let field = if e == ApiKeyError::InvalidName { "name" } else { "description" };
+                Self::unprocessable(e.to_string(), vec![FieldError::new(field, e.to_string(), "invalid", Value::Null)])
+            }
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -244,6 +259,7 @@ impl From<CommandError> for ApiError {
             CommandError::Run(e) => e.into(),
             CommandError::Listing(e) => e.into(),
             CommandError::NotFound(_) => Self::not_found(e.to_string()),
+            CommandError::ApiKey(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
         }

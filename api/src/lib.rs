@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod http;
 pub mod idempotency;
+pub mod keys;
 pub mod live;
 pub mod metrics;
 mod openapi;

@@ -40,10 +40,12 @@ use crate::state::AppState;
         crate::routes::presets::update_preset, crate::routes::presets::delete_preset,
         crate::routes::presets::execute_preset,
         crate::routes::audit::read_stream, crate::routes::audit::read_log, crate::routes::audit::state_at,
+        create_api_key, list_api_keys, get_api_key, revoke_api_key, suspend_api_key, update_permissions,
+        external_me, external_list_blocks, external_execute_block, external_execute_graph, external_execution_results,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
-    modifiers(&CommonResponses, &Constraints)
+    modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]
 struct ApiDoc;
 
@@ -146,6 +148,21 @@ impl Modify for Constraints {
         if let Some(components) = openapi.components.as_mut() {
             components.schemas.insert("UpdateTimezoneRequest".into(), RefOr::T(Schema::Object(request)));
         }
+    }
+}
+
+/// The `X-API-Key` header scheme the external routes name in their
+/// `security`.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key from POST /api/api-keys; each route needs one permission (scope) of it",
+        )));
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme("APIKeyHeader", scheme);
     }
 }
 

@@ -29,6 +29,8 @@ pub struct AppState {
     pub auth: Arc<Verifier>,
     /// How long a command waits for its projections.
     pub consistency_timeout: Duration,
+    /// API keys verified by this process, and when their use was recorded.
+    pub keys: Arc<crate::keys::KeyAuth>,
 }
 
 impl AppState {

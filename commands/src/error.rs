@@ -1,5 +1,6 @@
 //! Errors of the write path.
 
+use domain::api_key::ApiKeyError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
 use domain::user::UserError;
@@ -20,6 +21,9 @@ pub enum CommandError {
     /// A store rule refused it.
     #[error(transparent)]
     Listing(#[from] domain::store::ListingError),
+    /// An API key rule refused it.
+    #[error(transparent)]
+    ApiKey(#[from] ApiKeyError),
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),

@@ -3,6 +3,7 @@
 //! from outside (clock, fresh ids, other read models) arrives in the command.
 
 pub mod aggregate;
+pub mod api_key;
 pub mod blocks;
 pub mod credit;
 pub mod execution;

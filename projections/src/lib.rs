@@ -1,6 +1,7 @@
 //! The read side: a projector runner (checkpoint, catch-up, live tail,
 //! rebuild) and one module per read model with the queries the API calls.
 
+pub mod api_keys;
 pub mod credits;
 pub mod execution_views;
 pub mod executions;
@@ -34,5 +35,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(credits::CreditsProjector),
         Arc::new(store::StoreProjector),
         Arc::new(presets::PresetsProjector),
+        Arc::new(api_keys::ApiKeysProjector),
     ]
 }

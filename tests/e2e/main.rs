@@ -4,6 +4,7 @@
 mod helpers;
 mod support;
 
+mod api_keys;
 mod audit;
 mod auth;
 mod binary;
@@ -14,6 +15,7 @@ mod docs;
 mod event_log;
 mod executions;
 mod executors;
+mod external_api;
 mod feed;
 mod graphs;
 mod horizon;

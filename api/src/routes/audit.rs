@@ -53,6 +53,16 @@ pub(crate) struct AuditEvent {
 
 impl AuditEvent {
     fn of(event: RecordedEvent) -> Self {
+        let mut data = serde_json::from_str(event.data.get()).unwrap_or(Value::Null);
+        // What is kept of an API key's secret stays in the log: an auditor
+        // sees that a key was made, never material to test guesses against.
+        if let Some(secret) = data.pointer_mut("/secret").and_then(Value::as_object_mut) {
+            for field in ["hash", "lookup"] {
+                if secret.contains_key(field) {
+                    secret.insert(field.into(), Value::String("[redacted]".into()));
+                }
+            }
+        }
         Self {
             token: ConsistencyToken(event.global).to_string(),
             stream_id: event.stream_id,
@@ -60,7 +70,7 @@ impl AuditEvent {
             event_id: event.event_id,
             event_type: event.event_type,
             schema_version: event.schema_version,
-            data: serde_json::from_str(event.data.get()).unwrap_or(Value::Null),
+            data,
             metadata: event.metadata,
             recorded_at: event.recorded_at,
         }

@@ -44,10 +44,31 @@ pub(crate) async fn execute_block(
     axum::extract::Path(block_id): axum::extract::Path<String>,
     extract::Json(input): extract::Json<Map<String, Value>>,
 ) -> ApiResult<Json<Map<String, Value>>> {
-    let block = domain::blocks::find(&block_id).filter(|b| blocks::is_supported(b.id));
+    run_block(user.user_id, &block_id, input).map(Json)
+}
+
+/// The catalog as the external API serves it: without costs, which are the
+/// platform's business, not a key holder's.
+pub(crate) fn catalog_without_costs() -> &'static Value {
+    static BLOCKS: OnceLock<Value> = OnceLock::new();
+    BLOCKS.get_or_init(|| {
+        let mut blocks = rendered().clone();
+        for block in blocks.as_array_mut().into_iter().flatten() {
+            if let Some(block) = block.as_object_mut() {
+                block.remove("costs");
+            }
+        }
+        blocks
+    })
+}
+
+/// Run one block for `user_id` on `input` (over the schema's defaults) and
+/// collect each output pin's values: what both APIs' execute routes answer.
+pub(crate) fn run_block(user_id: Uuid, block_id: &str, input: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let block = domain::blocks::find(block_id).filter(|b| blocks::is_supported(b.id));
     let block = block.ok_or_else(|| ApiError::not_found(format!("Block #{block_id} not found.")))?;
     let ctx = BlockContext {
-        user_id: user.user_id,
+        user_id,
         execution_id: Uuid::nil(),
         graph_id: Uuid::nil(),
         node_exec_id: Uuid::nil(),
@@ -77,7 +98,7 @@ pub(crate) async fn execute_block(
             }
         }
     }
-    Ok(Json(outputs))
+    Ok(outputs)
 }
 
 /// The defaults the block's input schema declares.

@@ -102,21 +102,21 @@ pub(crate) async fn execute_graph(
     let body: ExecuteGraph =
         if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
     let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;
-    ensure_credits(&state, caller.user.user_id).await?;
-    let (outcome, run) = state
-        .commands
-        .execute_graph(
-            &caller.ctx,
-            RunRequest {
-                user_id: caller.user.user_id,
-                graph_id,
-                version: Some(version),
-                inputs: body.inputs,
-                preset_id,
-            },
-        )
-        .await?;
+    let request =
+        RunRequest { user_id: caller.user.user_id, graph_id, version: Some(version), inputs: body.inputs, preset_id };
+    let (outcome, run) = start_run(&state, &caller.ctx, request).await?;
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
+}
+
+/// Queue a run, refused with a 402 while the user has no credits: what
+/// both APIs' execute routes do.
+pub(crate) async fn start_run(
+    state: &AppState,
+    ctx: &commands::CommandContext,
+    request: RunRequest,
+) -> ApiResult<(commands::Outcome, domain::execution::GraphExecution)> {
+    ensure_credits(state, request.user_id).await?;
+    Ok(state.commands.execute_graph(ctx, request).await?)
 }
 
 /// Stop a run: running and queued node executions end TERMINATED, and so

@@ -1,10 +1,12 @@
 //! One module per resource, merged here under `/api` and its alias `/api/v1`.
 
 mod admin;
+mod api_keys;
 pub(crate) mod audit;
 mod blocks;
 mod credits;
 mod executions;
+mod external;
 mod graphs;
 mod health;
 mod library;
@@ -33,7 +35,14 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(submissions::router(state))
         .merge(admin::router())
         .merge(audit::router());
-    crate::idempotency::keyed(routes, state)
+    // API keys stay outside the idempotency layer: its record would keep a
+    // new key's secret (see `api_keys`).
+    crate::idempotency::keyed(routes, state).merge(api_keys::router(state))
+}
+
+/// The routes under `/external-api/v1`, authenticated by API key.
+pub fn external(state: &AppState) -> Router<AppState> {
+    external::router(state)
 }
 
 /// Routes outside `/api`.
@@ -101,12 +110,20 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 pub(crate) use admin::{__path_list_projections, ExecutorReport};
+pub(crate) use api_keys::{
+    __path_create_api_key, __path_get_api_key, __path_list_api_keys, __path_revoke_api_key, __path_suspend_api_key,
+    __path_update_permissions,
+};
 pub(crate) use blocks::{__path_execute_block, __path_list_blocks};
 pub(crate) use credits::{__path_add_credits, __path_get_credits, __path_get_transactions, __path_users_history};
 pub(crate) use executions::{
     __path_delete_execution, __path_execute_graph, __path_get_execution, __path_get_shared_execution,
     __path_list_executions, __path_list_graph_executions, __path_share_execution, __path_stop_execution,
     __path_unshare_execution,
+};
+pub(crate) use external::{
+    __path_external_execute_block, __path_external_execute_graph, __path_external_execution_results,
+    __path_external_list_blocks, __path_external_me,
 };
 pub(crate) use graphs::{
     __path_create_graph, __path_delete_graph, __path_get_graph, __path_get_graph_version, __path_list_graph_versions,

@@ -1,6 +1,7 @@
 //! Command handlers, one module per area. Each loads what it needs, lets the
 //! pure domain decide, and appends everything a request changes atomically.
 
+mod api_key;
 mod credit;
 mod execution;
 mod graph;
@@ -9,6 +10,7 @@ mod preset;
 mod store;
 mod user;
 
+pub use api_key::{ApiKeyChange, NewApiKey};
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
 pub use preset::{NewPreset, PresetSource};

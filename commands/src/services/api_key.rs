@@ -1,0 +1,89 @@
+use domain::api_key::{ApiKey, ApiKeyCommand, ApiKeyPermission, StoredSecret};
+use eventlog::EventStore;
+use uuid::Uuid;
+
+use super::Commands;
+use crate::context::CommandContext;
+use crate::error::CommandError;
+use crate::uow::{decide_on, Outcome};
+
+/// A key to make: what the user asked for, and what is kept of the secret
+/// the API generated (the secret itself never comes this far).
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Display name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// What it grants.
+    pub scopes: Vec<ApiKeyPermission>,
+    /// Hash, lookup digest, head and tail of the secret.
+    pub secret: StoredSecret,
+}
+
+/// A change to one of a user's keys.
+#[derive(Debug, Clone)]
+pub enum ApiKeyChange {
+    /// Stop it working until further notice.
+    Suspend,
+    /// Stop it working for good.
+    Revoke,
+    /// Grant these scopes instead.
+    SetPermissions(Vec<ApiKeyPermission>),
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Make a key for `user_id`. Its id derives from the idempotency key
+    /// when there is one, so a retried create lands on the same stream and
+    /// is refused there rather than making a second key.
+    pub async fn create_api_key(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        key: NewApiKey,
+    ) -> Result<(Outcome, ApiKey), CommandError> {
+        let key_id = ctx.new_id("api_key");
+        decide_on::<ApiKey, _, _>(&self.store, ctx, key_id, |state| {
+            Ok(state.decide(ApiKeyCommand::CreateApiKey {
+                key_id,
+                user_id,
+                name: key.name.clone(),
+                description: key.description.clone(),
+                scopes: key.scopes.clone(),
+                secret: key.secret.clone(),
+                now: self.now(),
+            })?)
+        })
+        .await
+    }
+
+    /// Suspend, revoke or re-scope one of `user_id`'s keys; answers the key
+    /// as it now stands.
+    pub async fn change_api_key(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        key_id: Uuid,
+        change: ApiKeyChange,
+    ) -> Result<(Outcome, ApiKey), CommandError> {
+        decide_on::<ApiKey, _, _>(&self.store, ctx, key_id, |state| {
+            let now = self.now();
+            let command = match &change {
+                ApiKeyChange::Suspend => ApiKeyCommand::SuspendApiKey { user_id, now },
+                ApiKeyChange::Revoke => ApiKeyCommand::RevokeApiKey { user_id, now },
+                ApiKeyChange::SetPermissions(scopes) => {
+                    ApiKeyCommand::UpdatePermissions { user_id, scopes: scopes.clone(), now }
+                }
+            };
+            Ok(state.decide(command)?)
+        })
+        .await
+    }
+
+    /// A key as the log has it now: what authenticating a request checks,
+    /// so a key revoked or suspended a moment ago is refused at once,
+    /// whatever the read models or any cache hold.
+    pub async fn api_key(&self, key_id: Uuid) -> Result<ApiKey, CommandError> {
+        Ok(self.read::<ApiKey>(key_id).await?.0)
+    }
+}
