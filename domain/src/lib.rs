@@ -9,6 +9,7 @@ pub mod execution;
 pub mod graph;
 pub mod library;
 pub mod memory;
+pub mod schedule;
 pub mod user;
 
 pub use aggregate::{Aggregate, EventType};

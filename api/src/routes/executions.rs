@@ -101,7 +101,13 @@ pub(crate) async fn execute_graph(
         .commands
         .execute_graph(
             &caller.ctx,
-            RunRequest { user_id: caller.user.user_id, graph_id, version: Some(version), inputs: body.inputs, preset_id },
+            RunRequest {
+                user_id: caller.user.user_id,
+                graph_id,
+                version: Some(version),
+                inputs: body.inputs,
+                preset_id,
+            },
         )
         .await?;
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
