@@ -26,8 +26,9 @@ use crate::state::AppState;
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         list_projections, render, crate::live::ws::upgrade,
+        create_schedule, list_graph_schedules, list_schedules, delete_schedule,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live")),
     components(schemas(crate::routes::SortBy)),
     modifiers(&CommonResponses, &Constraints)
 )]

@@ -2,6 +2,7 @@
 
 use domain::graph::GraphError;
 use domain::library::LibraryError;
+use domain::schedule::ScheduleError;
 use domain::user::UserError;
 pub use eventlog::StoreError;
 
@@ -17,6 +18,9 @@ pub enum CommandError {
     /// A library rule refused it.
     #[error(transparent)]
     Library(#[from] LibraryError),
+    /// A schedule rule refused it.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),

@@ -11,6 +11,7 @@ mod pause;
 pub mod projector;
 pub mod query;
 pub mod runner;
+pub mod schedules;
 pub mod stall;
 pub mod status;
 pub mod users;
@@ -30,5 +31,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(library::LibraryProjector),
         Arc::new(executions::ExecutionsProjector),
         Arc::new(credits::CreditsProjector),
+        Arc::new(schedules::SchedulesProjector),
     ]
 }

@@ -72,6 +72,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ("POST /api/graphs/{graph_id}/executions/{graph_exec_id}/share body: ours has none, reference has one", "any body is ignored: AutoGPT's ShareRequest is an empty object"),
     ("UserTransaction.usage_start_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("UserTransaction.usage_node_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("GraphExecutionJobInfo.input_credentials: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("GraphExecutionJobInfo.timezone: required true", "always present in our answers; pydantic marks defaulted fields optional"),
 ];
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/autogpt-openapi-v0.6.44.json");

@@ -7,6 +7,7 @@ mod executions;
 mod graphs;
 mod health;
 mod library;
+mod schedules;
 mod users;
 
 use axum::Router;
@@ -24,6 +25,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(executions::router(state))
         .merge(credits::router(state))
         .merge(library::router(state))
+        .merge(schedules::router(state))
         .merge(admin::router());
     crate::idempotency::keyed(routes, state)
 }
@@ -67,6 +69,7 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("{what} not found")))
 }
 
+pub(crate) use admin::SchedulerReport;
 pub(crate) use admin::{__path_list_projections, ExecutorReport};
 pub(crate) use blocks::{__path_execute_block, __path_list_blocks};
 pub(crate) use credits::{__path_add_credits, __path_get_credits, __path_get_transactions, __path_users_history};
@@ -84,5 +87,8 @@ pub(crate) use library::SortBy;
 pub(crate) use library::{
     __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph, __path_list_agents,
     __path_list_favorites, __path_update_agent,
+};
+pub(crate) use schedules::{
+    __path_create_schedule, __path_delete_schedule, __path_list_graph_schedules, __path_list_schedules,
 };
 pub(crate) use users::{__path_ensure_user, __path_get_timezone, __path_set_timezone, __path_update_email};

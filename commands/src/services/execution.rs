@@ -62,23 +62,9 @@ impl<S: EventStore> Commands<S> {
         request: RunRequest,
     ) -> Result<domain::execution::ExecutionEvent, CommandError> {
         let RunRequest { user_id, graph_id, version, inputs, preset_id } = request;
-        let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
-        if graph.id.is_none() || graph.deleted {
-            return Err(GraphError::NotFound.into());
-        }
-        if !graph.is_owned_by(user_id) {
-            // Not the owner: allowed when the graph is in the user's library
-            // (added from the store).
-            let agent_id = domain::library::library_agent_id(user_id, graph_id);
-            let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
-            if !agent.is_visible_to(user_id) {
-                return Err(GraphError::NotFound.into());
-            }
-        }
-        let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
-        let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+        let saved = runnable_version(uow, user_id, graph_id, version).await?;
         let execution_id = uow.context().new_id("execution");
-        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now())
+        let queued = engine::queue_run(&saved, execution_id, user_id, inputs, preset_id, self.now())
             .map_err(CommandError::Run)?;
         uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
         Ok(queued)
@@ -167,6 +153,33 @@ impl<S: EventStore> Commands<S> {
         uow.commit().await?;
         Ok(expected_version + events.len() as i64)
     }
+}
+
+/// The graph version `user_id` may run: the graph exists, is the user's or
+/// in its library, and has that version (`None`: the active one, else the
+/// latest).
+pub(crate) async fn runnable_version<S: EventStore>(
+    uow: &mut UnitOfWork<'_, S>,
+    user_id: Uuid,
+    graph_id: Uuid,
+    version: Option<i32>,
+) -> Result<GraphVersion, CommandError> {
+    let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
+    if graph.id.is_none() || graph.deleted {
+        return Err(GraphError::NotFound.into());
+    }
+    if !graph.is_owned_by(user_id) {
+        // Not the owner: allowed when the graph is in the user's library
+        // (added from the store).
+        let agent_id = domain::library::library_agent_id(user_id, graph_id);
+        let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
+        if !agent.is_visible_to(user_id) {
+            return Err(GraphError::NotFound.into());
+        }
+    }
+    let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
+    let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+    Ok(saved.clone())
 }
 
 /// What the owner does to a run outside its course.

@@ -5,6 +5,7 @@ mod credit;
 mod execution;
 mod graph;
 mod library;
+mod schedule;
 mod user;
 
 pub use graph::CreatedGraph;
@@ -14,6 +15,7 @@ use eventlog::EventStore;
 
 pub use credit::Charged;
 pub use execution::{RunChange, RunRequest};
+pub use schedule::{FireOutcome, ScheduleRequest};
 
 use domain::credit::CreditRules;
 

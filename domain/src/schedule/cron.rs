@@ -57,3 +57,10 @@ impl CronSpec {
         self.cron.find_previous_occurrence(&local, true).ok().map(|t| t.with_timezone(&Utc))
     }
 }
+
+/// `at` as RFC 3339 in the time zone named `timezone` (UTC when the name is
+/// not one): how a schedule's times are shown to its user.
+pub fn in_zone(at: DateTime<Utc>, timezone: &str) -> String {
+    let tz = Tz::from_str(timezone).unwrap_or(Tz::UTC);
+    at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

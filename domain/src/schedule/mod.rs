@@ -7,7 +7,7 @@ mod cron;
 mod event;
 
 pub use command::{DueFire, ScheduleCommand};
-pub use cron::CronSpec;
+pub use cron::{in_zone, CronSpec};
 pub use event::ScheduleEvent;
 
 use chrono::{DateTime, Utc};
