@@ -22,5 +22,6 @@ mod library;
 mod metrics;
 mod order;
 mod projections;
+mod schedules;
 mod users;
 mod websocket;

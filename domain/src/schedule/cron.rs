@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -47,15 +47,21 @@ impl CronSpec {
     /// The first fire strictly after `after`, if the expression ever
     /// matches again (`0 0 30 2 *` never does).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz);
+        let local = whole_second(after).with_timezone(&self.tz);
         self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&Utc))
     }
 
     /// The latest fire at or before `at`, if any.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = at.with_timezone(&self.tz);
+        let local = whole_second(at).with_timezone(&self.tz);
         self.cron.find_previous_occurrence(&local, true).ok().map(|t| t.with_timezone(&Utc))
     }
+}
+
+/// `at` without its fraction of a second: the search keeps the fraction it
+/// starts from, and slots are whole minutes.
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.with_nanosecond(0).unwrap_or(at)
 }
 
 /// `at` as RFC 3339 in the time zone named `timezone` (UTC when the name is

@@ -63,6 +63,8 @@ fn a_due_fire_is_the_latest_slot_and_skips_the_missed_ones() {
             next_run_time: Some(at("2026-01-15T10:02:00Z"))
         }
     );
+    let fraction = schedule.due(at("2026-01-15T10:01:00.580503Z")).unwrap();
+    assert_eq!(fraction, on_time, "slots are whole minutes whatever the clock's fraction");
     let late = schedule.due(at("2026-01-15T10:05:30Z")).unwrap();
     assert_eq!(
         late,
