@@ -105,6 +105,19 @@ async fn wait_for_fires(app: &TestApp, n: usize) -> Vec<Value> {
     }
 }
 
+/// Wait until the user's (only) schedule shows its next fire at `t`.
+async fn next_run_moves_to(app: &TestApp, owner: Uuid, t: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, all) = app.get("/api/schedules", owner).await;
+        if all[0]["next_run_time"].as_str().map(utc) == Some(utc(t)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "next_run_time never moved to {t}: {all}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn schedules_are_created_listed_and_deleted_by_their_owner_only() {
     let clock = TestClock::at("2026-01-15T10:00:30Z");
@@ -248,16 +261,7 @@ async fn a_due_schedule_fires_exactly_once_with_two_instances() {
     assert_eq!(run["status"], "COMPLETED", "{run}");
     assert_eq!(run["outputs"], json!({"echo": [7]}));
 
-    // The read model moves on to the next slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, all) = second.get("/api/schedules", owner).await;
-        if utc(all[0]["next_run_time"].as_str().unwrap()) == utc("2026-01-15T10:02:00Z") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "next_run_time never moved: {all}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    next_run_moves_to(&second, owner, "2026-01-15T10:02:00Z").await;
     let report = scheduler_report(&first).await;
     assert_eq!(report["due"], 0, "{report}");
     assert_eq!(report["last_error"], Value::Null, "{report}");
@@ -316,4 +320,62 @@ async fn fires_missed_while_every_instance_was_down_run_once_for_the_latest_slot
     let fired = wait_for_fires(&up, 2).await;
     assert_eq!(utc(fired[1]["fire_time"].as_str().unwrap()), utc("2026-01-15T10:06:00Z"));
     assert_eq!(fired[1]["missed_since"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_fire_that_cannot_start_a_run_is_recorded_and_the_schedule_moves_on() {
+    let clock = TestClock::at("2026-01-15T10:00:30Z");
+    let app = spawn(&clock).await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, echo_graph()).await);
+    let (_, created) = create(&app, owner, &graph_id, every_minute()).await;
+    let (status, _) = app.delete(&format!("/api/graphs/{graph_id}"), owner).await;
+    assert_eq!(status, 200);
+
+    clock.set("2026-01-15T10:01:02Z");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events_of_type(&app, "ScheduleFireFailed").await == 0 {
+        assert!(Instant::now() < deadline, "the fire was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ticks(&app, 3).await;
+    assert_eq!(events_of_type(&app, "ScheduleFireFailed").await, 1, "recorded once, not retried every look");
+    assert_eq!(events_of_type(&app, "ExecutionQueued").await, 0);
+    let report = scheduler_report(&app).await;
+    assert_eq!(report["failed_here"], 1, "{report}");
+    assert_eq!(report["last_error"], Value::Null, "a refused run is not a failure of the loop: {report}");
+
+    let (status, metrics) = send(admin_request(&app, Method::GET, "/metrics", user())).await;
+    assert_eq!(status, 200);
+    let text = metrics.as_str().expect("text");
+    for gauge in ["scheduler_due_schedules", "scheduler_lag_seconds", "scheduler_failing"] {
+        assert!(text.contains(gauge), "{gauge} missing from /metrics");
+    }
+    assert_eq!(created["graph_id"], graph_id.as_str());
+    next_run_moves_to(&app, owner, "2026-01-15T10:02:00Z").await;
+}
+
+#[tokio::test]
+async fn concurrent_fires_of_one_slot_append_one_run() {
+    use commands::services::{Commands, FireOutcome};
+    let clock = TestClock::at("2026-01-15T10:00:30Z");
+    let url = fresh_database().await;
+    // No scheduler: only the fires below race.
+    let app = instance(&url, &clock, false).await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, echo_graph()).await);
+    let (_, created) = create(&app, owner, &graph_id, every_minute()).await;
+    let schedule_id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    clock.set("2026-01-15T10:01:02Z");
+
+    let commands = Commands::with_clock(commands::PgEventStore::new(app.pool.clone()), clock.clock());
+    let outcomes = futures_util::future::join_all((0..8).map(|_| commands.fire_schedule(schedule_id))).await;
+    let outcomes: Vec<FireOutcome> = outcomes.into_iter().map(|o| o.expect("fire")).collect();
+    let fired = outcomes.iter().filter(|o| matches!(o, FireOutcome::Fired { .. })).count();
+    assert_eq!(fired, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, FireOutcome::Fired { .. } | FireOutcome::Lost | FireOutcome::NotDue)));
+    assert_eq!(fires(&app).await.len(), 1);
+    assert_eq!(events_of_type(&app, "ExecutionQueued").await, 1);
+    // Once recorded, the slot is no longer due.
+    assert_eq!(commands.fire_schedule(schedule_id).await.expect("fire"), FireOutcome::NotDue);
 }
