@@ -20,7 +20,10 @@ pub struct CronSpec {
 impl CronSpec {
     /// Parse `expression` (minute hour day-of-month month day-of-week, as in
     /// a crontab; names and `@daily`-style nicknames are accepted) in the
-    /// time zone named `timezone`.
+    /// time zone named `timezone`. As in a crontab, a restricted day of
+    /// month and day of week match either; Sunday is 0 or 7. A local time
+    /// that a clock change skips fires when the clock jumps; one that it
+    /// repeats fires once.
     pub fn parse(expression: &str, timezone: &str) -> Result<Self, ScheduleError> {
         let tz = Tz::from_str(timezone.trim()).map_err(|_| ScheduleError::InvalidTimezone(timezone.to_owned()))?;
         let fields = expression.split_whitespace().count();

@@ -51,6 +51,17 @@ fn bad_expressions_and_zones_are_refused() {
 }
 
 #[test]
+fn weekdays_read_as_in_a_crontab() {
+    // 2026-01-15 is a Thursday.
+    let thursday = at("2026-01-15T12:00:00Z");
+    for sunday in ["0 0 * * 0", "0 0 * * 7", "0 0 * * SUN"] {
+        assert_eq!(created(sunday, "UTC", thursday).next_run_time, Some(at("2026-01-18T00:00:00Z")), "{sunday}");
+    }
+    // A restricted day of month and day of week match either.
+    assert_eq!(created("0 0 1 * 1", "UTC", thursday).next_run_time, Some(at("2026-01-19T00:00:00Z")));
+}
+
+#[test]
 fn a_due_fire_is_the_latest_slot_and_skips_the_missed_ones() {
     let schedule = created("* * * * *", "UTC", at("2026-01-15T10:00:30Z"));
     assert_eq!(schedule.due(at("2026-01-15T10:00:59Z")), None);
@@ -97,4 +108,17 @@ fn a_fire_is_recorded_once_and_a_deleted_schedule_is_never_due() {
     schedule.evolve(&deleted[0]);
     assert_eq!(schedule.due(at("2026-01-15T11:00:00Z")), None);
     assert_eq!(schedule.decide(ScheduleCommand::DeleteSchedule { user_id: user, now }), Err(ScheduleError::NotFound));
+}
+
+#[test]
+fn a_local_time_skipped_or_repeated_by_a_clock_change_fires_once() {
+    // 02:30 does not exist in Berlin on 2026-03-29: it fires when the clock
+    // jumps, at 03:00 local.
+    let spring = created("30 2 * * *", "Europe/Berlin", at("2026-03-28T12:00:00Z"));
+    assert_eq!(spring.next_run_time, Some(at("2026-03-29T01:00:00Z")));
+    // 02:30 happens twice on 2026-10-25: it fires at the first, then the next day.
+    let autumn = created("30 2 * * *", "Europe/Berlin", at("2026-10-24T12:00:00Z"));
+    assert_eq!(autumn.next_run_time, Some(at("2026-10-25T00:30:00Z")));
+    let spec = CronSpec::parse("30 2 * * *", "Europe/Berlin").unwrap();
+    assert_eq!(spec.next_after(at("2026-10-25T00:30:00Z")), Some(at("2026-10-26T01:30:00Z")));
 }
