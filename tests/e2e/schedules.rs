@@ -166,6 +166,17 @@ async fn schedules_are_created_listed_and_deleted_by_their_owner_only() {
     let (status, _) = app.delete("/api/schedules/not-a-uuid", owner).await;
     assert_eq!(status, 404);
     assert_eq!(events_of_type(&app, "ScheduleDeleted").await, 1);
+
+    // A retried create with an Idempotency-Key creates once.
+    let keyed = || {
+        app.request(Method::POST, &format!("/api/graphs/{graph_id}/schedules"), owner)
+            .header("Idempotency-Key", "nightly-1")
+            .json(&every_minute())
+    };
+    let (first, again) = (send(keyed()).await, send(keyed()).await);
+    assert_eq!((first.0, again.0), (200, 200), "{first:?} {again:?}");
+    assert_eq!(first.1["id"], again.1["id"]);
+    assert_eq!(events_of_type(&app, "ScheduleCreated").await, 2, "the first schedule and this one");
 }
 
 #[tokio::test]

@@ -122,3 +122,30 @@ fn a_local_time_skipped_or_repeated_by_a_clock_change_fires_once() {
     let spec = CronSpec::parse("30 2 * * *", "Europe/Berlin").unwrap();
     assert_eq!(spec.next_after(at("2026-10-25T00:30:00Z")), Some(at("2026-10-26T01:30:00Z")));
 }
+
+#[test]
+fn odd_expressions_are_refused_or_accepted_but_never_panic() {
+    let now = at("2026-01-15T12:00:00Z");
+    for cron in [
+        "*/0 * * * *",
+        "0-100 * * * *",
+        "5-1 * * * *",
+        "L * * * *",
+        "0 0 L * *",
+        "0 0 * * 5#9",
+        "0 0 * * 5L",
+        "0 0 31W * *",
+        "@reboot",
+        "@",
+        "99999999999999999999 * * * *",
+        "-1 * * * *",
+        "* * * * ?",
+        "0 0 29 2 1",
+        "0,,5 * * * *",
+        "1/2/3 * * * *",
+        "\u{00e9} * * * *",
+    ] {
+        let _ = create(cron, "UTC", now);
+        let _ = CronSpec::parse(cron, "UTC").map(|s| (s.next_after(now), s.latest_at_or_before(now)));
+    }
+}
