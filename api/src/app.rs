@@ -8,9 +8,10 @@ use std::sync::Arc;
 use crate::live::nats::Nats;
 use crate::live::relay::Outlet;
 use axum::Router;
+use commands::clock::Clock;
 use commands::services::Commands;
 use commands::PgEventStore;
-use executor::{Executor, ExecutorConfig};
+use executor::{Executor, ExecutorConfig, Scheduler, SchedulerConfig};
 use projections::Projections;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -59,6 +60,12 @@ pub struct App {
 impl App {
     /// Connect, migrate, start the projectors and bind the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// As [`App::build`], with commands and the scheduler reading the time
+    /// from `clock` (tests fix or advance it).
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartupError> {
         let verifier = Verifier::new(&config.auth)?;
         // Installed before anything records.
         crate::metrics::handle();
@@ -83,7 +90,7 @@ impl App {
         let projections = Projections::new(store.clone(), projectors);
         let mut workers = projections.spawn(stop.clone()).await?;
         workers.extend(forwarder);
-        let commands = Arc::new(Commands::new(store).with_credit_rules(config.credits));
+        let commands = Arc::new(Commands::with_clock(store, clock.clone()).with_credit_rules(config.credits));
         let executor = Executor::new(
             commands.clone(),
             ExecutorConfig {
@@ -98,9 +105,18 @@ impl App {
         {
             workers.push(executor.spawn(wake, stop.clone()));
         }
+        let scheduler = Scheduler::new(
+            commands.clone(),
+            clock,
+            SchedulerConfig { poll: config.scheduler_poll, ..Default::default() },
+        );
+        if config.scheduler_enabled {
+            workers.push(scheduler.spawn(stop.clone()));
+        }
         let state = AppState {
             commands,
             executor,
+            scheduler,
             bus,
             projections,
             auth: Arc::new(verifier),

@@ -77,6 +77,10 @@ pub struct Config {
     /// Connections of the shared pool (appends take up to 8 more of their
     /// own, each projector one).
     pub db_pool_size: u32,
+    /// Cron schedules are fired by this instance (any number may).
+    pub scheduler_enabled: bool,
+    /// How often the scheduler looks for due schedules.
+    pub scheduler_poll: Duration,
 }
 
 /// Default largest request body (10 MiB).
@@ -121,6 +125,10 @@ impl Config {
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
             db_pool_size: parse_num(var("DB_POOL_SIZE"), 32, "DB_POOL_SIZE")?,
             ws_buffer: parse_num(var("WS_BUFFER"), crate::live::bus::CAPACITY, "WS_BUFFER")?.max(1),
+            scheduler_enabled: parse_flag(var("SCHEDULER_ENABLED"), true, "SCHEDULER_ENABLED")?,
+            scheduler_poll: Duration::from_millis(
+                parse_num(var("SCHEDULER_POLL_MS"), 1000, "SCHEDULER_POLL_MS")?.max(1),
+            ),
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -153,12 +161,24 @@ impl Config {
             credits: domain::credit::CreditRules::default(),
             db_pool_size: 32,
             ws_buffer: crate::live::bus::CAPACITY,
+            scheduler_enabled: true,
+            scheduler_poll: Duration::from_secs(1),
         }
     }
 }
 
 fn parse_num<T: std::str::FromStr>(value: Option<String>, default: T, name: &str) -> Result<T, String> {
     value.map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name}: not a valid number: {v}")))
+}
+
+/// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+fn parse_flag(value: Option<String>, default: bool, name: &str) -> Result<bool, String> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(format!("{name}: expected true or false, got {other}")),
+    }
 }
 
 /// An algorithm name as `JWT_SIGN_ALGORITHM` gives it.

@@ -12,6 +12,7 @@ use domain::api_key::ApiKeyError;
 use domain::execution::engine::RunError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
+use domain::schedule::ScheduleError;
 use domain::store::ListingError;
 use domain::user::UserError;
 use projections::{ProjectionError, QueryError};
@@ -250,12 +251,27 @@ impl From<ApiKeyError> for ApiError {
     }
 }
 
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        let field = |name: &str, input: &str| {
+            let message = e.to_string();
+            Self::unprocessable(message.clone(), vec![FieldError::new(name, message, "invalid", json!(input))])
+        };
+        match &e {
+            ScheduleError::NotFound => Self::not_found(e.to_string()),
+            ScheduleError::InvalidCron { cron, .. } | ScheduleError::NeverFires(cron) => field("cron", cron),
+            ScheduleError::InvalidTimezone(tz) => field("timezone", tz),
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::User(e) => e.into(),
             CommandError::Graph(e) => e.into(),
             CommandError::Library(e) => e.into(),
+            CommandError::Schedule(e) => e.into(),
             CommandError::Run(e) => e.into(),
             CommandError::Listing(e) => e.into(),
             CommandError::NotFound(_) => Self::not_found(e.to_string()),

@@ -84,6 +84,13 @@ pub(crate) async fn render(State(state): State<AppState>, _admin: AdminUser) -> 
     metrics::gauge!("executor_finished_here").set(executor.finished_here as f64);
     metrics::gauge!("executor_claim_conflicts").set(executor.claim_conflicts as f64);
     metrics::gauge!("executor_failing").set(if executor.last_error.is_some() { 1.0 } else { 0.0 });
+    let scheduler = crate::routes::SchedulerReport::gather(&state).await?;
+    metrics::gauge!("scheduler_due_schedules").set(scheduler.due as f64);
+    metrics::gauge!("scheduler_lag_seconds").set(scheduler.lag_ms as f64 / 1000.0);
+    metrics::gauge!("scheduler_fired_here").set(scheduler.fired_here as f64);
+    metrics::gauge!("scheduler_failed_here").set(scheduler.failed_here as f64);
+    metrics::gauge!("scheduler_lost_here").set(scheduler.lost_here as f64);
+    metrics::gauge!("scheduler_failing").set(if scheduler.last_error.is_some() { 1.0 } else { 0.0 });
     let handle = handle();
     handle.run_upkeep();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())

@@ -42,8 +42,9 @@ use crate::state::AppState;
         crate::routes::audit::read_stream, crate::routes::audit::read_log, crate::routes::audit::state_at,
         create_api_key, list_api_keys, get_api_key, revoke_api_key, suspend_api_key, update_permissions,
         external_me, external_list_blocks, external_execute_block, external_execute_graph, external_execution_results,
+        create_schedule, list_graph_schedules, list_schedules, delete_schedule,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]

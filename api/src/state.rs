@@ -23,6 +23,8 @@ pub struct AppState {
     pub projections: Projections,
     /// This instance's executor.
     pub executor: executor::Executor,
+    /// This instance's scheduler of cron schedules.
+    pub scheduler: executor::Scheduler,
     /// Where live pushes travel to WebSocket clients.
     pub bus: crate::live::Bus,
     /// Token verification.

@@ -3,6 +3,7 @@
 use domain::api_key::ApiKeyError;
 use domain::graph::GraphError;
 use domain::library::LibraryError;
+use domain::schedule::ScheduleError;
 use domain::user::UserError;
 pub use eventlog::StoreError;
 
@@ -24,6 +25,9 @@ pub enum CommandError {
     /// An API key rule refused it.
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),
+    /// A schedule rule refused it.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),

@@ -11,6 +11,7 @@
 
 pub mod blocks;
 mod lease;
+pub mod scheduler;
 mod template;
 mod worker;
 
@@ -26,6 +27,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use scheduler::{Scheduler, SchedulerConfig, SchedulerStatus};
 pub use worker::Finished;
 
 /// How the executor runs.

@@ -13,6 +13,7 @@ pub mod presets;
 pub mod projector;
 pub mod query;
 pub mod runner;
+pub mod schedules;
 pub mod stall;
 pub mod status;
 pub mod store;
@@ -36,5 +37,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(store::StoreProjector),
         Arc::new(presets::PresetsProjector),
         Arc::new(api_keys::ApiKeysProjector),
+        Arc::new(schedules::SchedulesProjector),
     ]
 }

@@ -90,6 +90,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ("UserTransaction.usage_start_time: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("UserTransaction.usage_node_count: required true", "always present in our answers; pydantic marks defaulted fields optional"),
     ("APIKeyInfo.type: required true", "always present in our answers (`api_key`); pydantic marks defaulted fields optional"),
+    ("GraphExecutionJobInfo.input_credentials: required true", "always present in our answers; pydantic marks defaulted fields optional"),
+    ("GraphExecutionJobInfo.timezone: required true", "always present in our answers; pydantic marks defaulted fields optional"),
 ];
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/autogpt-openapi-v0.6.44.json");

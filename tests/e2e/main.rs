@@ -25,6 +25,7 @@ mod library;
 mod metrics;
 mod order;
 mod projections;
+mod schedules;
 mod store;
 mod users;
 mod websocket;

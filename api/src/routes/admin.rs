@@ -23,6 +23,8 @@ pub(crate) struct AdminStatus {
     report: StatusReport,
     /// Runs being carried out, waiting, and how the executor fares.
     executor: ExecutorReport,
+    /// Due schedules, how late they are, and how this instance's scheduler fares.
+    scheduler: SchedulerReport,
 }
 
 /// The executor's loop, as operators watch it.
@@ -67,11 +69,56 @@ impl ExecutorReport {
     }
 }
 
+/// The scheduler's loop, as operators watch it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SchedulerReport {
+    /// Schedules whose next fire has come and not been recorded (all
+    /// instances; from the read model, so briefly after each fire too).
+    pub due: i64,
+    /// How long the most overdue of them has waited, in milliseconds.
+    pub lag_ms: i64,
+    /// Looks for due schedules this instance completed.
+    pub ticks: u64,
+    /// Fires that queued a run, here.
+    pub fired_here: u64,
+    /// Fires recorded here without a run (graph gone, inputs refused, no credits).
+    pub failed_here: u64,
+    /// Fires another instance recorded first.
+    pub lost_here: u64,
+    /// When this instance last looked.
+    pub last_tick_at: Option<DateTime<Utc>>,
+    /// The last failure of the loop or of a fire.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl SchedulerReport {
+    /// Gather it: the backlog from the schedules read model, the rest from
+    /// this instance's scheduler.
+    pub(crate) async fn gather(state: &AppState) -> Result<Self, sqlx::Error> {
+        let backlog = state.scheduler.backlog().await?;
+        let here = state.scheduler.status();
+        Ok(Self {
+            due: backlog.due,
+            lag_ms: backlog.lag_ms,
+            ticks: here.ticks,
+            fired_here: here.fired,
+            failed_here: here.failed,
+            lost_here: here.lost,
+            last_tick_at: here.last_tick_at,
+            last_error: here.last_error,
+            last_error_at: here.last_error_at,
+        })
+    }
+}
+
 /// The log's head, what its horizon holds back (and the transaction holding
-/// it), each projector's checkpoint, lag and last error, and the executor.
+/// it), each projector's checkpoint, lag and last error, the executor and the scheduler.
 #[utoipa::path(get, path = "/api/admin/projections", operation_id = "getAdminProjections", tag = "admin",
     responses((status = 200, description = "Projection and executor status", body = AdminStatus), (status = 403, description = "Admin access required", body = ErrorBody)))]
 pub(crate) async fn list_projections(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<AdminStatus>> {
     let report = report(state.store()).await?;
-    Ok(Json(AdminStatus { report, executor: ExecutorReport::gather(&state).await? }))
+    let executor = ExecutorReport::gather(&state).await?;
+    Ok(Json(AdminStatus { report, executor, scheduler: SchedulerReport::gather(&state).await? }))
 }

@@ -11,6 +11,7 @@ mod graphs;
 mod health;
 mod library;
 pub(crate) mod presets;
+mod schedules;
 pub(crate) mod store;
 pub(crate) mod submissions;
 mod users;
@@ -30,6 +31,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(executions::router(state))
         .merge(credits::router(state))
         .merge(library::router(state))
+        .merge(schedules::router(state))
         .merge(store::router(state))
         .merge(presets::router(state))
         .merge(submissions::router(state))
@@ -109,6 +111,7 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("{what} not found")))
 }
 
+pub(crate) use admin::SchedulerReport;
 pub(crate) use admin::{__path_list_projections, ExecutorReport};
 pub(crate) use api_keys::{
     __path_create_api_key, __path_get_api_key, __path_list_api_keys, __path_revoke_api_key, __path_suspend_api_key,
@@ -134,5 +137,8 @@ pub(crate) use library::SortBy;
 pub(crate) use library::{
     __path_add_marketplace_agent, __path_delete_agent, __path_fork_agent, __path_get_agent, __path_get_agent_by_graph,
     __path_get_agent_by_store_version, __path_list_agents, __path_list_favorites, __path_update_agent,
+};
+pub(crate) use schedules::{
+    __path_create_schedule, __path_delete_schedule, __path_list_graph_schedules, __path_list_schedules,
 };
 pub(crate) use users::{__path_ensure_user, __path_get_timezone, __path_set_timezone, __path_update_email};

@@ -83,11 +83,9 @@ impl<S: EventStore> Commands<S> {
         request: RunRequest,
     ) -> Result<domain::execution::ExecutionEvent, CommandError> {
         let RunRequest { user_id, graph_id, version, inputs, preset_id } = request;
-        let (graph, history) = runnable_graph(uow, user_id, graph_id).await?;
-        let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
-        let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+        let saved = runnable_version(uow, user_id, graph_id, version).await?;
         let execution_id = uow.context().new_id("execution");
-        let queued = engine::queue_run(saved, execution_id, user_id, inputs, preset_id, self.now())
+        let queued = engine::queue_run(&saved, execution_id, user_id, inputs, preset_id, self.now())
             .map_err(CommandError::Run)?;
         uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
         Ok(queued)
@@ -176,6 +174,21 @@ impl<S: EventStore> Commands<S> {
         uow.commit().await?;
         Ok(expected_version + events.len() as i64)
     }
+}
+
+/// The graph version `user_id` may run: the graph exists, is the user's or
+/// in its library, and has that version (`None`: the active one, else the
+/// latest).
+pub(crate) async fn runnable_version<S: EventStore>(
+    uow: &mut UnitOfWork<'_, S>,
+    user_id: Uuid,
+    graph_id: Uuid,
+    version: Option<i32>,
+) -> Result<GraphVersion, CommandError> {
+    let (graph, history) = runnable_graph(uow, user_id, graph_id).await?;
+    let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
+    let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+    Ok(saved.clone())
 }
 
 /// What the owner does to a run outside its course.

@@ -7,6 +7,7 @@ mod execution;
 mod graph;
 mod library;
 mod preset;
+mod schedule;
 mod store;
 mod user;
 
@@ -20,6 +21,7 @@ use eventlog::EventStore;
 
 pub use credit::Charged;
 pub use execution::{RunChange, RunRequest};
+pub use schedule::{FireOutcome, ScheduleRequest};
 
 use domain::credit::CreditRules;
 
