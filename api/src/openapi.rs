@@ -43,6 +43,8 @@ use crate::state::AppState;
         create_api_key, list_api_keys, get_api_key, revoke_api_key, suspend_api_key, update_permissions,
         external_me, external_list_blocks, external_execute_block, external_execute_graph, external_execution_results,
         create_schedule, list_graph_schedules, list_schedules, delete_schedule,
+        crate::routes::external_store::external_store_agents, crate::routes::external_store::external_store_agent,
+        crate::routes::external_store::external_store_creators, crate::routes::external_store::external_store_creator,
     ),
     tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),

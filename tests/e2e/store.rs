@@ -316,3 +316,28 @@ async fn of_many_racing_for_one_username_or_slug_exactly_one_wins() {
     assert!(statuses.iter().all(|s| [200, 409].contains(s)), "{statuses:?}");
     assert_eq!(events_of_type(&app, "StoreListingCreated").await, 1, "the losers appended nothing");
 }
+
+#[tokio::test]
+async fn the_store_is_read_through_the_external_api_with_a_read_store_key() {
+    let app = spawn_app().await;
+    let (creator, reader) = (user(), user());
+    listed(&app, creator, "greeter", "Greeter", "Says hello", "tools").await;
+    let (_, with_scope) =
+        crate::api_keys::id_and_secret(&crate::api_keys::create_key(&app, reader, &["READ_STORE"]).await);
+    let (_, without) =
+        crate::api_keys::id_and_secret(&crate::api_keys::create_key(&app, reader, &["READ_BLOCK"]).await);
+    let get = |path: &str, key: &str| {
+        send(app.anonymous(Method::GET, &format!("/external-api/v1{path}")).header("X-API-Key", key.to_owned()))
+    };
+    let (status, page) = get("/store/agents?search_query=hello", &with_scope).await;
+    assert_eq!((status, slugs(&page)), (200, vec!["greeter"]), "{page}");
+    let creator_name = page["agents"][0]["creator"].as_str().unwrap().to_owned();
+    let (status, detail) = get(&format!("/store/agents/{creator_name}/greeter"), &with_scope).await;
+    assert_eq!((status, detail["agent_name"].as_str()), (200, Some("Greeter")));
+    let (status, creators) = get("/store/creators", &with_scope).await;
+    assert_eq!((status, creators["creators"][0]["username"].as_str()), (200, Some(creator_name.as_str())));
+    let (status, _) = get(&format!("/store/creators/{creator_name}"), &with_scope).await;
+    assert_eq!(status, 200);
+    assert_eq!(get("/store/agents", &without).await.0, 403, "READ_STORE is needed");
+    assert_eq!(get("/store/agents", "agpt_nonsense").await.0, 401);
+}

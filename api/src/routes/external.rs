@@ -28,13 +28,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/blocks/{block_id}/execute", post(external_execute_block))
         .route("/graphs/{graph_id}/execute/{graph_version}", post(external_execute_graph))
         .route("/graphs/{graph_id}/executions/{graph_exec_id}/results", get(external_execution_results));
-    reads(routes, state, &[executions::NAME, users::NAME]).merge(store_routes())
-}
-
-/// The store's external routes (`/store/…`, scope `READ_STORE`, taking
-/// `KeyHolder<scope::ReadStore>`) belong here once the store is served.
-fn store_routes() -> Router<AppState> {
-    Router::new()
+    reads(routes, state, &[executions::NAME, users::NAME]).merge(super::external_store::router(state))
 }
 
 /// Who a key belongs to.

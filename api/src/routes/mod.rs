@@ -7,6 +7,7 @@ mod blocks;
 mod credits;
 mod executions;
 mod external;
+pub(crate) mod external_store;
 mod graphs;
 mod health;
 mod library;
