@@ -34,12 +34,19 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CreateAPIKeyRequest)]
 pub(crate) struct CreateApiKeyRequest {
-    /// Display name.
+    /// Display name: 1 to 255 characters once trimmed (the pattern asks
+    /// for a character outside Unicode's White_Space, which `trim` removes).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     name: String,
     /// What the key grants.
     permissions: Vec<ApiKeyPermission>,
     /// Optional description.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
 }
 

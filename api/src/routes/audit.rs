@@ -188,7 +188,7 @@ pub(crate) struct LogPage {
 
 /// The global log in order, filtered, for admins.
 #[utoipa::path(get, path = "/api/audit/events", operation_id = "getAuditEvents", tag = "audit",
-    params(("after" = Option<String>, Query, description = "A token: events after it"),
+    params(("after" = Option<String>, Query, pattern = r"^1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}$", description = "A token: events after it"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("event_type" = Option<String>, Query), ("category" = Option<String>, Query, description = "Stream prefix, e.g. `graph`"),
         ("user_id" = Option<Uuid>, Query, description = "The acting user"),
