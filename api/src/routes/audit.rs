@@ -203,7 +203,7 @@ pub(crate) async fn read_log(
 ) -> ApiResult<axum::Json<LogPage>> {
     in_range("limit", q.limit, 1, 1000)?;
     let after = match q.after.as_deref() {
-        None | Some("") => GlobalPosition::START,
+        None => GlobalPosition::START,
         Some(raw) => raw.parse::<ConsistencyToken>().map(|t| t.0).map_err(|e| {
             ApiError::unprocessable(
                 "Invalid after token",
