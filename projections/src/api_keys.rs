@@ -164,18 +164,21 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
 const SELECT: &str = "SELECT k.id, k.user_id, k.name, k.description, k.scopes, k.status, k.head, k.tail, \
      k.created_at, k.revoked_at, u.last_used_at FROM rm_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.id";
 
-/// A user's keys, newest first.
+/// A user's keys, newest first; revoked keys are gone (revoking deletes).
+/// A key suspended stays listed.
 pub async fn list_keys(pool: &PgPool, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, QueryError> {
-    let rows = sqlx::query(&format!("{SELECT} WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.id"))
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE k.user_id = $1 AND k.status <> 'REVOKED' ORDER BY k.created_at DESC, k.id"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.iter().map(ApiKeyInfo::of_row).collect::<Result<_, _>>()?)
 }
 
-/// One of a user's keys.
+/// One of a user's keys, unless revoked.
 pub async fn get_key(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<ApiKeyInfo>, QueryError> {
-    let row = sqlx::query(&format!("{SELECT} WHERE k.id = $1 AND k.user_id = $2"))
+    let row = sqlx::query(&format!("{SELECT} WHERE k.id = $1 AND k.user_id = $2 AND k.status <> 'REVOKED'"))
         .bind(id)
         .bind(user_id)
         .fetch_optional(pool)

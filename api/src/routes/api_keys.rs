@@ -34,8 +34,9 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CreateAPIKeyRequest)]
 pub(crate) struct CreateApiKeyRequest {
-    /// Display name: 1 to 255 characters once trimmed (the pattern asks
-    /// for a character outside Unicode's White_Space, which `trim` removes).
+    /// Display name, holding more than whitespace.
+    // Whitespace spelled out as Rust's White_Space set (what `trim` uses),
+    // as `openapi::EMAIL_PATTERN` does: `\s` differs between dialects.
     #[schema(
         min_length = 1,
         max_length = 255,
@@ -148,7 +149,8 @@ async fn change(
     Ok(state.answer(&outcome, axum::Json(info)).await)
 }
 
-/// Revoke one of the caller's keys: it is refused from the next request on, for good.
+/// Revoke one of the caller's keys: it is refused from the next request on,
+/// for good, and gone from the listing (answered here one last time).
 #[utoipa::path(delete, path = "/api/api-keys/{key_id}", operation_id = "deleteV1Revoke api key", tag = "api-keys",
     params(("key_id" = String, Path)),
     responses((status = 200, description = "The key, revoked", body = ApiKeyInfo), (status = 404, description = "Not found", body = ErrorBody)))]
@@ -164,7 +166,7 @@ pub(crate) async fn revoke_api_key(
 #[utoipa::path(post, path = "/api/api-keys/{key_id}/suspend", operation_id = "postV1Suspend api key", tag = "api-keys",
     params(("key_id" = String, Path)),
     responses((status = 200, description = "The key, suspended", body = ApiKeyInfo),
-        (status = 400, description = "The key is revoked", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+        (status = 404, description = "Not found (or revoked)", body = ErrorBody)))]
 pub(crate) async fn suspend_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -177,7 +179,7 @@ pub(crate) async fn suspend_api_key(
 #[utoipa::path(put, path = "/api/api-keys/{key_id}/permissions", operation_id = "putV1Update key permissions", tag = "api-keys",
     params(("key_id" = String, Path)), request_body = UpdatePermissionsRequest,
     responses((status = 200, description = "The key, re-scoped", body = ApiKeyInfo),
-        (status = 400, description = "The key is revoked", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+        (status = 404, description = "Not found (or revoked)", body = ErrorBody)))]
 pub(crate) async fn update_permissions(
     State(state): State<AppState>,
     caller: Caller,

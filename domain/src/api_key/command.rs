@@ -53,8 +53,8 @@ pub enum ApiKeyCommand {
 
 impl ApiKey {
     /// Decide which events a command produces against this state. Asking
-    /// for what already holds (suspending a suspended key, revoking a
-    /// revoked one, granting the scopes it has) appends nothing.
+    /// for what already holds (suspending a suspended key, granting the
+    /// scopes it has) appends nothing; a revoked key is not found.
     pub fn decide(&self, command: ApiKeyCommand) -> Result<Vec<ApiKeyEvent>, ApiKeyError> {
         match command {
             ApiKeyCommand::CreateApiKey { key_id, user_id, name, description, scopes, secret, now } => {
@@ -79,7 +79,7 @@ impl ApiKey {
                 }])
             }
             ApiKeyCommand::SuspendApiKey { user_id, now } => {
-                self.ensure_changeable(user_id)?;
+                self.ensure_visible(user_id)?;
                 if self.status == ApiKeyStatus::Suspended {
                     return Ok(vec![]);
                 }
@@ -87,13 +87,10 @@ impl ApiKey {
             }
             ApiKeyCommand::RevokeApiKey { user_id, now } => {
                 self.ensure_visible(user_id)?;
-                if self.status == ApiKeyStatus::Revoked {
-                    return Ok(vec![]);
-                }
                 Ok(vec![ApiKeyEvent::ApiKeyRevoked { user_id, at: now }])
             }
             ApiKeyCommand::UpdatePermissions { user_id, scopes, now } => {
-                self.ensure_changeable(user_id)?;
+                self.ensure_visible(user_id)?;
                 let scopes = normalize_scopes(scopes);
                 if scopes == self.scopes {
                     return Ok(vec![]);
@@ -103,21 +100,13 @@ impl ApiKey {
         }
     }
 
-    /// Refuse unless the key exists and is `user`'s: another user's key is
-    /// as unknown as a missing one.
+    /// Refuse unless the key exists, is `user`'s and is not revoked:
+    /// another user's key is as unknown as a missing one.
     pub fn ensure_visible(&self, user: Uuid) -> Result<(), ApiKeyError> {
         if self.is_visible_to(user) {
             Ok(())
         } else {
             Err(ApiKeyError::NotFound)
         }
-    }
-
-    fn ensure_changeable(&self, user: Uuid) -> Result<(), ApiKeyError> {
-        self.ensure_visible(user)?;
-        if self.status == ApiKeyStatus::Revoked {
-            return Err(ApiKeyError::Revoked);
-        }
-        Ok(())
     }
 }

@@ -104,9 +104,6 @@ pub enum ApiKeyError {
     /// The description is too long.
     #[error("description must be at most {MAX_DESCRIPTION_CHARS} characters")]
     InvalidDescription,
-    /// A revoked key cannot change any more.
-    #[error("API key is revoked")]
-    Revoked,
 }
 
 /// State of one API key, folded from its stream.
@@ -133,9 +130,11 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// The key exists and is `user`'s.
+    /// The key exists, is `user`'s and is not revoked: revoking is how a
+    /// key is deleted, so a revoked key is gone for its owner too (its
+    /// stream keeps the history).
     pub fn is_visible_to(&self, user: Uuid) -> bool {
-        self.id.is_some() && self.user_id == Some(user)
+        self.id.is_some() && self.user_id == Some(user) && self.status != ApiKeyStatus::Revoked
     }
 
     /// The key is accepted for requests needing `scope`: active, and granting it.

@@ -58,7 +58,7 @@ fn a_blank_or_overlong_name_is_refused_and_a_key_is_created_once() {
 }
 
 #[test]
-fn suspended_and_revoked_keys_grant_nothing_and_repeats_append_nothing() {
+fn suspended_and_revoked_keys_grant_nothing_and_a_revoked_key_is_gone() {
     let user = Uuid::new_v4();
     let key = created(user);
     let suspended = after(&key, ApiKeyCommand::SuspendApiKey { user_id: user, now: Utc::now() });
@@ -67,9 +67,11 @@ fn suspended_and_revoked_keys_grant_nothing_and_repeats_append_nothing() {
     let revoked = after(&suspended, ApiKeyCommand::RevokeApiKey { user_id: user, now: Utc::now() });
     assert_eq!(revoked.status, ApiKeyStatus::Revoked);
     assert!(revoked.revoked_at.is_some());
-    assert_eq!(revoked.decide(ApiKeyCommand::RevokeApiKey { user_id: user, now: Utc::now() }), Ok(vec![]));
+    assert!(!revoked.is_visible_to(user), "revoking deletes the key for its owner");
+    let again = ApiKeyCommand::RevokeApiKey { user_id: user, now: Utc::now() };
+    assert_eq!(revoked.decide(again), Err(ApiKeyError::NotFound));
     let update = ApiKeyCommand::UpdatePermissions { user_id: user, scopes: vec![ReadGraph], now: Utc::now() };
-    assert_eq!(revoked.decide(update), Err(ApiKeyError::Revoked));
+    assert_eq!(revoked.decide(update), Err(ApiKeyError::NotFound));
 }
 
 #[test]
