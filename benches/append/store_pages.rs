@@ -5,8 +5,8 @@
 //! path (a graph, its submission, an admin's approval each, by 100
 //! creators) in process, then the store projector catches up, so the rows
 //! searched are the ones the projection builds. Titles, sub-headings and
-//! descriptions are drawn from a fixed vocabulary, so one search word
-//! matches a few hundred listings, as a popular word does.
+//! descriptions are drawn from a vocabulary of 2,197 made-up words, so one
+//! search word matches about 150 listings, as a popular word does.
 //!
 //! (s): 8 clients loop `GET /api/store/agents?search_query=<word>` (a word
 //! of the vocabulary, in turn), each over its own keep-alive connection.
@@ -29,63 +29,23 @@ use crate::{Res, WRITERS};
 pub const LISTINGS: usize = 10_000;
 const CREATORS: usize = 100;
 
-const WORDS: &[&str] = &[
-    "weather",
-    "finance",
-    "stock",
-    "news",
-    "email",
-    "calendar",
-    "travel",
-    "recipe",
-    "fitness",
-    "music",
-    "video",
-    "image",
-    "summary",
-    "translate",
-    "research",
-    "market",
-    "social",
-    "tweet",
-    "blog",
-    "writer",
-    "code",
-    "review",
-    "sales",
-    "lead",
-    "support",
-    "ticket",
-    "invoice",
-    "budget",
-    "crypto",
-    "health",
-    "sleep",
-    "garden",
-    "movie",
-    "book",
-    "podcast",
-    "job",
-    "resume",
-    "interview",
-    "legal",
-    "contract",
-    "school",
-    "lesson",
-    "quiz",
-    "language",
-    "shopping",
-    "price",
-    "deal",
-    "alert",
-    "report",
-    "chart",
-];
+/// Syllables of the vocabulary's made-up words: 13³ = 2,197 words, so a
+/// listing's 34 words make one word match about 150 listings, as a
+/// popular search word does.
+const SYLLABLES: &[&str] = &["ka", "lo", "mi", "ren", "tos", "vu", "bel", "dra", "fin", "gor", "hul", "jep", "nix"];
+const VOCABULARY: usize = 13 * 13 * 13;
+
+fn word(n: usize) -> String {
+    let n = n % VOCABULARY;
+    [n / 169, (n / 13) % 13, n % 13].iter().map(|&i| SYLLABLES[i]).collect()
+}
+
 const CATEGORIES: &[&str] =
     &["productivity", "writing", "finance", "lifestyle", "marketing", "education", "research", "social"];
 
+/// `n` words of the vocabulary, spread over it by `seed`.
 fn words(seed: usize, n: usize) -> String {
-    (0..n).map(|i| WORDS[(seed * 7 + i * 13 + seed / 3) % WORDS.len()]).collect::<Vec<_>>().join(" ")
+    (0..n).map(|i| word(seed.wrapping_mul(2_654_435_761) / 7 + i * 97)).collect::<Vec<_>>().join(" ")
 }
 
 /// Make [`LISTINGS`] approved listings through the commands, 8 at a time.
@@ -169,11 +129,11 @@ async fn get_loop(settings: &Settings, addr: SocketAddr, path: fn(usize) -> Stri
 }
 
 fn rand_start() -> usize {
-    Uuid::new_v4().as_u128() as usize % WORDS.len()
+    Uuid::new_v4().as_u128() as usize % VOCABULARY
 }
 
 fn search(i: usize) -> String {
-    format!("/api/store/agents?search_query={}", WORDS[i % WORDS.len()])
+    format!("/api/store/agents?search_query={}", word(i * 31))
 }
 
 fn page(i: usize) -> String {

@@ -240,8 +240,16 @@ async fn reviews_aggregate_and_a_listed_agent_runs_from_another_users_library() 
     let (status, _) =
         app.post(&format!("/api/graphs/{graph_id}/execute/1"), critic, &json!({"inputs": {"name": "x"}})).await;
     assert_eq!(status, 404, "not in the critic's library");
-    let (_, detail) = app.get(&format!("/api/store/agents/{username}/greeter"), shopper).await;
-    assert_eq!(detail["runs"], 1, "runs come from execution events: {detail}");
+    // Run counts trail the run by a moment (a run does not wait for the store).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, detail) = app.get(&format!("/api/store/agents/{username}/greeter"), shopper).await;
+        if detail["runs"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "runs come from execution events: {detail}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

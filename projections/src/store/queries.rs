@@ -53,13 +53,10 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// One page of listed agents. Only the filters asked for are in the
+/// Add the `WHERE` clause of `q`: only the filters asked for are in the
 /// statement, so each shape keeps a plan that uses its index.
-pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsResponse, QueryError> {
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT slug, agent_name, agent_image, creator, creator_avatar, sub_heading, description, runs, rating, \
-         count(*) OVER () AS total FROM rm_store_agents WHERE true",
-    );
+fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, q: &StoreQuery) {
+    sql.push(" FROM rm_store_agents WHERE true");
     if q.featured {
         sql.push(" AND is_featured");
     }
@@ -69,12 +66,24 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
     if let Some(category) = non_empty(&q.category) {
         sql.push(" AND categories @> ARRAY[").push_bind(category.to_owned()).push("]::text[]");
     }
-    let search = non_empty(&q.search);
-    if let Some(text) = search {
+    if let Some(text) = non_empty(&q.search) {
         sql.push(" AND search @@ websearch_to_tsquery('english', ").push_bind(text.to_owned()).push(")");
     }
+}
+
+/// One page of listed agents, and how many match. The count is its own
+/// statement: a window count in the page's would make Postgres read every
+/// match before it could stop at the page.
+pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsResponse, QueryError> {
+    let mut count: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*)");
+    push_filters(&mut count, q);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT slug, agent_name, agent_image, creator, creator_avatar, sub_heading, description, runs, rating",
+    );
+    push_filters(&mut sql, q);
     sql.push(" ORDER BY ");
-    if let Some(text) = search {
+    if let Some(text) = non_empty(&q.search) {
         sql.push("ts_rank(search, websearch_to_tsquery('english', ").push_bind(text.to_owned()).push(")) DESC, ");
     }
     sql.push(match q.sort {
@@ -84,12 +93,7 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
         Some(StoreSort::UpdatedAt) | None => "updated_at DESC",
     });
     sql.push(", listing_id LIMIT ").push_bind(q.page_size).push(" OFFSET ").push_bind(offset(q.page, q.page_size));
-    let rows = sql.build().fetch_all(pool).await?;
-    let total = match rows.first() {
-        Some(row) => row.try_get("total")?,
-        // Past the last page the window count is not there; ask for it.
-        None => count_agents(pool, q).await?,
-    };
+    let rows = if total == 0 { vec![] } else { sql.build().fetch_all(pool).await? };
     let agents = rows
         .iter()
         .map(|r| {
@@ -107,14 +111,6 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(StoreAgentsResponse { agents, pagination: Pagination::of(total, q.page, q.page_size) })
-}
-
-async fn count_agents(pool: &PgPool, q: &StoreQuery) -> Result<i64, QueryError> {
-    if q.page <= 1 {
-        return Ok(0);
-    }
-    let first = StoreQuery { page: 1, page_size: 1, ..q.clone() };
-    Ok(Box::pin(list_agents(pool, &first)).await?.pagination.total_items)
 }
 
 /// The listed agent `slug` of creator `username`.
