@@ -168,6 +168,8 @@ async fn store_pages_filter_sort_page_and_rank_full_text_matches() {
 
     let (_, page) = app.get("/api/store/agents?search_query=weather", bob).await;
     assert_eq!(slugs(&page), ["weather-now", "umbrella"], "a title match ranks above a description match");
+    let (_, past) = app.get("/api/store/agents?search_query=weather&page=3&page_size=1", bob).await;
+    assert_eq!((past["agents"].clone(), past["pagination"]["total_items"].clone()), (json!([]), json!(2)), "{past}");
     let (_, page) = app.get("/api/store/agents?search_query=forecasting", bob).await;
     assert_eq!(slugs(&page), ["weather-now"], "stemmed: {page}");
     let (_, page) = app.get("/api/store/agents?category=lifestyle&sorted_by=name", bob).await;

@@ -71,19 +71,31 @@ fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, q: &StoreQuery) {
     }
 }
 
-/// One page of listed agents, and how many match. The count is its own
-/// statement: a window count in the page's would make Postgres read every
-/// match before it could stop at the page.
-pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsResponse, QueryError> {
+async fn count_matches(pool: &PgPool, q: &StoreQuery) -> Result<i64, sqlx::Error> {
     let mut count: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*)");
     push_filters(&mut count, q);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    count.build_query_scalar().fetch_one(pool).await
+}
+
+/// One page of listed agents, and how many match. A search ranks every
+/// match anyway, so it counts them in the same statement; a plain listing
+/// counts in a statement of its own, since a window count there would make
+/// Postgres read every row before it could stop at the page.
+pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsResponse, QueryError> {
+    let search = non_empty(&q.search);
+    let total: Option<i64> = match search {
+        Some(_) => None,
+        None => Some(count_matches(pool, q).await?),
+    };
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
         "SELECT slug, agent_name, agent_image, creator, creator_avatar, sub_heading, description, runs, rating",
     );
+    if search.is_some() {
+        sql.push(", count(*) OVER () AS total");
+    }
     push_filters(&mut sql, q);
     sql.push(" ORDER BY ");
-    if let Some(text) = non_empty(&q.search) {
+    if let Some(text) = search {
         sql.push("ts_rank(search, websearch_to_tsquery('english', ").push_bind(text.to_owned()).push(")) DESC, ");
     }
     sql.push(match q.sort {
@@ -93,7 +105,13 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
         Some(StoreSort::UpdatedAt) | None => "updated_at DESC",
     });
     sql.push(", listing_id LIMIT ").push_bind(q.page_size).push(" OFFSET ").push_bind(offset(q.page, q.page_size));
-    let rows = if total == 0 { vec![] } else { sql.build().fetch_all(pool).await? };
+    let rows = if total == Some(0) { vec![] } else { sql.build().fetch_all(pool).await? };
+    let total = match (total, rows.first()) {
+        (Some(total), _) => total,
+        (None, Some(row)) => row.try_get("total")?,
+        // A search page past the last: ask for the count alone.
+        (None, None) => count_matches(pool, q).await?,
+    };
     let agents = rows
         .iter()
         .map(|r| {
