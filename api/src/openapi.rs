@@ -65,7 +65,7 @@ struct CommonResponses;
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in &mut openapi.paths.paths {
-            if !(path.starts_with("/api/") || path == "/metrics") {
+            if !(path.starts_with("/api/") || path.starts_with("/external-api/") || path == "/metrics") {
                 continue;
             }
             let operations = [
