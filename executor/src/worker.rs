@@ -144,10 +144,19 @@ impl Worker<'_> {
             tokio::select! {
                 report = inbox.recv() => {
                     let Some(report) = report else { continue };
-                    if let Report::Done { node_exec_id, .. } = &report {
-                        in_flight.remove(node_exec_id);
+                    // What else the blocks reported meanwhile (a quick
+                    // block's outputs and its end) goes in the same append:
+                    // one commit instead of one per report.
+                    let mut reports = vec![report];
+                    while let Ok(more) = inbox.try_recv() {
+                        reports.push(more);
                     }
-                    self.record(&graph, &mut state, &mut version, report).await?;
+                    for report in &reports {
+                        if let Report::Done { node_exec_id, .. } = report {
+                            in_flight.remove(node_exec_id);
+                        }
+                    }
+                    self.record(&graph, &mut state, &mut version, &reports).await?;
                 }
                 // While blocks run (or wait), look whether the run was stopped.
                 _ = tokio::time::sleep(STOP_CHECK) => {
@@ -160,15 +169,16 @@ impl Worker<'_> {
         Ok(finished)
     }
 
-    /// Append what a block reported, decided against the run as it is now;
-    /// when another writer moved the stream first (a stop, a share), decide
-    /// again on the reloaded run, or drop the report if the run has ended.
+    /// Append what the blocks reported, in order, decided against the run as
+    /// it is now; when another writer moved the stream first (a stop, a
+    /// share), decide again on the reloaded run, or drop the reports if the
+    /// run has ended.
     async fn record(
         &self,
         graph: &domain::graph::GraphVersion,
         state: &mut GraphExecution,
         version: &mut i64,
-        report: Report,
+        reports: &[Report],
     ) -> Result<(), CommandError> {
         for _ in 0..MAX_REDECIDE {
             if state.status.is_some_and(ExecutionStatus::is_final) {
@@ -176,34 +186,8 @@ impl Worker<'_> {
             }
             let mut working = state.clone();
             let at = Utc::now();
-            let events: Vec<ExecutionEvent> = match &report {
-                Report::Outputs { node_exec_id, outputs } => outputs
-                    .iter()
-                    .flat_map(|(pin, value)| {
-                        engine::record_output(graph, &mut working, *node_exec_id, pin, value.clone(), at)
-                    })
-                    .collect(),
-                Report::Done { node_exec_id, error } => {
-                    let mut events = Vec::new();
-                    let status = match error {
-                        Some(error) => {
-                            let value = Value::String(error.clone());
-                            events.extend(engine::record_output(
-                                graph,
-                                &mut working,
-                                *node_exec_id,
-                                "error",
-                                value,
-                                at,
-                            ));
-                            ExecutionStatus::Failed
-                        }
-                        None => ExecutionStatus::Completed,
-                    };
-                    events.extend(engine::end_node(&mut working, *node_exec_id, status, at));
-                    events
-                }
-            };
+            let events: Vec<ExecutionEvent> =
+                reports.iter().flat_map(|report| decide_report(graph, &mut working, report, at)).collect();
             if self.append(state, version, events).await? {
                 return Ok(());
             }
@@ -299,6 +283,34 @@ fn without_nul(value: Value) -> Value {
             Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v))).collect())
         }
         other => other,
+    }
+}
+
+/// The events one report decides, folded into `working` as they are.
+fn decide_report(
+    graph: &domain::graph::GraphVersion,
+    working: &mut GraphExecution,
+    report: &Report,
+    at: chrono::DateTime<Utc>,
+) -> Vec<ExecutionEvent> {
+    match report {
+        Report::Outputs { node_exec_id, outputs } => outputs
+            .iter()
+            .flat_map(|(pin, value)| engine::record_output(graph, working, *node_exec_id, pin, value.clone(), at))
+            .collect(),
+        Report::Done { node_exec_id, error } => {
+            let mut events = Vec::new();
+            let status = match error {
+                Some(error) => {
+                    let value = Value::String(error.clone());
+                    events.extend(engine::record_output(graph, working, *node_exec_id, "error", value, at));
+                    ExecutionStatus::Failed
+                }
+                None => ExecutionStatus::Completed,
+            };
+            events.extend(engine::end_node(working, *node_exec_id, status, at));
+            events
+        }
     }
 }
 
