@@ -246,7 +246,7 @@ pub async fn users_history(
     .bind(&pattern)
     .bind(kind.map(TransactionType::as_str))
     .bind(page_size)
-    .bind((page - 1).saturating_mul(page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let history = rows.iter().map(transaction_of).collect::<Result<_, _>>()?;

@@ -237,7 +237,7 @@ pub async fn list_graph_executions(
         .bind(user_id)
         .bind(graph_id)
         .bind(page_size)
-        .bind((page - 1).saturating_mul(page_size))
+        .bind(Pagination::offset(page, page_size))
         .fetch_all(pool)
         .await?;
     let executions = rows.iter().map(|r| execution_of(r).map(|e| e.meta)).collect::<Result<_, _>>()?;

@@ -227,7 +227,7 @@ pub async fn list_agents(pool: &PgPool, user_id: Uuid, q: &LibraryQuery) -> Resu
         .bind(q.favorites_only)
         .bind(&pattern)
         .bind(q.page_size)
-        .bind((q.page - 1).saturating_mul(q.page_size))
+        .bind(Pagination::offset(q.page, q.page_size))
         .fetch_all(pool)
         .await?;
     let agents = rows.iter().map(agent_view).collect::<Result<Vec<_>, _>>()?;

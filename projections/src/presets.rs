@@ -183,7 +183,7 @@ pub async fn list_presets(
     .bind(user_id)
     .bind(graph_id)
     .bind(page_size)
-    .bind((page - 1).saturating_mul(page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let presets = rows.iter().map(view_of).collect::<Result<Vec<_>, _>>()?;

@@ -23,6 +23,11 @@ pub struct Pagination {
 }
 
 impl Pagination {
+    /// Rows before page `page` (1-based) of `page_size` items: the `OFFSET`.
+    pub fn offset(page: i64, page_size: i64) -> i64 {
+        (page - 1).saturating_mul(page_size)
+    }
+
     /// Page `page` of `page_size` items in a listing of `total`.
     pub fn of(total: i64, page: i64, page_size: i64) -> Self {
         Self {

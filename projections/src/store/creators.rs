@@ -52,7 +52,7 @@ pub async fn creators(
     .bind(featured)
     .bind(&pattern)
     .bind(page_size)
-    .bind((page - 1).saturating_mul(page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let total = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
@@ -141,7 +141,7 @@ pub async fn my_agents(
     )
     .bind(user_id)
     .bind(page_size)
-    .bind((page - 1).saturating_mul(page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let total = match rows.first() {

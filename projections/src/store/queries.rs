@@ -45,10 +45,6 @@ pub struct StoreQuery {
     pub page_size: i64,
 }
 
-fn offset(page: i64, page_size: i64) -> i64 {
-    (page - 1).saturating_mul(page_size)
-}
-
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -104,7 +100,10 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
         Some(StoreSort::Name) => "agent_name",
         Some(StoreSort::UpdatedAt) | None => "updated_at DESC",
     });
-    sql.push(", listing_id LIMIT ").push_bind(q.page_size).push(" OFFSET ").push_bind(offset(q.page, q.page_size));
+    sql.push(", listing_id LIMIT ")
+        .push_bind(q.page_size)
+        .push(" OFFSET ")
+        .push_bind(Pagination::offset(q.page, q.page_size));
     let rows = if total == Some(0) { vec![] } else { sql.build().fetch_all(pool).await? };
     let total = match (total, rows.first()) {
         (Some(total), _) => total,
@@ -333,7 +332,7 @@ pub async fn submissions(
     ))
     .bind(user_id)
     .bind(page_size)
-    .bind(offset(page, page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let total = match rows.first() {
@@ -390,7 +389,7 @@ pub async fn admin_listings(
     .bind(status)
     .bind(&pattern)
     .bind(page_size)
-    .bind(offset(page, page_size))
+    .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM rm_store_listings l {filter}"))
