@@ -75,12 +75,18 @@ pub(crate) struct PageQuery<const SIZE: i64> {
 }
 
 impl<const SIZE: i64> PageQuery<SIZE> {
-    /// A 422 unless the page is 1 or more and holds 1 to 100 items.
+    /// The query, unless [`check_page`] refuses it.
     pub fn checked(self) -> Result<Self, ApiError> {
-        in_range("page", self.page, 1, 1_000_000)?;
-        in_range("page_size", self.page_size, 1, 100)?;
+        check_page(self.page, self.page_size)?;
         Ok(self)
     }
+}
+
+/// A 422 unless the page is 1 or more (AutoGPT refuses a page below 1) and
+/// holds 1 to 100 items.
+pub(crate) fn check_page(page: i64, page_size: i64) -> Result<(), ApiError> {
+    in_range("page", page, 1, 1_000_000)?;
+    in_range("page_size", page_size, 1, 100)
 }
 
 /// A 422 naming `field` unless `lo <= value <= hi`.

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{default_page, in_range, parse_id};
+use super::{default_page, parse_id};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
@@ -53,8 +53,7 @@ pub(crate) async fn list_presets(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<PresetPage>> {
-    in_range("page", q.page, 1, 1_000_000)?;
-    in_range("page_size", q.page_size, 1, 100)?;
+    super::check_page(q.page, q.page_size)?;
     // An id that names no graph has no presets.
     let Ok(graph_id) = Uuid::parse_str(&q.graph_id) else {
         return Ok(axum::Json(PresetPage {

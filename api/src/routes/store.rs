@@ -11,7 +11,7 @@ use projections::store::{self, CreatorSort, StoreQuery, StoreSort};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{default_page, in_range, parse_id};
+use super::{check_page, default_page, parse_id};
 use crate::auth::AuthUser;
 use crate::consistency::reads;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -32,12 +32,6 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 
 fn default_page_size() -> i64 {
     20
-}
-
-/// Check a page request as AutoGPT does: a page below 1 is a 422.
-pub(crate) fn page_of(page: i64, page_size: i64) -> ApiResult<()> {
-    in_range("page", page, 1, 1_000_000)?;
-    in_range("page_size", page_size, 1, 100)
 }
 
 /// How `GET /api/store/agents` may be ordered.
@@ -82,7 +76,7 @@ pub(crate) async fn list_agents(
     State(state): State<AppState>,
     Query(q): Query<AgentsQuery>,
 ) -> ApiResult<axum::Json<store::StoreAgentsResponse>> {
-    page_of(q.page, q.page_size)?;
+    check_page(q.page, q.page_size)?;
     let query = StoreQuery {
         featured: q.featured,
         creator: q.creator,
@@ -231,7 +225,7 @@ pub(crate) async fn list_creators(
     State(state): State<AppState>,
     Query(q): Query<CreatorsQuery>,
 ) -> ApiResult<axum::Json<store::CreatorsResponse>> {
-    page_of(q.page, q.page_size)?;
+    check_page(q.page, q.page_size)?;
     let sort = q.sorted_by.map(|s| match s {
         CreatorSortBy::AgentRating => CreatorSort::AgentRating,
         CreatorSortBy::AgentRuns => CreatorSort::AgentRuns,

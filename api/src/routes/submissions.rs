@@ -13,7 +13,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::store::{graph_file, page_of, published_graph};
+use super::store::{graph_file, published_graph};
 use super::{default_page, parse_id, PageQuery};
 use crate::auth::AdminUser;
 use crate::consistency::{reads, Committed};
@@ -257,7 +257,7 @@ pub(crate) async fn admin_listings(
     _admin: AdminUser,
     Query(q): Query<AdminListingsQuery>,
 ) -> ApiResult<axum::Json<store::StoreListingsWithVersionsResponse>> {
-    page_of(q.page, q.page_size)?;
+    super::check_page(q.page, q.page_size)?;
     Ok(axum::Json(store::admin_listings(state.pool(), q.status, q.search, q.page, q.page_size).await?))
 }
 
