@@ -158,7 +158,7 @@ impl<P: StreamProjector> Projector for P {
 }
 
 /// The aggregate id of an event of `A`'s streams (`<prefix>-<uuid>`).
-fn source_id<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
+pub(crate) fn source_id<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
     event
         .stream_id
         .strip_prefix(A::STREAM_PREFIX)

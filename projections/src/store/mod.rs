@@ -4,6 +4,15 @@
 //! them all, so a row is always recomputed from sources no other writer is
 //! changing at the same moment.
 
+/// A listing's rating, the average of its reviews (0 without any), for a
+/// statement where `l` names a row with the listing's `listing_id`. A
+/// macro so that it joins `concat!` and `format!` strings alike.
+macro_rules! listing_rating {
+    () => {
+        "coalesce((SELECT avg(score)::float8 FROM rm_store_reviews x WHERE x.listing_id = l.listing_id), 0)"
+    };
+}
+
 mod creators;
 mod queries;
 mod views;
@@ -21,19 +30,13 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projector::{BoxFuture, ProjectionError, Projector};
+use crate::projector::{source_id, BoxFuture, ProjectionError, Projector};
 
 /// Name of the store projection.
 pub const NAME: &str = "store";
 
 /// Builds the store read models.
 pub struct StoreProjector;
-
-/// The aggregate id of an event of `A`'s streams.
-fn id_of<A: Aggregate>(event: &RecordedEvent) -> Option<Uuid> {
-    let rest = event.stream_id.strip_prefix(A::STREAM_PREFIX)?.strip_prefix('-')?;
-    Uuid::parse_str(rest).ok()
-}
 
 impl Projector for StoreProjector {
     fn name(&self) -> &'static str {
@@ -60,10 +63,10 @@ impl Projector for StoreProjector {
 
     fn wants(&self, event: &RecordedEvent) -> bool {
         // Of the runs, only their queuing counts (a run per queuing).
-        id_of::<StoreListing>(event).is_some()
-            || id_of::<StoreProfile>(event).is_some()
-            || id_of::<StoreReview>(event).is_some()
-            || (event.event_type == "ExecutionQueued" && id_of::<GraphExecution>(event).is_some())
+        source_id::<StoreListing>(event).is_some()
+            || source_id::<StoreProfile>(event).is_some()
+            || source_id::<StoreReview>(event).is_some()
+            || (event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some())
     }
 
     fn handle<'a>(
@@ -72,13 +75,13 @@ impl Projector for StoreProjector {
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if let Some(id) = id_of::<StoreListing>(event) {
+            if let Some(id) = source_id::<StoreListing>(event) {
                 listing_changed(id, decode::<StoreListing>(event)?, conn).await?;
-            } else if id_of::<StoreProfile>(event).is_some() {
+            } else if source_id::<StoreProfile>(event).is_some() {
                 profile_updated(decode::<StoreProfile>(event)?, conn).await?;
-            } else if id_of::<StoreReview>(event).is_some() {
+            } else if source_id::<StoreReview>(event).is_some() {
                 review_submitted(decode::<StoreReview>(event)?, conn).await?;
-            } else if event.event_type == "ExecutionQueued" && id_of::<GraphExecution>(event).is_some() {
+            } else if event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some() {
                 if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
                     run_queued(graph_id, conn).await?;
                 }
@@ -196,7 +199,7 @@ async fn refresh(conn: &mut PgConnection, filter: &str, key: Uuid) -> Result<(),
            v.details->>'name', coalesce(v.details->'image_urls'->>0, ''), coalesce(p.username, ''), \
            coalesce(p.avatar_url, ''), v.details->>'sub_heading', coalesce(v.details->>'description', ''), \
            c.categories, coalesce(r.runs, 0), \
-           coalesce((SELECT avg(score) FROM rm_store_reviews x WHERE x.listing_id = l.listing_id), 0), \
+           {rating}, \
            false, l.updated_at, \
            setweight(to_tsvector('english', v.details->>'name'), 'A') \
              || setweight(to_tsvector('english', v.details->>'sub_heading'), 'B') \
@@ -208,7 +211,8 @@ async fn refresh(conn: &mut PgConnection, filter: &str, key: Uuid) -> Result<(),
                              FROM jsonb_array_elements_text(v.details->'categories') t) c \
          LEFT JOIN rm_store_profiles p ON p.user_id = l.owner_id \
          LEFT JOIN rm_graph_runs r ON r.graph_id = l.graph_id \
-         WHERE NOT l.is_deleted AND {filter}"
+         WHERE NOT l.is_deleted AND {filter}",
+        rating = listing_rating!()
     ))
     .bind(key)
     .execute(&mut *conn)
@@ -249,13 +253,10 @@ async fn review_submitted(event: StoreReviewEvent, conn: &mut PgConnection) -> R
     .bind(comments)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE rm_store_agents SET rating = (SELECT avg(score) FROM rm_store_reviews WHERE listing_id = $1) \
-         WHERE listing_id = $1",
-    )
-    .bind(listing_id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(concat!("UPDATE rm_store_agents l SET rating = ", listing_rating!(), " WHERE l.listing_id = $1"))
+        .bind(listing_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

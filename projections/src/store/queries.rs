@@ -163,15 +163,16 @@ async fn detail_of(
     version_id: Uuid,
     with_changelog: bool,
 ) -> Result<Option<StoreAgentDetails>, QueryError> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query(concat!(
         "SELECT l.slug, l.graph_id, l.updated_at, l.active_version_id, v.details, \
            coalesce(p.username, '') AS creator, coalesce(p.avatar_url, '') AS creator_avatar, \
-           coalesce(r.runs, 0) AS runs, \
-           coalesce((SELECT avg(score)::float8 FROM rm_store_reviews x WHERE x.listing_id = l.listing_id), 0) AS rating \
+           coalesce(r.runs, 0) AS runs, ",
+        listing_rating!(),
+        " AS rating \
          FROM rm_store_listings l JOIN rm_store_versions v ON v.version_id = $2 AND v.listing_id = l.listing_id \
          LEFT JOIN rm_store_profiles p ON p.user_id = l.owner_id LEFT JOIN rm_graph_runs r ON r.graph_id = l.graph_id \
-         WHERE l.listing_id = $1 AND NOT l.is_deleted",
-    )
+         WHERE l.listing_id = $1 AND NOT l.is_deleted"
+    ))
     .bind(listing_id)
     .bind(version_id)
     .fetch_optional(pool)
@@ -281,13 +282,15 @@ fn status_of(s: &str) -> SubmissionStatus {
     }
 }
 
-const SUBMISSION: &str = "SELECT v.version_id, v.listing_id, v.version, v.agent_version, v.details, v.status, \
+const SUBMISSION: &str = concat!(
+    "SELECT v.version_id, v.listing_id, v.version, v.agent_version, v.details, v.status, \
        v.submitted_at, v.reviewer_id, v.review_comments, v.internal_comments, v.reviewed_at, l.graph_id, l.slug, \
-       coalesce(r.runs, 0) AS runs, \
-       coalesce((SELECT avg(score)::float8 FROM rm_store_reviews x WHERE x.listing_id = l.listing_id), 0) AS rating, \
-       count(*) OVER () AS total \
+       coalesce(r.runs, 0) AS runs, ",
+    listing_rating!(),
+    " AS rating, count(*) OVER () AS total \
      FROM rm_store_versions v JOIN rm_store_listings l ON l.listing_id = v.listing_id \
-     LEFT JOIN rm_graph_runs r ON r.graph_id = l.graph_id";
+     LEFT JOIN rm_graph_runs r ON r.graph_id = l.graph_id"
+);
 
 fn submission_of(row: &PgRow, for_admin: bool) -> Result<StoreSubmission, sqlx::Error> {
     let details = details_of(row)?;
