@@ -150,7 +150,7 @@ pub(crate) async fn get_profile(
     caller: Caller,
 ) -> ApiResult<axum::Json<store::ProfileView>> {
     let found = store::profile(state.pool(), caller.user.user_id).await?;
-    found.map(|(view, _)| axum::Json(view)).ok_or_else(|| ApiError::not_found("Profile not found"))
+    found.map(axum::Json).ok_or_else(|| ApiError::not_found("Profile not found"))
 }
 
 /// Create or change the caller's creator profile.

@@ -109,22 +109,20 @@ pub async fn creator(pool: &PgPool, username: &str) -> Result<Option<CreatorDeta
 }
 
 /// The user's own profile, if written.
-pub async fn profile(pool: &PgPool, user_id: Uuid) -> Result<Option<(ProfileView, String)>, QueryError> {
+pub async fn profile(pool: &PgPool, user_id: Uuid) -> Result<Option<ProfileView>, QueryError> {
     let row =
         sqlx::query("SELECT name, username, description, links, avatar_url FROM rm_store_profiles WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(pool)
             .await?;
     let Some(row) = row else { return Ok(None) };
-    let username: String = row.try_get("username")?;
-    let view = ProfileView {
+    Ok(Some(ProfileView {
         name: row.try_get("name")?,
-        username: username.clone(),
+        username: row.try_get("username")?,
         description: row.try_get("description")?,
         links: links_of(&row)?,
         avatar_url: Some(row.try_get("avatar_url")?),
-    };
-    Ok(Some((view, username)))
+    }))
 }
 
 /// The user's graphs (active versions), newest first: what can be submitted.
