@@ -172,13 +172,13 @@ const SELECT: &str = "SELECT a.id, a.user_id, a.graph_id, a.graph_version, a.is_
           'avatar', s.creator_avatar)) \
       FROM rm_store_agents s LEFT JOIN rm_store_profiles p ON p.user_id = s.owner_id \
       WHERE s.graph_id = a.graph_id) AS marketplace_listing, \
-     (SELECT CASE WHEN bool_or(e.status = 'FAILED') THEN 'ERROR' WHEN bool_or(e.status = 'QUEUED') THEN 'WAITING' \
-        WHEN bool_or(e.status = 'RUNNING') THEN 'HEALTHY' ELSE 'COMPLETED' END \
-      FROM rm_graph_executions e WHERE e.graph_id = a.graph_id AND e.user_id = a.user_id AND NOT e.is_deleted) \
-       AS run_status, \
-     EXISTS (SELECT FROM rm_graph_executions e WHERE e.graph_id = a.graph_id AND e.user_id = a.user_id \
-       AND NOT e.is_deleted AND e.status = 'COMPLETED' AND e.ended_at > now() - interval '7 days') AS new_output \
-     FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version";
+     runs.run_status, runs.new_output \
+     FROM rm_library_agents a LEFT JOIN rm_graphs g ON g.id = a.graph_id AND g.version = a.graph_version \
+     CROSS JOIN LATERAL (SELECT \
+         CASE WHEN bool_or(e.status = 'FAILED') THEN 'ERROR' WHEN bool_or(e.status = 'QUEUED') THEN 'WAITING' \
+           WHEN bool_or(e.status = 'RUNNING') THEN 'HEALTHY' ELSE 'COMPLETED' END AS run_status, \
+         coalesce(bool_or(e.status = 'COMPLETED' AND e.ended_at > now() - interval '7 days'), false) AS new_output \
+       FROM rm_graph_executions e WHERE e.graph_id = a.graph_id AND e.user_id = a.user_id AND NOT e.is_deleted) runs";
 
 /// How to order a library listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
