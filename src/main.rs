@@ -39,7 +39,8 @@ enum Command {
 enum ProjectionsCommand {
     /// Each projector's checkpoint, the log head and the lag.
     Status,
-    /// Rebuild a read model from the log.
+    /// Rebuild a read model from the log with zero downtime: built beside the
+    /// live one, which keeps serving, then swapped in (with a progress bar).
     Rebuild {
         /// Projection name (see `status`).
         name: Option<String>,
@@ -155,6 +156,35 @@ async fn shutdown_signal() {
     }
 }
 
+/// One rebuild, drawing its progress (hidden when stderr is not a terminal).
+async fn rebuild_with_progress(
+    projections: &Projections,
+    name: &str,
+) -> Result<projections::rebuild::RebuildReport, Box<dyn std::error::Error>> {
+    let job = match projections.begin_rebuild(name).await {
+        Err(projections::ProjectionError::NotRebuildable(_)) if projections.names().len() > 1 => {
+            println!("{name}: skipped (no read model)");
+            return Ok(projections::rebuild::RebuildReport::default());
+        }
+        other => other?,
+    };
+    let bar = indicatif::ProgressBar::new(job.events_total().max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} events {per_sec} eta {eta}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    let drawn = bar.clone();
+    let report = job
+        .run(move |p| {
+            drawn.set_length(p.total.max(1));
+            drawn.set_position(p.done);
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
 fn print_status(report: &projections::status::StatusReport) {
     let h = &report.horizon;
     println!("log head {} (token {})", report.head, report.head_token);
@@ -200,9 +230,13 @@ async fn projections_command(cmd: ProjectionsCommand, config: Config) -> Result<
                 (None, false) => return Err("name a projection or pass --all".into()),
             };
             for name in names {
-                projections.reset(&name).await?;
-                let applied = projections.catch_up(&name).await?;
-                println!("{name}: rebuilt from {applied} events");
+                let report = rebuild_with_progress(&projections, &name).await?;
+                println!(
+                    "{name}: rebuilt from {} events in {:.1} s, swapped in at {}",
+                    report.events,
+                    report.elapsed.as_secs_f64(),
+                    eventlog::ConsistencyToken(report.checkpoint)
+                );
             }
         }
     }

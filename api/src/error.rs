@@ -303,6 +303,8 @@ impl From<ProjectionError> for ApiError {
     fn from(e: ProjectionError) -> Self {
         match e {
             ProjectionError::Unknown(_) => Self::not_found(e.to_string()),
+            ProjectionError::AlreadyRebuilding(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ProjectionError::NotRebuildable(_) => Self::bad_request(e.to_string()),
             other => Self::internal(&other),
         }
     }

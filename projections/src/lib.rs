@@ -12,6 +12,7 @@ mod pause;
 pub mod presets;
 pub mod projector;
 pub mod query;
+pub mod rebuild;
 pub mod runner;
 pub mod schedules;
 pub mod stall;

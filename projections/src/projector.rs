@@ -38,6 +38,14 @@ pub enum ProjectionError {
     /// Another process moved the checkpoint while this one worked.
     #[error("the checkpoint of '{0}' was moved by another process")]
     Contended(String),
+    /// A rebuild of this projection is already running (in this process or
+    /// another one).
+    #[error("projection '{0}' is already being rebuilt")]
+    AlreadyRebuilding(String),
+    /// The projector owns no read model: it hands events on (to NATS), and
+    /// replaying the log through it would fire them again.
+    #[error("projection '{0}' has no read model to rebuild; replaying it would re-send its events")]
+    NotRebuildable(String),
 }
 
 /// One read model's builder.
@@ -49,6 +57,11 @@ pub trait Projector: Send + Sync + 'static {
     /// The stream categories (aggregate prefixes) whose events it consumes:
     /// a command that touched one of them waits for this projector.
     fn categories(&self) -> &'static [&'static str];
+    /// The version of its code: bumping it marks the stored read model as
+    /// built by older code, which a zero-downtime rebuild then replaces.
+    fn version(&self) -> i32 {
+        1
+    }
     /// Whether the projector does anything with this event; a batch with
     /// none it wants costs no transaction.
     fn wants(&self, _event: &RecordedEvent) -> bool {
@@ -95,6 +108,8 @@ pub trait StreamProjector: Send + Sync + 'static {
     const TABLES: &'static [&'static str];
     /// The categories it consumes: its source's streams.
     const CATEGORIES: &'static [&'static str] = &[<Self::Source as Aggregate>::STREAM_PREFIX];
+    /// The version of its code; see [`Projector::version`].
+    const VERSION: i32 = 1;
     /// Apply one decoded event of the stream of aggregate `id`.
     fn apply<'a>(
         &'a self,
@@ -125,6 +140,10 @@ impl<P: StreamProjector> Projector for P {
 
     fn categories(&self) -> &'static [&'static str] {
         P::CATEGORIES
+    }
+
+    fn version(&self) -> i32 {
+        P::VERSION
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {

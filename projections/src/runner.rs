@@ -25,13 +25,13 @@ const SKIPPED_FLUSH: Duration = Duration::from_secs(1);
 /// The running projectors and how far each has got.
 #[derive(Clone)]
 pub struct Projections {
-    store: PgEventStore,
+    pub(crate) store: PgEventStore,
     projectors: Vec<Arc<dyn Projector>>,
     progress: Arc<HashMap<&'static str, watch::Sender<GlobalPosition>>>,
     /// Bumped when the database restarted underneath: every loop forgets
     /// what it holds in memory and reads its checkpoint again.
     restarts: Arc<watch::Sender<u64>>,
-    tail: TailConfig,
+    pub(crate) tail: TailConfig,
 }
 
 impl Projections {
@@ -53,17 +53,20 @@ impl Projections {
         self.projectors.iter().map(|p| p.name()).collect()
     }
 
-    fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         self.store.pool()
     }
 
     /// Make sure every projector has a checkpoint row.
     pub async fn init(&self) -> Result<(), ProjectionError> {
         for p in &self.projectors {
-            sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-                .bind(p.name())
-                .execute(self.pool())
-                .await?;
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(p.name())
+            .bind(p.version())
+            .execute(self.pool())
+            .await?;
         }
         Ok(())
     }
@@ -72,6 +75,7 @@ impl Projections {
     /// when `stop` fires, after finishing the batch in hand.
     pub async fn spawn(&self, stop: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, ProjectionError> {
         self.init().await?;
+        self.rebuild_stale();
         // Projectors behind the head read the database until they reach it.
         let feed = Feed::new(self.store.clone(), self.store.head().await?, self.tail);
         let reader = {
@@ -178,7 +182,7 @@ impl Projections {
         }
     }
 
-    fn publish(&self, name: &str, to: GlobalPosition) {
+    pub(crate) fn publish(&self, name: &str, to: GlobalPosition) {
         if let Some(tx) = self.progress.get(name) {
             tx.send_if_modified(|cur| {
                 let moved = *cur != to;
@@ -204,7 +208,7 @@ impl Projections {
     /// batch's end (which locks the row and proves no other instance moved
     /// it meanwhile), apply the events, commit. A batch the projector ignores
     /// entirely is only acknowledged in memory; see [`Self::flush_skipped`].
-    async fn apply<E: Borrow<RecordedEvent>>(
+    pub(crate) async fn apply<E: Borrow<RecordedEvent>>(
         &self,
         projector: &dyn Projector,
         from: GlobalPosition,
@@ -393,7 +397,7 @@ impl Projections {
         }
     }
 
-    fn find(&self, name: &str) -> Result<Arc<dyn Projector>, ProjectionError> {
+    pub(crate) fn find(&self, name: &str) -> Result<Arc<dyn Projector>, ProjectionError> {
         self.projectors
             .iter()
             .find(|p| p.name() == name)
@@ -402,7 +406,7 @@ impl Projections {
     }
 }
 
-enum Applied {
+pub(crate) enum Applied {
     /// Applied and checkpointed up to here.
     Done(GlobalPosition),
     /// Nothing of interest up to here; not yet checkpointed.
@@ -431,7 +435,7 @@ fn checkpoint_move_args(name: &str, from: GlobalPosition, to: GlobalPosition) ->
 const EVENTS_PER_TRANSACTION: usize = 32;
 
 /// Lock a projector's tables (names from its own constant list) in `mode`.
-async fn lock_tables(conn: &mut PgConnection, tables: &[&str], mode: &str) -> Result<(), ProjectionError> {
+pub(crate) async fn lock_tables(conn: &mut PgConnection, tables: &[&str], mode: &str) -> Result<(), ProjectionError> {
     if !tables.is_empty() {
         sqlx::query(&format!("LOCK TABLE {} IN {mode} MODE", tables.join(", "))).execute(conn).await?;
     }

@@ -33,6 +33,78 @@ pub struct ProjectionStatus {
     pub last_error: Option<String>,
     /// When that failure happened.
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The version of the projector's code that built the read model.
+    pub version: i32,
+    /// `live`, `rebuilding`, `stalled` (a rebuild whose heartbeat stopped:
+    /// its process died or hangs) or `failed` (the last rebuild's error is
+    /// in `rebuild`; the old read model kept serving).
+    pub state: String,
+    /// The latest rebuild, if there was one.
+    pub rebuild: Option<RebuildStatus>,
+}
+
+/// A rebuild's progress, as any process sees it (from the shared row).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RebuildStatus {
+    /// `rebuilding`, `done` or `failed`, as the rebuilding process last wrote it.
+    pub state: String,
+    /// The version of the projector's code being built.
+    pub version: i32,
+    /// Events of the log replayed.
+    pub events_done: i64,
+    /// Events in the log when it started (or `events_done` once past it).
+    pub events_total: i64,
+    /// Share done, 0 to 100.
+    pub percent: f64,
+    /// Seconds left at the rate so far, while it runs.
+    pub eta_seconds: Option<f64>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub updated_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A rebuild whose heartbeat is older than this is reported as stalled.
+const STALLED_AFTER_MS: i64 = 30_000;
+
+impl RebuildStatus {
+    fn from_row(r: &sqlx::postgres::PgRow, now: DateTime<Utc>) -> Result<Option<Self>, sqlx::Error> {
+        let Some(state) = r.try_get::<Option<String>, _>("rb_state")? else { return Ok(None) };
+        let (done, total): (i64, i64) = (r.try_get("rb_done")?, r.try_get("rb_total")?);
+        let started_at: DateTime<Utc> = r.try_get("rb_started_at")?;
+        let percent = if total > 0 { (done as f64 * 100.0 / total as f64).min(100.0) } else { 100.0 };
+        let elapsed = (now - started_at).num_milliseconds().max(1) as f64 / 1000.0;
+        let eta_seconds =
+            (state == "rebuilding" && done > 0).then(|| (total - done).max(0) as f64 * elapsed / done as f64);
+        Ok(Some(Self {
+            state,
+            version: r.try_get("rb_version")?,
+            events_done: done,
+            events_total: total,
+            percent,
+            eta_seconds,
+            started_at,
+            updated_at: r.try_get("rb_updated_at")?,
+            finished_at: r.try_get("rb_finished_at")?,
+            error: r.try_get("rb_error")?,
+        }))
+    }
+
+    /// The projection's state this rebuild implies.
+    fn projection_state(this: Option<&Self>, now: DateTime<Utc>) -> &'static str {
+        match this {
+            Some(r) if r.state == "rebuilding" && (now - r.updated_at).num_milliseconds() > STALLED_AFTER_MS => {
+                "stalled"
+            }
+            Some(r) if r.state == "rebuilding" => "rebuilding",
+            Some(r) if r.state == "failed" => "failed",
+            _ => "live",
+        }
+    }
 }
 
 /// The log's head, its horizon and every projector's progress.
@@ -51,12 +123,15 @@ pub struct StatusReport {
 /// The progress of every projector with a checkpoint row.
 pub async fn statuses(store: &PgEventStore, head: GlobalPosition) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT c.name, c.tx_id, c.position, c.updated_at, c.last_error, c.last_error_at, \
+        "SELECT c.name, c.tx_id, c.position, c.updated_at, c.last_error, c.last_error_at, c.version, \
+           r.state AS rb_state, r.version AS rb_version, r.events_done AS rb_done, r.events_total AS rb_total, \
+           r.started_at AS rb_started_at, r.updated_at AS rb_updated_at, r.finished_at AS rb_finished_at, \
+           r.error AS rb_error, \
            (SELECT count(*) FROM events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position) \
               AND (e.tx_id, e.position) <= ($1, $2)) AS lag_events, \
            (SELECT min(e.recorded_at) FROM events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position) \
               AND (e.tx_id, e.position) <= ($1, $2)) AS oldest_pending \
-         FROM projection_checkpoints c ORDER BY c.name",
+         FROM projection_checkpoints c LEFT JOIN projection_rebuilds r ON r.name = c.name ORDER BY c.name",
     )
     .bind(head.tx_id)
     .bind(head.position)
@@ -67,6 +142,7 @@ pub async fn statuses(store: &PgEventStore, head: GlobalPosition) -> Result<Vec<
         .map(|r| {
             let oldest: Option<DateTime<Utc>> = r.try_get("oldest_pending")?;
             let checkpoint = GlobalPosition { tx_id: r.try_get("tx_id")?, position: r.try_get("position")? };
+            let rebuild = RebuildStatus::from_row(r, now)?;
             Ok(ProjectionStatus {
                 name: r.try_get("name")?,
                 checkpoint_token: ConsistencyToken(checkpoint).to_string(),
@@ -77,6 +153,9 @@ pub async fn statuses(store: &PgEventStore, head: GlobalPosition) -> Result<Vec<
                 updated_at: r.try_get("updated_at")?,
                 last_error: r.try_get("last_error")?,
                 last_error_at: r.try_get("last_error_at")?,
+                version: r.try_get("version")?,
+                state: RebuildStatus::projection_state(rebuild.as_ref(), now).to_owned(),
+                rebuild,
             })
         })
         .collect()

@@ -25,6 +25,7 @@ mod library;
 mod metrics;
 mod order;
 mod projections;
+mod rebuild;
 mod schedules;
 mod store;
 mod users;

@@ -1,5 +1,6 @@
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use projections::status::{report, StatusReport};
@@ -12,7 +13,9 @@ use crate::error::ErrorBody;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/admin/projections", get(list_projections))
+    Router::new()
+        .route("/admin/projections", get(list_projections))
+        .route("/admin/projections/{name}/rebuild", post(rebuild_projection))
 }
 
 /// The projections' status and the executor's.
@@ -121,4 +124,40 @@ pub(crate) async fn list_projections(State(state): State<AppState>, _admin: Admi
     let report = report(state.store()).await?;
     let executor = ExecutorReport::gather(&state).await?;
     Ok(Json(AdminStatus { report, executor, scheduler: SchedulerReport::gather(&state).await? }))
+}
+
+/// A rebuild that has started.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RebuildStarted {
+    /// The projection being rebuilt.
+    pub name: String,
+    /// Always `rebuilding`; follow it in `GET /api/admin/projections`.
+    pub state: &'static str,
+    /// Events in the log when it started.
+    pub events_total: u64,
+}
+
+/// Rebuild a read model with zero downtime: the new version is built beside
+/// the live one, which keeps serving, and swapped in once caught up.
+/// Progress, the ETA and any error show in `GET /api/admin/projections`.
+#[utoipa::path(post, path = "/api/admin/projections/{name}/rebuild", operation_id = "postAdminRebuildProjection", tag = "admin",
+    params(("name" = String, Path, description = "Projection name, as `GET /api/admin/projections` lists it")),
+    responses((status = 202, description = "The rebuild started", body = RebuildStarted),
+        (status = 400, description = "The projection has no read model (it hands events on)", body = ErrorBody),
+        (status = 409, description = "A rebuild of this projection is already running, here or in another process", body = ErrorBody)))]
+pub(crate) async fn rebuild_projection(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<RebuildStarted>)> {
+    let job = state.projections.begin_rebuild(&name).await?;
+    let events_total = job.events_total();
+    let projection = name.clone();
+    tokio::spawn(async move {
+        if let Err(e) = job.run(|_| {}).await {
+            // Recorded in the rebuild's row too, where the admin route shows it.
+            tracing::error!(projection, error = %e, "rebuild failed");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(RebuildStarted { name, state: "rebuilding", events_total })))
 }

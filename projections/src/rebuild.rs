@@ -1,0 +1,354 @@
+//! Zero-downtime rebuilds: a read model's next version is built from the
+//! start of the log into a side schema while the live one keeps serving
+//! (and keeps being updated by its projector), caught up to the head, and
+//! swapped in within one transaction. Queries never see a half-built model:
+//! before the swap they read the old tables, after it the new ones.
+//!
+//! Exclusion, across processes: two rebuilds of one projection exclude each
+//! other by a session advisory lock (the loser is told, not queued); the
+//! swap excludes the live projector by the lock the projector itself takes
+//! for every batch (its tables, then its checkpoint row, in that order, so
+//! neither can deadlock the other). Replay is side-effect free: it runs the
+//! projector's own writes only, never the executor, the NATS relay or any
+//! other consumer of the log, and a projector that owns no tables (one that
+//! hands events on) cannot be rebuilt at all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlog::store::{EventStore, GlobalPosition};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+
+use crate::projector::{BoxFuture, ProjectionError, Projector};
+use crate::runner::{lock_tables, Applied, Projections};
+
+/// How often a rebuild writes its progress (its heartbeat) to the shared row.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// How far a rebuild has got, as it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildProgress {
+    /// Events of the log read so far.
+    pub done: u64,
+    /// Events in the log when the rebuild started (or `done`, once past it).
+    pub total: u64,
+    /// Time since it started.
+    pub elapsed: Duration,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RebuildReport {
+    /// Events of the log replayed.
+    pub events: u64,
+    /// Where the new read model's checkpoint stands.
+    pub checkpoint: GlobalPosition,
+    /// How long it took, swap included.
+    pub elapsed: Duration,
+}
+
+/// A rebuild that holds its projection's rebuild lock; [`Self::run`] does it.
+pub struct RebuildJob {
+    projections: Projections,
+    projector: Arc<dyn Projector>,
+    /// The session holding the advisory lock; closing it releases the lock,
+    /// which a crashed process's connection does too.
+    lock: PgConnection,
+    total: u64,
+}
+
+impl Projections {
+    /// Take the rebuild lock of `name` and mark its rebuild as started;
+    /// [`ProjectionError::AlreadyRebuilding`] when another rebuild holds it.
+    pub async fn begin_rebuild(&self, name: &str) -> Result<RebuildJob, ProjectionError> {
+        let projector = self.find(name)?;
+        if projector.tables().is_empty() {
+            return Err(ProjectionError::NotRebuildable(name.to_owned()));
+        }
+        let mut lock = self.pool().connect_options().as_ref().clone().connect().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(format!("projection-rebuild:{name}"))
+            .fetch_one(&mut lock)
+            .await?;
+        if !got {
+            let _ = lock.close().await;
+            return Err(ProjectionError::AlreadyRebuilding(name.to_owned()));
+        }
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut lock).await?;
+        sqlx::query(
+            "INSERT INTO projection_rebuilds (name, state, version, events_total) VALUES ($1, 'rebuilding', $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET state = 'rebuilding', version = $2, events_done = 0, \
+               events_total = $3, started_at = now(), updated_at = now(), finished_at = NULL, error = NULL",
+        )
+        .bind(name)
+        .bind(projector.version())
+        .bind(total)
+        .execute(&mut lock)
+        .await?;
+        Ok(RebuildJob { projections: self.clone(), projector, lock, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    /// Rebuild in the background every projection whose stored read model
+    /// was built by another version of its code: how a new read model ships.
+    pub(crate) fn rebuild_stale(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let stored: Vec<(String, i32)> =
+                match sqlx::query_as("SELECT name, version FROM projection_checkpoints").fetch_all(this.pool()).await {
+                    Ok(rows) => rows,
+                    Err(e) => return tracing::warn!(error = %e, "reading projection versions failed"),
+                };
+            for (name, version) in stored {
+                let Ok(projector) = this.find(&name) else { continue };
+                if projector.version() == version || projector.tables().is_empty() {
+                    continue;
+                }
+                tracing::info!(
+                    projection = name,
+                    from = version,
+                    to = projector.version(),
+                    "rebuilding stale read model"
+                );
+                match this.begin_rebuild(&name).await {
+                    Ok(job) => {
+                        if let Err(e) = job.run(|_| {}).await {
+                            tracing::error!(projection = name, error = %e, "rebuild failed");
+                        }
+                    }
+                    Err(ProjectionError::AlreadyRebuilding(_)) => {}
+                    Err(e) => tracing::error!(projection = name, error = %e, "rebuild could not start"),
+                }
+            }
+        });
+    }
+}
+
+impl RebuildJob {
+    /// Events in the log when the rebuild started.
+    pub fn events_total(&self) -> u64 {
+        self.total
+    }
+
+    /// Build, catch up, swap; then record the outcome and release the lock.
+    /// `on_progress` is called after every batch.
+    /// Boxed: the future is spawned, and the compiler cannot prove the
+    /// unboxed one `Send` for every lifetime of the connections it borrows.
+    pub fn run(
+        mut self,
+        on_progress: impl FnMut(&RebuildProgress) + Send + 'static,
+    ) -> BoxFuture<'static, Result<RebuildReport, ProjectionError>> {
+        Box::pin(async move { self.finish(on_progress).await })
+    }
+
+    async fn finish(
+        &mut self,
+        on_progress: impl FnMut(&RebuildProgress) + Send,
+    ) -> Result<RebuildReport, ProjectionError> {
+        let name = self.projector.name();
+        let result = self.build_and_swap(on_progress).await;
+        let (state, error) = match &result {
+            Ok(_) => ("done", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let finished = sqlx::query(
+            "UPDATE projection_rebuilds SET state = $2, error = $3, updated_at = now(), finished_at = now(), \
+               events_done = CASE WHEN $2 = 'done' THEN greatest(events_done, events_total) ELSE events_done END, \
+               events_total = greatest(events_done, events_total) WHERE name = $1",
+        )
+        .bind(name)
+        .bind(state)
+        .bind(&error)
+        .execute(&mut self.lock)
+        .await;
+        if let Err(e) = finished {
+            tracing::warn!(projection = name, error = %e, "could not record the rebuild's outcome");
+        }
+        self.drop_schemas().await;
+        // Dropping the job closes the lock's session, which releases it.
+        result
+    }
+
+    fn side(&self) -> String {
+        format!("rebuild_{}", self.projector.name())
+    }
+
+    fn retired(&self) -> String {
+        format!("retired_{}", self.projector.name())
+    }
+
+    async fn drop_schemas(&mut self) {
+        for schema in [self.side(), self.retired()] {
+            if let Err(e) =
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut self.lock).await
+            {
+                tracing::warn!(schema, error = %e, "could not drop a rebuild schema");
+            }
+        }
+    }
+
+    async fn build_and_swap(
+        &mut self,
+        mut on_progress: impl FnMut(&RebuildProgress),
+    ) -> Result<RebuildReport, ProjectionError> {
+        let started = Instant::now();
+        let (name, tables) = (self.projector.name(), self.projector.tables());
+        let (side, retired) = (self.side(), self.retired());
+        // Left over by a crashed rebuild: nobody else can be using them,
+        // since this job holds the rebuild lock.
+        self.drop_schemas().await;
+        let live: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut self.lock).await?;
+        let mut setup = vec![format!("CREATE SCHEMA {side}")];
+        for t in tables.iter().copied().chain(["projection_checkpoints"]) {
+            setup.push(format!("CREATE TABLE {side}.{t} (LIKE {live}.{t} INCLUDING ALL)"));
+        }
+        execute_all(&mut self.lock, &setup).await?;
+        sqlx::query(&format!("INSERT INTO {side}.projection_checkpoints (name, version) VALUES ($1, $2)"))
+            .bind(name)
+            .bind(self.projector.version())
+            .execute(&mut self.lock)
+            .await?;
+        // The projector's statements name their tables (and the checkpoint
+        // table) unqualified: on this connection they resolve to the side
+        // schema, and tables of other read models to the live ones.
+        let options = self
+            .projections
+            .pool()
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("search_path", format!("{side},{live}").as_str()), ("synchronous_commit", "off")]);
+        let mut build = options.connect().await?;
+        let mut done = 0u64;
+        let (mut stored, mut at) = (GlobalPosition::START, GlobalPosition::START);
+        let mut beat = Instant::now();
+        loop {
+            let batch = self.projections.store.read_all(at, self.projections.tail.batch).await?;
+            if batch.is_empty() {
+                break;
+            }
+            done += batch.len() as u64;
+            (stored, at) = self.step(&mut build, stored, &batch).await?;
+            let progress = RebuildProgress { done, total: self.total.max(done), elapsed: started.elapsed() };
+            on_progress(&progress);
+            if beat.elapsed() >= HEARTBEAT {
+                self.heartbeat(&progress).await?;
+                beat = Instant::now();
+            }
+        }
+        // The swap. Holding a transaction id from the start caps what the
+        // log can show this transaction: the tail below is finite however
+        // fast others append, and everything after it sorts after `at`.
+        let mut tx = build.begin().await?;
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await?;
+        let qualified: Vec<String> = tables.iter().map(|t| format!("{live}.{t}")).collect();
+        let qualified: Vec<&str> = qualified.iter().map(String::as_str).collect();
+        lock_tables(&mut tx, &qualified, "ACCESS EXCLUSIVE").await?;
+        sqlx::query(&format!("SELECT 1 FROM {live}.projection_checkpoints WHERE name = $1 FOR UPDATE"))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        loop {
+            let batch = self.projections.store.read_all(at, self.projections.tail.batch).await?;
+            if batch.is_empty() {
+                break;
+            }
+            done += batch.len() as u64;
+            (stored, at) = self.step(&mut tx, stored, &batch).await?;
+        }
+        let mut swap = vec![format!("CREATE SCHEMA {retired}")];
+        for t in tables {
+            swap.push(format!("ALTER TABLE {live}.{t} SET SCHEMA {retired}"));
+            swap.push(format!("ALTER TABLE {side}.{t} SET SCHEMA {live}"));
+        }
+        execute_all(&mut tx, &swap).await?;
+        for t in tables {
+            keep_index_names(&mut tx, &live, &retired, t).await?;
+        }
+        sqlx::query(&format!(
+            "UPDATE {live}.projection_checkpoints SET tx_id = $2, position = $3, version = $4, updated_at = now(), \
+               last_error = NULL, last_error_at = NULL WHERE name = $1"
+        ))
+        .bind(name)
+        .bind(at.tx_id)
+        .bind(at.position)
+        .bind(self.projector.version())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let _ = build.close().await;
+        self.projections.publish(name, at);
+        on_progress(&RebuildProgress { done, total: self.total.max(done), elapsed: started.elapsed() });
+        Ok(RebuildReport { events: done, checkpoint: at, elapsed: started.elapsed() })
+    }
+
+    /// Apply one batch to the side model; answers the new (stored, read) positions.
+    async fn step(
+        &self,
+        conn: &mut PgConnection,
+        stored: GlobalPosition,
+        batch: &[eventlog::store::RecordedEvent],
+    ) -> Result<(GlobalPosition, GlobalPosition), ProjectionError> {
+        match self.projections.apply(self.projector.as_ref(), stored, batch, conn).await? {
+            Applied::Done(to) => Ok((to, to)),
+            Applied::Skipped(to) => Ok((stored, to)),
+            // Nobody else writes the side checkpoint: something is wrong.
+            Applied::Moved(_) => Err(ProjectionError::Contended(self.projector.name().to_owned())),
+        }
+    }
+
+    async fn heartbeat(&mut self, progress: &RebuildProgress) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "UPDATE projection_rebuilds SET events_done = $2, events_total = $3, updated_at = now() WHERE name = $1",
+        )
+        .bind(self.projector.name())
+        .bind(i64::try_from(progress.done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(progress.total).unwrap_or(i64::MAX))
+        .execute(&mut self.lock)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Run statements (built from the projector's own constant names) in order.
+async fn execute_all(conn: &mut PgConnection, statements: &[String]) -> Result<(), ProjectionError> {
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Give the new table's indexes the names the old table's had (matched by
+/// definition), so later migrations can name them as they always did.
+async fn keep_index_names(
+    conn: &mut PgConnection,
+    live: &str,
+    retired: &str,
+    table: &str,
+) -> Result<(), ProjectionError> {
+    let rows = sqlx::query(
+        "SELECT schemaname, indexname, indexdef FROM pg_indexes WHERE tablename = $1 AND schemaname IN ($2, $3)",
+    )
+    .bind(table)
+    .bind(live)
+    .bind(retired)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for r in &rows {
+        let (schema, index, def): (String, String, String) =
+            (r.try_get("schemaname")?, r.try_get("indexname")?, r.try_get("indexdef")?);
+        let shape = def.replacen(&format!("INDEX {index} ON {schema}."), "INDEX ON ", 1);
+        if schema == live {
+            new.push((index, shape))
+        } else {
+            old.push((index, shape))
+        }
+    }
+    for (index, shape) in new {
+        if let Some((name, _)) = old.iter().find(|(name, s)| *s == shape && *name != index) {
+            sqlx::query(&format!("ALTER INDEX {live}.{index} RENAME TO {name}")).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
