@@ -154,6 +154,15 @@ async fn walk_through(app: TestApp, browser: Client) {
     let kept = browser.execute("return sessionStorage.length", vec![]).await.expect("sessionStorage");
     assert_eq!(kept, json!(1), "the token is kept for the tab");
 
+    // A reload signs in again from the tab's session.
+    browser.refresh().await.expect("reload");
+    element(&browser, r#"#projections tr[data-projection="graphs"]"#).await;
+
+    // The verify button shows what the server answered, result or error
+    // (the route may not be served by this build).
+    element(&browser, "#audit-verify").await.click().await.expect("verify");
+    text_until(&browser, "#verify-result", |t| !t.is_empty() && t != "verifying…").await;
+
     // The log browser finds the graph's creation; its stream id opens the
     // stream's history.
     element(&browser, "#filter-category").await.send_keys("graph").await.expect("category");
