@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventlog::store::{EventStore, GlobalPosition};
+use eventlog::store::{EventStore, GlobalPosition, RecordedEvent};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
 use crate::projector::{BoxFuture, ProjectionError, Projector};
@@ -196,64 +196,32 @@ impl RebuildJob {
         // Left over by a crashed rebuild: nobody else can be using them,
         // since this job holds the rebuild lock.
         self.drop_schemas().await;
-        let live: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut self.lock).await?;
-        let mut setup = vec![format!("CREATE SCHEMA {side}")];
-        for t in tables.iter().copied().chain(["projection_checkpoints"]) {
-            setup.push(format!("CREATE TABLE {side}.{t} (LIKE {live}.{t} INCLUDING ALL)"));
-        }
-        execute_all(&mut self.lock, &setup).await?;
-        sqlx::query(&format!("INSERT INTO {side}.projection_checkpoints (name, version) VALUES ($1, $2)"))
-            .bind(name)
-            .bind(self.projector.version())
-            .execute(&mut self.lock)
-            .await?;
-        // The projector's statements name their tables (and the checkpoint
-        // table) unqualified: on this connection they resolve to the side
-        // schema, and tables of other read models to the live ones.
-        let options = self
-            .projections
-            .pool()
-            .connect_options()
-            .as_ref()
-            .clone()
-            .options([("search_path", format!("{side},{live}").as_str()), ("synchronous_commit", "off")]);
-        let mut build = options.connect().await?;
-        let mut done = 0u64;
-        let (mut stored, mut at) = (GlobalPosition::START, GlobalPosition::START);
+        let (projections, projector, total) = (self.projections.clone(), Arc::clone(&self.projector), self.total);
+        let mut build = Side::create(&projections, projector.as_ref(), &mut self.lock, &side).await?;
         let mut beat = Instant::now();
-        loop {
-            let batch = self.projections.store.read_all(at, self.projections.tail.batch).await?;
-            if batch.is_empty() {
-                break;
-            }
-            done += batch.len() as u64;
-            (stored, at) = self.step(&mut build, stored, &batch).await?;
-            let progress = RebuildProgress { done, total: self.total.max(done), elapsed: started.elapsed() };
+        let mut batches = Side::stream(&projections, projector.as_ref(), None);
+        while let Some(batch) = batches.next(&mut build.cursor).await? {
+            build.apply(&projections, projector.as_ref(), &batch, None).await?;
+            let progress = RebuildProgress {
+                done: build.cursor.done,
+                total: total.max(build.cursor.done),
+                elapsed: started.elapsed(),
+            };
             on_progress(&progress);
             if beat.elapsed() >= HEARTBEAT {
                 self.heartbeat(&progress).await?;
                 beat = Instant::now();
             }
         }
+        let live = build.live.clone();
         // The swap. Holding a transaction id from the start caps what the
         // log can show this transaction: the tail below is finite however
         // fast others append, and everything after it sorts after `at`.
-        let mut tx = build.begin().await?;
+        let mut tx = build.conn.begin().await?;
         sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await?;
-        let qualified: Vec<String> = tables.iter().map(|t| format!("{live}.{t}")).collect();
-        let qualified: Vec<&str> = qualified.iter().map(String::as_str).collect();
-        lock_tables(&mut tx, &qualified, "ACCESS EXCLUSIVE").await?;
-        sqlx::query(&format!("SELECT 1 FROM {live}.projection_checkpoints WHERE name = $1 FOR UPDATE"))
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        loop {
-            let batch = self.projections.store.read_all(at, self.projections.tail.batch).await?;
-            if batch.is_empty() {
-                break;
-            }
-            done += batch.len() as u64;
-            (stored, at) = self.step(&mut tx, stored, &batch).await?;
+        lock_live(&mut tx, &live, tables, name, "ACCESS EXCLUSIVE").await?;
+        while let Some(batch) = batches.next(&mut build.cursor).await? {
+            build.cursor.apply_on(&projections, projector.as_ref(), &mut tx, &batch).await?;
         }
         let mut swap = vec![format!("CREATE SCHEMA {retired}")];
         for t in tables {
@@ -264,6 +232,7 @@ impl RebuildJob {
         for t in tables {
             keep_index_names(&mut tx, &live, &retired, t).await?;
         }
+        let at = build.cursor.at;
         sqlx::query(&format!(
             "UPDATE {live}.projection_checkpoints SET tx_id = $2, position = $3, version = $4, updated_at = now(), \
                last_error = NULL, last_error_at = NULL WHERE name = $1"
@@ -271,29 +240,19 @@ impl RebuildJob {
         .bind(name)
         .bind(at.tx_id)
         .bind(at.position)
-        .bind(self.projector.version())
+        .bind(projector.version())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let _ = build.close().await;
+        let _ = build.conn.close().await;
         self.projections.publish(name, at);
-        on_progress(&RebuildProgress { done, total: self.total.max(done), elapsed: started.elapsed() });
-        Ok(RebuildReport { events: done, checkpoint: at, elapsed: started.elapsed() })
-    }
-
-    /// Apply one batch to the side model; answers the new (stored, read) positions.
-    async fn step(
-        &self,
-        conn: &mut PgConnection,
-        stored: GlobalPosition,
-        batch: &[eventlog::store::RecordedEvent],
-    ) -> Result<(GlobalPosition, GlobalPosition), ProjectionError> {
-        match self.projections.apply(self.projector.as_ref(), stored, batch, conn).await? {
-            Applied::Done(to) => Ok((to, to)),
-            Applied::Skipped(to) => Ok((stored, to)),
-            // Nobody else writes the side checkpoint: something is wrong.
-            Applied::Moved(_) => Err(ProjectionError::Contended(self.projector.name().to_owned())),
-        }
+        let progress = RebuildProgress {
+            done: build.cursor.done,
+            total: total.max(build.cursor.done),
+            elapsed: started.elapsed(),
+        };
+        on_progress(&progress);
+        Ok(RebuildReport { events: progress.done, checkpoint: at, elapsed: started.elapsed() })
     }
 
     async fn heartbeat(&mut self, progress: &RebuildProgress) -> Result<(), ProjectionError> {
@@ -307,6 +266,139 @@ impl RebuildJob {
         .await?;
         Ok(())
     }
+}
+
+/// A read model being built in a side schema, on its own connection.
+pub(crate) struct Side {
+    /// The connection whose search path puts the side schema first.
+    pub(crate) conn: PgConnection,
+    /// The live schema, where the served read model lives.
+    pub(crate) live: String,
+    /// How far the side model has got.
+    pub(crate) cursor: Cursor,
+}
+
+/// How far a side model has got in the log.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cursor {
+    /// Its side checkpoint.
+    pub(crate) stored: GlobalPosition,
+    /// How far it has read (ahead of `stored` over ignored events).
+    pub(crate) at: GlobalPosition,
+    /// Events read.
+    pub(crate) done: u64,
+}
+
+/// Batches of the log after a cursor, optionally no further than a limit.
+pub(crate) struct Batches<'a> {
+    projections: &'a Projections,
+    until: Option<GlobalPosition>,
+}
+
+impl Batches<'_> {
+    /// The next batch after `cursor`, `None` at the head (or the limit).
+    pub(crate) async fn next(&mut self, cursor: &mut Cursor) -> Result<Option<Vec<RecordedEvent>>, ProjectionError> {
+        let mut batch = self.projections.store.read_all(cursor.at, self.projections.tail.batch).await?;
+        if let Some(until) = self.until {
+            batch.retain(|e| e.global <= until);
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+}
+
+impl Side {
+    /// Create the side schema: empty copies of the projector's tables and of
+    /// the checkpoint table, on `admin`; then a connection that writes there.
+    pub(crate) async fn create(
+        projections: &Projections,
+        projector: &dyn Projector,
+        admin: &mut PgConnection,
+        schema: &str,
+    ) -> Result<Self, ProjectionError> {
+        let live: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut *admin).await?;
+        let mut setup = vec![format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")];
+        for t in projector.tables().iter().copied().chain(["projection_checkpoints"]) {
+            setup.push(format!("CREATE TABLE {schema}.{t} (LIKE {live}.{t} INCLUDING ALL)"));
+        }
+        execute_all(admin, &setup).await?;
+        sqlx::query(&format!("INSERT INTO {schema}.projection_checkpoints (name, version) VALUES ($1, $2)"))
+            .bind(projector.name())
+            .bind(projector.version())
+            .execute(&mut *admin)
+            .await?;
+        // The projector's statements name their tables (and the checkpoint
+        // table) unqualified: on this connection they resolve to the side
+        // schema, and tables of other read models to the live ones.
+        let options = projections
+            .pool()
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("search_path", format!("{schema},{live}").as_str()), ("synchronous_commit", "off")]);
+        Ok(Self { conn: options.connect().await?, live, cursor: Cursor::default() })
+    }
+
+    /// Batches of the log for a side model.
+    pub(crate) fn stream<'a>(
+        projections: &'a Projections,
+        _projector: &dyn Projector,
+        until: Option<GlobalPosition>,
+    ) -> Batches<'a> {
+        Batches { projections, until }
+    }
+
+    /// Apply one batch on the side connection.
+    pub(crate) async fn apply(
+        &mut self,
+        projections: &Projections,
+        projector: &dyn Projector,
+        batch: &[RecordedEvent],
+        _until: Option<GlobalPosition>,
+    ) -> Result<(), ProjectionError> {
+        self.cursor.apply_on(projections, projector, &mut self.conn, batch).await
+    }
+}
+
+impl Cursor {
+    /// Apply one batch to the side model on `conn` (the side connection, or
+    /// a transaction on it) and move past it.
+    pub(crate) async fn apply_on(
+        &mut self,
+        projections: &Projections,
+        projector: &dyn Projector,
+        conn: &mut PgConnection,
+        batch: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        self.done += batch.len() as u64;
+        match projections.apply(projector, self.stored, batch, conn).await? {
+            Applied::Done(to) => (self.stored, self.at) = (to, to),
+            Applied::Skipped(to) => self.at = to,
+            // Nobody else writes the side checkpoint: something is wrong.
+            Applied::Moved(_) => return Err(ProjectionError::Contended(projector.name().to_owned())),
+        }
+        Ok(())
+    }
+}
+
+/// Lock the live model of a projector as its runner's batches do (tables
+/// first, then the checkpoint row), in `mode`.
+pub(crate) async fn lock_live(
+    conn: &mut PgConnection,
+    live: &str,
+    tables: &[&str],
+    name: &str,
+    mode: &str,
+) -> Result<GlobalPosition, ProjectionError> {
+    let qualified: Vec<String> = tables.iter().map(|t| format!("{live}.{t}")).collect();
+    let qualified: Vec<&str> = qualified.iter().map(String::as_str).collect();
+    lock_tables(&mut *conn, &qualified, mode).await?;
+    let (tx_id, position): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT tx_id, position FROM {live}.projection_checkpoints WHERE name = $1 FOR UPDATE"
+    ))
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(GlobalPosition { tx_id, position })
 }
 
 /// Run statements (built from the projector's own constant names) in order.

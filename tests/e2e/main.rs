@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod binary;
 mod consistency;
+mod console;
 mod contract;
 mod credits;
 mod docs;

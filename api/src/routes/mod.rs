@@ -4,6 +4,7 @@ mod admin;
 mod api_keys;
 pub(crate) mod audit;
 mod blocks;
+mod console;
 mod credits;
 mod executions;
 mod external;
@@ -48,9 +49,9 @@ pub fn external(state: &AppState) -> Router<AppState> {
     external::router(state)
 }
 
-/// Routes outside `/api`.
+/// Routes outside `/api`: health, metrics and the admin console's page.
 pub fn root() -> Router<AppState> {
-    health::router().route("/metrics", axum::routing::get(crate::metrics::render))
+    health::router().route("/metrics", axum::routing::get(crate::metrics::render)).merge(console::router())
 }
 
 /// The first page, when a listing's query names none.
