@@ -154,6 +154,16 @@ async fn walk_through(app: TestApp, browser: Client) {
     let kept = browser.execute("return sessionStorage.length", vec![]).await.expect("sessionStorage");
     assert_eq!(kept, json!(1), "the token is kept for the tab");
 
+    // A rebuild started from the console is followed to 100%, and the
+    // projection is live again.
+    graphs.find(Locator::Css("button.rebuild")).await.expect("rebuild button").click().await.expect("rebuild");
+    let rebuild = r#"#projections tr[data-projection="graphs"] td[data-key="rebuild"]"#;
+    let done = text_until(&browser, rebuild, |t| t.contains("100.0%")).await;
+    assert!(done.contains("events"), "{done}");
+    let state = r#"#projections tr[data-projection="graphs"] td[data-key="state"]"#;
+    assert_eq!(text_until(&browser, state, |t| t == "live").await, "live");
+    assert!(!element(&browser, "#rebuild-error").await.is_displayed().await.expect("displayed"));
+
     // A reload signs in again from the tab's session.
     browser.refresh().await.expect("reload");
     element(&browser, r#"#projections tr[data-projection="graphs"]"#).await;
