@@ -48,6 +48,15 @@ enum ProjectionsCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Rebuild a read model into a scratch schema and compare it with the
+    /// live one row by row; exits 1 when they differ.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Projection name (see `status`).
+    name: String,
 }
 
 #[derive(Args)]
@@ -222,6 +231,13 @@ async fn projections_command(cmd: ProjectionsCommand, config: Config) -> Result<
     let projections = Projections::new(store.clone(), projections::all());
     projections.init().await?;
     match cmd {
+        ProjectionsCommand::Verify(args) => {
+            let report = projections.verify(&args.name).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.equal {
+                return Err(format!("{}: the live read model differs from a rebuild", args.name).into());
+            }
+        }
         ProjectionsCommand::Status => print_status(&projections::status::report(&store).await?),
         ProjectionsCommand::Rebuild { name, all } => {
             let names: Vec<String> = match (name, all) {

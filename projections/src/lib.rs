@@ -19,6 +19,7 @@ pub mod stall;
 pub mod status;
 pub mod store;
 pub mod users;
+pub mod verify;
 
 pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
 pub use query::QueryError;

@@ -65,15 +65,7 @@ impl Projections {
         if projector.tables().is_empty() {
             return Err(ProjectionError::NotRebuildable(name.to_owned()));
         }
-        let mut lock = self.pool().connect_options().as_ref().clone().connect().await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(format!("projection-rebuild:{name}"))
-            .fetch_one(&mut lock)
-            .await?;
-        if !got {
-            let _ = lock.close().await;
-            return Err(ProjectionError::AlreadyRebuilding(name.to_owned()));
-        }
+        let mut lock = self.rebuild_lock(name).await?;
         let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut lock).await?;
         sqlx::query(
             "INSERT INTO projection_rebuilds (name, state, version, events_total) VALUES ($1, 'rebuilding', $2, $3) \
@@ -86,6 +78,21 @@ impl Projections {
         .execute(&mut lock)
         .await?;
         Ok(RebuildJob { projections: self.clone(), projector, lock, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    /// A session holding the rebuild lock of `name` (released when it
+    /// closes, also when its process dies).
+    pub(crate) async fn rebuild_lock(&self, name: &str) -> Result<PgConnection, ProjectionError> {
+        let mut lock = self.pool().connect_options().as_ref().clone().connect().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(format!("projection-rebuild:{name}"))
+            .fetch_one(&mut lock)
+            .await?;
+        if !got {
+            let _ = lock.close().await;
+            return Err(ProjectionError::AlreadyRebuilding(name.to_owned()));
+        }
+        Ok(lock)
     }
 
     /// Rebuild in the background every projection whose stored read model

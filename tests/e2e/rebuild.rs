@@ -175,3 +175,57 @@ async fn two_instances_asked_to_rebuild_one_projection_at_once_one_rebuilds_and_
     let (status, _) = send(first.request(Method::POST, "/api/admin/projections/graphs/rebuild", owner)).await;
     assert_eq!(status, 403, "admins only");
 }
+
+/// Run the binary's `projections` subcommand on the test database.
+fn projections_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(crate::helpers::BIN)
+        .arg("projections")
+        .args(args)
+        .env("DATABASE_URL", &app.url)
+        .output()
+        .expect("run the binary");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn verify_compares_the_live_model_with_a_rebuild_and_the_cli_rebuild_repairs_it() {
+    let app = spawn_app().await;
+    let owner = user();
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(id_of(&app.create_graph(owner, greeting_graph()).await));
+        }
+        ids
+    };
+    let (ok, out) = projections_cli(&app, &["verify", "graphs"]);
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out[..=out.rfind('}').unwrap()]).expect("JSON report");
+    assert_eq!(report["equal"], true, "{report}");
+    assert_eq!(report["tables"][0]["live_rows"], 3);
+
+    sqlx::query("UPDATE rm_graphs SET name = 'edited by hand' WHERE id = $1::uuid")
+        .bind(&ids[1])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (ok, out) = projections_cli(&app, &["verify", "graphs"]);
+    assert!(!ok, "a difference fails the command: {out}");
+    assert!(out.contains("differs from a rebuild"), "{out}");
+    let report: Value = serde_json::from_str(&out[..=out.rfind("\n}").unwrap() + 1]).expect("JSON report");
+    let table = &report["tables"][0];
+    assert_eq!(
+        (table["table"].as_str(), table["only_live"].as_i64(), table["only_rebuilt"].as_i64()),
+        (Some("rm_graphs"), Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(out.contains("edited by hand"), "the differing row is shown: {out}");
+
+    let (ok, out) = projections_cli(&app, &["rebuild", "graphs"]);
+    assert!(ok && out.contains("graphs: rebuilt from"), "{out}");
+    let (ok, out) = projections_cli(&app, &["verify", "graphs"]);
+    assert!(ok, "the rebuild repaired the model: {out}");
+    let (_, graph) = app.get(&format!("/api/graphs/{}", ids[1]), owner).await;
+    assert_ne!(graph["name"], "edited by hand", "served from the rebuilt model");
+}
