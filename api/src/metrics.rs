@@ -76,6 +76,17 @@ pub(crate) async fn render(State(state): State<AppState>, _admin: AdminUser) -> 
         metrics::gauge!("projection_lag_events", &name).set(p.lag_events as f64);
         metrics::gauge!("projection_lag_seconds", &name).set(p.lag_ms as f64 / 1000.0);
         metrics::gauge!("projection_failing", &name).set(if p.last_error.is_some() { 1.0 } else { 0.0 });
+        metrics::gauge!("projection_version", &name).set(f64::from(p.version));
+        // One series per state, 1 for the current one: alerts match on the label.
+        for state in ["live", "rebuilding", "stalled", "failed"] {
+            let labels = [("projection", p.name.clone()), ("state", state.to_owned())];
+            metrics::gauge!("projection_state", &labels).set(if p.state == state { 1.0 } else { 0.0 });
+        }
+        if let Some(r) = &p.rebuild {
+            metrics::gauge!("projection_rebuild_percent", &name).set(r.percent);
+            metrics::gauge!("projection_rebuild_events_done", &name).set(r.events_done as f64);
+            metrics::gauge!("projection_rebuild_eta_seconds", &name).set(r.eta_seconds.unwrap_or(0.0));
+        }
     }
     let executor = crate::routes::ExecutorReport::gather(&state).await?;
     metrics::gauge!("executor_queued_runs").set(executor.queued as f64);

@@ -23,6 +23,8 @@ async fn admins_scrape_requests_appends_projector_lag_and_the_horizon() {
         r#"projection_lag_events{projection="graphs"}"#,
         r#"projection_lag_seconds{projection="library_agents"}"#,
         r#"projection_failing{projection="users"}"#,
+        r#"projection_state{projection="graphs",state="live"} 1"#,
+        r#"projection_version{projection="graphs"} 1"#,
         "eventlog_held_back_events ",
         "eventlog_oldest_transaction_age_seconds ",
     ] {
