@@ -1,7 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
 //! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
-//! `abcCdefgxws`, where `C` is c' and may also be written `c'`).
+//! `abcCdefgxwsr`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
 //! server (`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
@@ -72,6 +72,11 @@
 //!   listing pages per second, 8 clients each (see `store_pages.rs`; (l)
 //!   runs with (s)).
 //!
+//! - (r) zero-downtime rebuilds of the graphs, library and executions
+//!   projections from a log of 1,000,000 events, with 4 clients querying
+//!   the read model being rebuilt (see `rebuild.rs`). Runs last: it makes
+//!   the log a million events long.
+//!
 //! Targets. Issue 3 §5: b ≥ 70% of a; c ≥ 100,000 events/s; d ≥ 30% of a by
 //! events/s. Issue 8 §7: c/c' ≥ 0.80 (events/s); e/a ≥ 0.70 by operations
 //! (cqrs-es with postgres-es reaches 0.46–0.56 on this kind of machine);
@@ -79,7 +84,8 @@
 //! (g) lag p99 < 50 ms at a sustained 1,000 events/s; d ≥ 30% of a by
 //! requests/s (one commit each, like a raw insert). d is also compared with
 //! a'. Issue 9 §4: x ≥ 200 runs/s; w p99 < 100 ms at 1,000 events/s.
-//! Issue 10 §3: s p99 < 20 ms.
+//! Issue 10 §3: s p99 < 20 ms. Issue 11 §4: r ≥ 50,000 events/s, queries
+//! during it p99 < 50 ms.
 //! Client and server share the machine.
 
 mod command;
@@ -88,6 +94,7 @@ mod lag;
 mod latency;
 mod measure;
 mod raw;
+mod rebuild;
 mod report;
 mod runs;
 mod store;
@@ -112,7 +119,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
 /// Every phase, by letter (`C` is c').
-const ALL_PHASES: &str = "abcCdefgxws";
+const ALL_PHASES: &str = "abcCdefgxwsr";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
 /// Events a created graph appends: graph created, library agent added.
@@ -179,6 +186,10 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
         let (s, l) = store_pages::store_pages(settings, url).await?;
         r.s = Some(report("(s) store search, 10,000 listings, 8 clients", s, 1.0));
         r.l = Some(report("(l) store listing pages, 8 clients", l, 1.0));
+    }
+    if wanted('r') {
+        checkpoint(pool).await;
+        r.r = rebuild::rebuild(url, &store).await?;
     }
     store.pool().close().await;
     Ok(r)

@@ -82,6 +82,8 @@ pub struct Results {
     pub s: Option<Stats>,
     /// (l): store listing pages.
     pub l: Option<Stats>,
+    /// (r): rebuilds from a log of a million events, with queries during them.
+    pub r: Vec<crate::rebuild::Rebuilt>,
 }
 
 /// (w)'s line: push latency in the latency columns, pushes/s as ops.
@@ -99,6 +101,7 @@ const ISSUE_3: &str = "(issue 3 §5)";
 const ISSUE_9: &str = "(issue 9 §4)";
 const ISSUE_8: &str = "(issue 8 §7)";
 const ISSUE_10: &str = "(issue 10 §3)";
+const ISSUE_11: &str = "(issue 11 §4)";
 
 pub fn summarize(r: &Results) {
     println!();
@@ -144,6 +147,13 @@ pub fn summarize(r: &Results) {
     }
     if let Some(l) = &r.l {
         println!("l    = {:.0} listing pages/s (p99 {:.2} ms) {ISSUE_10}", l.ops_per_sec, l.p99_ms);
+    }
+    for rebuilt in &r.r {
+        let (name, rate) = (rebuilt.name, rebuilt.events_per_sec);
+        line(format!("r {name} = {rate:.0} events/s rebuilt"), ">= 50000 events/s", rate >= 50_000.0, ISSUE_11);
+        let q = &rebuilt.queries;
+        let figure = format!("r {name} queries p99 = {:.2} ms ({:.0}/s)", q.p99_ms, q.ops_per_sec);
+        line(figure, "< 50 ms", q.p99_ms < 50.0 && q.ops_per_sec > 0.0, ISSUE_11);
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);

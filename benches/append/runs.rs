@@ -32,7 +32,7 @@ pub const RUNS_PER_SEC: f64 = 62.5;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn greeting() -> Value {
+pub fn greeting() -> Value {
     json!({"graph": {
         "name": "greeting", "description": "bench",
         "nodes": [

@@ -1,0 +1,266 @@
+//! (r): zero-downtime rebuilds from a log of 1,000,000 events
+//! (`BENCH_REBUILD_EVENTS`), and the latency of queries on the read model
+//! being rebuilt while it is.
+//!
+//! The log is made from what the real server records for one user: a
+//! greeting graph (graph and library streams) and one completed run of it
+//! (the run's stream, credits). Those streams are copied, every id in them
+//! (except block ids) replaced by a fresh one per copy, and appended in
+//! batches until the log holds the wanted number of events. A fresh server
+//! then replays it (its projectors' catch-up is printed), and each of the
+//! graphs, library and executions projections is rebuilt in turn with
+//! `Projections::begin_rebuild(..).run(..)` while 4 clients query the read
+//! model being rebuilt over HTTP (`GET /api/graphs`, `/api/library/agents`,
+//! `/api/executions` as the template's user, whose rows are in it).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use commands::{EventStore, NewEvent, PgEventStore, StreamWrite};
+use eventlog::store::{new_event_id, EventMetadata, RecordedEvent};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::measure::{caught_up, Stats};
+use crate::runs::{greeting, start};
+use crate::Res;
+
+/// The rebuilt projections and the route that reads each.
+const REBUILT: [(&str, &str); 3] =
+    [("graphs", "/api/graphs"), ("library_agents", "/api/library/agents"), ("executions", "/api/executions")];
+const QUERY_CLIENTS: usize = 4;
+/// Events per append while generating.
+const APPEND_EVENTS: usize = 2_000;
+
+/// One projection's rebuild.
+pub struct Rebuilt {
+    pub name: &'static str,
+    pub events: u64,
+    pub events_per_sec: f64,
+    pub queries: Stats,
+}
+
+/// Make the log, then rebuild each projection with queries running.
+pub async fn rebuild(url: &str, store: &PgEventStore) -> Res<Vec<Rebuilt>> {
+    let wanted: u64 = std::env::var("BENCH_REBUILD_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let (user, templates) = record_templates(url, store).await?;
+    let started = Instant::now();
+    let total = generate(store, &templates, wanted).await?;
+    println!("    (r) log of {total} events made in {:.1} s", started.elapsed().as_secs_f64());
+    let (addr, auth, stop, server, state) = start(url, None).await?;
+    caught_up(&state.projections, store, "(r)").await?;
+    let token = crate::workload::token(&auth, user)?;
+    let mut results = Vec::new();
+    for (name, route) in REBUILT {
+        let querying = Arc::new(AtomicBool::new(true));
+        let clients: Vec<_> = (0..QUERY_CLIENTS)
+            .map(|_| tokio::spawn(query(addr, route, token.clone(), Arc::clone(&querying))))
+            .collect();
+        let began = Instant::now();
+        let report = state.projections.begin_rebuild(name).await?.run(|_| {}).await?;
+        let elapsed = began.elapsed();
+        querying.store(false, Relaxed);
+        let mut latencies = Vec::new();
+        for c in clients {
+            latencies.extend(c.await??);
+        }
+        let rebuilt = Rebuilt {
+            name,
+            events: report.events,
+            events_per_sec: report.events as f64 / elapsed.as_secs_f64(),
+            queries: Stats::of(latencies, elapsed),
+        };
+        println!(
+            "(r) rebuild {name:<15} {:>9} events {:>9.0} ev/s {:>6.1} s; queries during it: {:>7.1}/s p50 {:.2} ms p99 {:.2} ms",
+            rebuilt.events,
+            rebuilt.events_per_sec,
+            elapsed.as_secs_f64(),
+            rebuilt.queries.ops_per_sec,
+            rebuilt.queries.p50_ms,
+            rebuilt.queries.p99_ms
+        );
+        results.push(rebuilt);
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(results)
+}
+
+/// One client querying `route` until told to stop; its latencies (µs).
+async fn query(addr: SocketAddr, route: &str, token: String, running: Arc<AtomicBool>) -> Res<Vec<u32>> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let url = format!("http://{addr}{route}");
+    let mut latencies = Vec::new();
+    while running.load(Relaxed) {
+        let began = Instant::now();
+        let response = http.get(&url).bearer_auth(&token).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(format!("GET {route} during a rebuild: {status}: {}", String::from_utf8_lossy(&body)).into());
+        }
+        latencies.push(crate::measure::micros(began.elapsed()));
+    }
+    Ok(latencies)
+}
+
+/// Streams of one user (a graph and a completed run), as the server records them.
+async fn record_templates(url: &str, store: &PgEventStore) -> Res<(Uuid, Vec<Vec<RecordedEvent>>)> {
+    let before = store.head().await?;
+    let (addr, auth, stop, server, _state) = start(url, None).await?;
+    let user = Uuid::new_v4();
+    let bearer = crate::workload::token(&auth, user)?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let base = format!("http://{addr}");
+    let graph: Value =
+        http.post(format!("{base}/api/graphs")).bearer_auth(&bearer).json(&greeting()).send().await?.json().await?;
+    let graph_id = graph["id"].as_str().ok_or_else(|| format!("create graph: {graph}"))?.to_owned();
+    let run: Value = http
+        .post(format!("{base}/api/graphs/{graph_id}/execute/1"))
+        .bearer_auth(&bearer)
+        .json(&json!({"inputs": {"name": "bench"}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let run_id = run["id"].as_str().ok_or_else(|| format!("execute: {run}"))?.to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Value = http
+            .get(format!("{base}/api/graphs/{graph_id}/executions/{run_id}"))
+            .bearer_auth(&bearer)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if got["status"] == "COMPLETED" {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the template run did not complete: {got}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    server.await??;
+    let mut streams: Vec<Vec<RecordedEvent>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut at = before;
+    loop {
+        let batch = store.read_all(at, 1_000).await?;
+        let Some(last) = batch.last() else { break };
+        at = last.global;
+        for e in batch {
+            let i = *index.entry(e.stream_id.clone()).or_insert_with(|| {
+                streams.push(Vec::new());
+                streams.len() - 1
+            });
+            streams[i].push(e);
+        }
+    }
+    // A stream copies only when its id holds an id the copy replaces.
+    streams.retain(|s| s[0].version == 1 && uuids(&s[0].stream_id).next().is_some());
+    Ok((user, streams))
+}
+
+/// The 36-character UUIDs in a text, with their offsets.
+fn uuids(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(35)).filter_map(move |i| {
+        let w = &bytes[i..i + 36];
+        let shaped =
+            w.iter().enumerate().all(
+                |(j, &b)| {
+                    if matches!(j, 8 | 13 | 18 | 23) {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_hexdigit()
+                    }
+                },
+            );
+        shaped.then(|| (i, &text[i..i + 36]))
+    })
+}
+
+/// `text` with every UUID `map` names replaced.
+fn remap(text: &str, map: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, id) in uuids(text) {
+        if i < last {
+            continue;
+        }
+        if let Some(new) = map.get(id) {
+            out.push_str(&text[last..i]);
+            out.push_str(new);
+            last = i + 36;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Append copies of the templates until the log holds `wanted` events;
+/// answers how many it holds.
+async fn generate(store: &PgEventStore, templates: &[Vec<RecordedEvent>], wanted: u64) -> Res<u64> {
+    let texts = |e: &RecordedEvent| -> Res<[String; 3]> {
+        Ok([e.stream_id.clone(), e.data.get().to_owned(), serde_json::to_string(&e.metadata)?])
+    };
+    let mut all = Vec::new();
+    for e in templates.iter().flatten() {
+        all.push(texts(e)?);
+    }
+    // Block ids stay: the copies run the same blocks.
+    let blocks: HashSet<String> = all
+        .iter()
+        .flat_map(|[_, data, _]| {
+            data.match_indices("\"block_id\":\"")
+                .map(|(i, m)| data[i + m.len()..].chars().take(36).collect())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let ids: HashSet<String> =
+        all.iter().flatten().flat_map(|t| uuids(t).map(|(_, id)| id.to_owned()).collect::<Vec<_>>()).collect();
+    let ids: Vec<String> = ids.into_iter().filter(|id| !blocks.contains(id)).collect();
+    let per_copy: usize = templates.iter().map(Vec::len).sum();
+    let mut count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(store.pool()).await?;
+    let mut writes = Vec::new();
+    let mut pending = 0usize;
+    let mut appends = tokio::task::JoinSet::new();
+    while (count as u64) < wanted {
+        let map: HashMap<String, String> = ids.iter().map(|id| (id.clone(), Uuid::new_v4().to_string())).collect();
+        for stream in templates {
+            let mut events = Vec::with_capacity(stream.len());
+            for e in stream {
+                let metadata: EventMetadata = serde_json::from_str(&remap(&serde_json::to_string(&e.metadata)?, &map))?;
+                events.push(NewEvent {
+                    event_id: new_event_id(),
+                    event_type: e.event_type.clone(),
+                    schema_version: e.schema_version,
+                    data: serde_json::value::RawValue::from_string(remap(e.data.get(), &map))?,
+                    metadata,
+                });
+            }
+            writes.push(StreamWrite { stream_id: remap(&stream[0].stream_id, &map), expected_version: 0, events });
+        }
+        pending += per_copy;
+        count += per_copy as i64;
+        if pending >= APPEND_EVENTS || count as u64 >= wanted {
+            let store = store.clone();
+            let batch = std::mem::take(&mut writes);
+            appends.spawn(async move { store.append(&batch).await.map(|_| ()) });
+            pending = 0;
+            // Two appends in flight: the generator keeps one core, Postgres the other.
+            while appends.len() >= 2 {
+                appends.join_next().await.ok_or("no append")???;
+            }
+        }
+    }
+    while let Some(done) = appends.join_next().await {
+        done??;
+    }
+    Ok(count as u64)
+}
