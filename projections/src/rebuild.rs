@@ -22,6 +22,9 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use crate::projector::{BoxFuture, ProjectionError, Projector};
 use crate::runner::{lock_tables, Applied, Projections};
 
+/// How long to wait for the log's horizon to pass the live checkpoint.
+pub(crate) const HORIZON_WAIT: Duration = Duration::from_millis(20);
+
 /// How often a rebuild writes its progress (its heartbeat) to the shared row.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
@@ -207,7 +210,18 @@ impl RebuildJob {
         let mut build = Side::create(&projections, projector.as_ref(), &mut self.lock, &side).await?;
         let mut beat = Instant::now();
         let mut batches = Side::stream(&projections, projector.as_ref(), None);
-        while let Some(batch) = batches.next(&mut build.cursor).await? {
+        loop {
+            let Some(batch) = batches.next(&mut build.cursor).await? else {
+                // An empty read is not the end: an open transaction anywhere
+                // on the server holds the readable log back (the horizon),
+                // possibly below what the live model has applied. Swapping
+                // then would serve a model missing those events.
+                if build.cursor.at >= projections.checkpoint(name).await? {
+                    break;
+                }
+                tokio::time::sleep(HORIZON_WAIT).await;
+                continue;
+            };
             build.apply(&projections, projector.as_ref(), &batch, None).await?;
             let progress = RebuildProgress {
                 done: build.cursor.done,
@@ -226,9 +240,16 @@ impl RebuildJob {
         // fast others append, and everything after it sorts after `at`.
         let mut tx = build.conn.begin().await?;
         sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await?;
-        lock_live(&mut tx, &live, tables, name, "ACCESS EXCLUSIVE").await?;
+        let live_at = lock_live(&mut tx, &live, tables, name, "ACCESS EXCLUSIVE").await?;
         while let Some(batch) = batches.next(&mut build.cursor).await? {
             build.cursor.apply_on(&projections, projector.as_ref(), &mut tx, &batch).await?;
+        }
+        // The horizon only moves forward, so what the live model applied is
+        // readable here; if not, refuse rather than swap in less.
+        if build.cursor.at < live_at {
+            return Err(ProjectionError::Contended(format!(
+                "{name}: the rebuild could not read up to the live checkpoint before the swap"
+            )));
         }
         let mut swap = vec![format!("CREATE SCHEMA {retired}")];
         for t in tables {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
 use crate::projector::ProjectionError;
-use crate::rebuild::{lock_live, Side};
+use crate::rebuild::{lock_live, Side, HORIZON_WAIT};
 use crate::runner::Projections;
 
 /// Rows shown per direction of a difference.
@@ -81,12 +81,13 @@ impl Projections {
         while let Some(batch) = batches.next(&mut side.cursor).await? {
             side.apply(self, projector.as_ref(), &batch, None).await?;
         }
+        let deadline = Instant::now() + CATCH_UP_WAIT;
         let live = side.live.clone();
         let tables = projector.tables();
         // Compare where the live model stands: carry the scratch model to
         // its checkpoint under a lock that holds the live projector still,
-        // waiting a little for a live projector that is behind.
-        let deadline = Instant::now() + CATCH_UP_WAIT;
+        // waiting a little for a live projector that is behind (or for the
+        // log's horizon, held back by an open transaction, to pass it).
         loop {
             let mut tx = admin.begin().await?;
             let at = lock_live(&mut tx, &live, tables, name, "SHARE").await?;
@@ -105,6 +106,16 @@ impl Projections {
             let mut upto = Side::stream(self, projector.as_ref(), Some(at));
             while let Some(batch) = upto.next(&mut side.cursor).await? {
                 side.apply(self, projector.as_ref(), &batch, None).await?;
+            }
+            if side.cursor.at < at {
+                tx.rollback().await?;
+                if Instant::now() > deadline {
+                    return Err(ProjectionError::Contended(format!(
+                        "{name}: the log is held back below the live checkpoint (an open transaction)"
+                    )));
+                }
+                tokio::time::sleep(HORIZON_WAIT).await;
+                continue;
             }
             let mut diffs = Vec::new();
             for table in tables {
