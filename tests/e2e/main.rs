@@ -27,5 +27,6 @@ mod order;
 mod projections;
 mod schedules;
 mod store;
+mod tamper;
 mod users;
 mod websocket;
