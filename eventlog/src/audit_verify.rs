@@ -209,7 +209,9 @@ pub async fn verify(pool: &PgPool, mut progress: impl FnMut(u64) + Send) -> Resu
             first_problem = problem;
         }
     }
-    progress(checked);
+    if checked == 0 || !checked.is_multiple_of(PROGRESS_EVERY) {
+        progress(checked);
+    }
     Ok(VerifyReport {
         ok: first_problem.is_none(),
         events_checked: checked,
