@@ -10,6 +10,7 @@ use projections::Projections;
 use uuid::Uuid;
 
 mod audit_cli;
+mod events_cli;
 
 /// mimalloc rather than glibc malloc: request handling allocates many small,
 /// short-lived buffers on two threads, where glibc spent about a tenth of the
@@ -38,6 +39,9 @@ enum Command {
     /// Check or seal the log's tamper evidence.
     #[command(subcommand)]
     Audit(audit_cli::AuditCommand),
+    /// Export or import the log as NDJSON.
+    #[command(subcommand)]
+    Events(events_cli::EventsCommand),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +111,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         }
         Command::Projections(cmd) => projections_command(cmd, config).await,
         Command::Audit(cmd) => audit_cli::run(cmd, config).await,
+        Command::Events(cmd) => events_cli::run(cmd, config).await,
         Command::Token(args) => {
             let claims = Claims {
                 sub: args.user.to_string(),

@@ -15,6 +15,7 @@ mod docs;
 mod event_log;
 mod executions;
 mod executors;
+mod export;
 mod external_api;
 mod feed;
 mod graphs;
