@@ -9,6 +9,9 @@ use commands::PgEventStore;
 use projections::Projections;
 use uuid::Uuid;
 
+mod audit_cli;
+mod events_cli;
+
 /// mimalloc rather than glibc malloc: request handling allocates many small,
 /// short-lived buffers on two threads, where glibc spent about a tenth of the
 /// process in `malloc`/`free`/consolidation.
@@ -33,6 +36,12 @@ enum Command {
     Projections(ProjectionsCommand),
     /// Print a JWT signed with the configured key (for local use and tests).
     Token(TokenArgs),
+    /// Check or seal the log's tamper evidence.
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
+    /// Export or import the log as NDJSON.
+    #[command(subcommand)]
+    Events(events_cli::EventsCommand),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +120,8 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             Ok(())
         }
         Command::Projections(cmd) => projections_command(cmd, config).await,
+        Command::Audit(cmd) => audit_cli::run(cmd, config).await,
+        Command::Events(cmd) => events_cli::run(cmd, config).await,
         Command::Token(args) => {
             let claims = Claims {
                 sub: args.user.to_string(),

@@ -113,6 +113,9 @@ impl App {
         if config.scheduler_enabled {
             workers.push(scheduler.spawn(stop.clone()));
         }
+        if let Some(every) = config.seal_interval {
+            workers.push(crate::sealer::spawn(commands.store().pool().clone(), every, stop.clone()));
+        }
         let state = AppState {
             commands,
             executor,

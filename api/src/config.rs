@@ -81,6 +81,9 @@ pub struct Config {
     pub scheduler_enabled: bool,
     /// How often the scheduler looks for due schedules.
     pub scheduler_poll: Duration,
+    /// How often this instance seals the log's new events (`SEAL_INTERVAL_MS`,
+    /// 0 turns sealing off here; any number of instances may seal).
+    pub seal_interval: Option<Duration>,
 }
 
 /// Default largest request body (10 MiB).
@@ -129,6 +132,9 @@ impl Config {
             scheduler_poll: Duration::from_millis(
                 parse_num(var("SCHEDULER_POLL_MS"), 1000, "SCHEDULER_POLL_MS")?.max(1),
             ),
+            seal_interval: Some(parse_num(var("SEAL_INTERVAL_MS"), 10_000u64, "SEAL_INTERVAL_MS")?)
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -163,6 +169,7 @@ impl Config {
             ws_buffer: crate::live::bus::CAPACITY,
             scheduler_enabled: true,
             scheduler_poll: Duration::from_secs(1),
+            seal_interval: Some(Duration::from_secs(10)),
         }
     }
 }

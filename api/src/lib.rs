@@ -15,6 +15,7 @@ pub mod live;
 pub mod metrics;
 mod openapi;
 mod routes;
+pub mod sealer;
 pub mod state;
 
 pub use app::App;

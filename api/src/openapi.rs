@@ -26,7 +26,7 @@ use crate::state::AppState;
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         add_marketplace_agent, get_agent_by_store_version,
-        list_projections, rebuild_projection, render, crate::live::ws::upgrade,
+        list_projections, rebuild_projection, verify_log, render, crate::live::ws::upgrade,
         crate::routes::store::list_agents, crate::routes::store::get_agent, crate::routes::store::get_agent_by_version,
         crate::routes::store::get_agent_graph, crate::routes::store::download_agent, crate::routes::store::list_creators,
         crate::routes::store::get_creator,

@@ -4,11 +4,13 @@
 //! depends on the other.
 
 pub mod audit;
+pub mod audit_verify;
 pub mod codec;
 pub mod error;
 pub mod horizon;
 mod inflight;
 pub mod postgres;
+pub mod seal;
 pub mod store;
 pub mod tail;
 pub mod token;

@@ -120,7 +120,7 @@ pub(crate) fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 pub(crate) use admin::SchedulerReport;
-pub(crate) use admin::{__path_list_projections, __path_rebuild_projection, ExecutorReport};
+pub(crate) use admin::{__path_list_projections, __path_rebuild_projection, __path_verify_log, ExecutorReport};
 pub(crate) use api_keys::{
     __path_create_api_key, __path_get_api_key, __path_list_api_keys, __path_revoke_api_key, __path_suspend_api_key,
     __path_update_permissions,
