@@ -89,6 +89,28 @@ pub async fn rebuild(url: &str, store: &PgEventStore) -> Res<Vec<Rebuilt>> {
     Ok(results)
 }
 
+/// (v): `audit verify` over the whole log (a million events after (r)),
+/// after sealing it; seconds and events.
+pub async fn verify(store: &PgEventStore) -> Res<(f64, u64)> {
+    let sealed = Instant::now();
+    eventlog::seal::seal(store.pool()).await?;
+    let sealing = sealed.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let report = eventlog::audit_verify::verify(store.pool(), |_| {}).await?;
+    let took = began.elapsed().as_secs_f64();
+    if !report.ok {
+        return Err(format!("verify found a problem in the bench's own log: {:?}", report.first_problem).into());
+    }
+    println!(
+        "(v) audit verify: {} events, {} streams, {} seals in {took:.1} s ({:.0} events/s; sealing took {sealing:.1} s)",
+        report.events_checked,
+        report.streams,
+        report.seals_checked,
+        report.events_checked as f64 / took
+    );
+    Ok((took, report.events_checked))
+}
+
 /// One client querying `route` until told to stop; its latencies (µs).
 async fn query(addr: SocketAddr, route: &str, token: String, running: Arc<AtomicBool>) -> Res<Vec<u32>> {
     let http = reqwest::Client::builder().no_proxy().build()?;

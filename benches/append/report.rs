@@ -84,6 +84,8 @@ pub struct Results {
     pub l: Option<Stats>,
     /// (r): rebuilds from a log of a million events, with queries during them.
     pub r: Vec<crate::rebuild::Rebuilt>,
+    /// (v): seconds `audit verify` took, and over how many events.
+    pub v: Option<(f64, u64)>,
 }
 
 /// (w)'s line: push latency in the latency columns, pushes/s as ops.
@@ -154,6 +156,11 @@ pub fn summarize(r: &Results) {
         let q = &rebuilt.queries;
         let figure = format!("r {name} queries p99 = {:.2} ms ({:.0}/s)", q.p99_ms, q.ops_per_sec);
         line(figure, "< 50 ms", q.p99_ms < 50.0 && q.ops_per_sec > 0.0, ISSUE_11);
+    }
+    if let Some((seconds, events)) = r.v {
+        let figure = format!("v    = {seconds:.1} s to verify {events} events");
+        let scaled = seconds * 1_000_000.0 / (events.max(1) as f64);
+        line(figure, "< 30 s per 1M events", scaled < 30.0, ISSUE_11);
     }
     let Some(a) = &r.a else { return };
     let a = a.ops_per_sec.max(f64::MIN_POSITIVE);
