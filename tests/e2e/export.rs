@@ -1,13 +1,14 @@
 //! `autogpt-es events export|import`: a log moves to another database byte
 //! for byte (positions, transaction ids and hashes kept), an edited export
-//! is refused whole, and only an empty log takes an import.
+//! is refused whole, only an empty log takes an import, and a server on
+//! the imported log builds the same read models.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use sqlx::PgPool;
 
-use crate::helpers::{fresh_database, greeting_graph, spawn_app, BIN};
+use crate::helpers::{fresh_database, greeting_graph, spawn_app, spawn_app_on, BIN};
 use crate::support::user;
 
 fn import(url: &str, input: &[u8]) -> Output {
@@ -30,6 +31,14 @@ async fn rows(pool: &PgPool) -> Vec<(i64, i64, String, String, String, Vec<u8>)>
     .fetch_all(pool)
     .await
     .unwrap()
+}
+
+/// A read model's rows, in a stable order, as JSON.
+async fn models(pool: &PgPool, table: &str) -> Vec<serde_json::Value> {
+    sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t ORDER BY to_jsonb(t)::text"))
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -66,6 +75,20 @@ async fn an_exported_log_imports_byte_for_byte_and_an_edited_export_is_refused()
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let imported = PgPool::connect(&target).await.unwrap();
     assert_eq!(rows(&imported).await, rows(&app.pool).await, "positions, tx ids, payloads and hashes kept");
+    // The read models a server builds from the imported log are the same.
+    let _server = spawn_app_on(target.clone(), |_| {}).await;
+    for table in ["rm_graphs", "rm_library_agents", "rm_users", "rm_credit_balances"] {
+        let (want, mut got) = (models(&app.pool, table).await, Vec::new());
+        for _ in 0..200 {
+            got = models(&imported, table).await;
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(got, want, "{table} rebuilt from the imported log");
+        assert!(!want.is_empty() || !table.starts_with("rm_graphs"), "{table} has rows to compare");
+    }
     let again = import(&target, &export);
     assert!(!again.status.success(), "a second import into a non-empty log is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("empty log"));
