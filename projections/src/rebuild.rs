@@ -64,11 +64,7 @@ impl Projections {
     /// Take the rebuild lock of `name` and mark its rebuild as started;
     /// [`ProjectionError::AlreadyRebuilding`] when another rebuild holds it.
     pub async fn begin_rebuild(&self, name: &str) -> Result<RebuildJob, ProjectionError> {
-        let projector = self.find(name)?;
-        if projector.tables().is_empty() {
-            return Err(ProjectionError::NotRebuildable(name.to_owned()));
-        }
-        let mut lock = self.rebuild_lock(name).await?;
+        let (projector, mut lock) = self.rebuild_lock(name).await?;
         let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut lock).await?;
         sqlx::query(
             "INSERT INTO projection_rebuilds (name, state, version, events_total) VALUES ($1, 'rebuilding', $2, $3) \
@@ -83,9 +79,13 @@ impl Projections {
         Ok(RebuildJob { projections: self.clone(), projector, lock, total: u64::try_from(total).unwrap_or(0) })
     }
 
-    /// A session holding the rebuild lock of `name` (released when it
-    /// closes, also when its process dies).
-    pub(crate) async fn rebuild_lock(&self, name: &str) -> Result<PgConnection, ProjectionError> {
+    /// The projector `name`, if it can be replayed, and a session holding
+    /// its rebuild lock (released when it closes, also when its process dies).
+    pub(crate) async fn rebuild_lock(&self, name: &str) -> Result<(Arc<dyn Projector>, PgConnection), ProjectionError> {
+        let projector = self.find(name)?;
+        if projector.tables().is_empty() {
+            return Err(ProjectionError::NotRebuildable(name.to_owned()));
+        }
         let mut lock = self.pool().connect_options().as_ref().clone().connect().await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
             .bind(format!("projection-rebuild:{name}"))
@@ -95,7 +95,7 @@ impl Projections {
             let _ = lock.close().await;
             return Err(ProjectionError::AlreadyRebuilding(name.to_owned()));
         }
-        Ok(lock)
+        Ok((projector, lock))
     }
 
     /// Rebuild in the background every projection whose stored read model
