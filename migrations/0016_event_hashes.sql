@@ -45,17 +45,28 @@ $$;
 -- events_stream_version_key. A caller cannot choose the hash: it is always
 -- overwritten. Only INSERT fires it: an UPDATE of a stored event keeps the old
 -- hash, which is exactly what makes the change visible.
+-- The content is spelled out here rather than calling event_content: calling
+-- it (a function over the whole row, not inlined in PL/pgSQL) made the
+-- trigger cost 63 µs per row against 26 µs so (100,000-row INSERT, this
+-- machine; 12 µs without a trigger). Both must encode the same bytes; a test
+-- compares the stored hashes with event_content and with the Rust encoder.
+-- A missing predecessor (an import out of order) chains from empty; verify
+-- then reports the gap.
 CREATE FUNCTION events_chain_hash() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    prev bytea := '\x'::bytea;
+    s bytea := convert_to(NEW.stream_id, 'UTF8');
+    t bytea := convert_to(NEW.event_type, 'UTF8');
+    d bytea := convert_to(NEW.data::text, 'UTF8');
+    m bytea := convert_to(NEW.metadata::text, 'UTF8');
 BEGIN
-    IF NEW.version > 1 THEN
-        SELECT e.hash INTO prev FROM events e WHERE e.stream_id = NEW.stream_id AND e.version = NEW.version - 1;
-        -- A missing predecessor (an import out of order) chains from empty;
-        -- verify then reports the gap.
-        prev := coalesce(prev, '\x'::bytea);
-    END IF;
-    NEW.hash := sha256(prev || event_content(NEW));
+    NEW.hash := sha256(
+        CASE WHEN NEW.version > 1 THEN coalesce(
+            (SELECT e.hash FROM events e WHERE e.stream_id = NEW.stream_id AND e.version = NEW.version - 1),
+            '\x'::bytea) ELSE '\x'::bytea END
+        || int4send(octet_length(s)) || s || int8send(NEW.version) || uuid_send(NEW.event_id)
+        || int4send(octet_length(t)) || t || int4send(NEW.schema_version)
+        || int8send((extract(epoch FROM NEW.recorded_at) * 1000000)::bigint)
+        || int4send(octet_length(d)) || d || int4send(octet_length(m)) || m);
     RETURN NEW;
 END
 $$;

@@ -198,6 +198,15 @@ async fn events_of_one_multi_event_append_chain_to_each_other() {
         assert_eq!(event_hash(&prev, &fields).as_slice(), stored, "{} v{}", fields.stream_id, fields.version);
         prev = stored;
     }
+    // The trigger spells the encoding out; event_content is its reference.
+    let by_reference: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e WHERE e.hash = sha256(coalesce((SELECT p.hash FROM events p \
+         WHERE p.stream_id = e.stream_id AND p.version = e.version - 1), '\\x'::bytea) || event_content(e))",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(by_reference, 6, "the trigger and event_content encode the same bytes");
     settled(store.pool()).await;
     let report = verify(store.pool(), |_| {}).await.unwrap();
     assert!(report.ok, "{report:?}");
