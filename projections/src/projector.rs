@@ -38,6 +38,16 @@ pub enum ProjectionError {
     /// Another process moved the checkpoint while this one worked.
     #[error("the checkpoint of '{0}' was moved by another process")]
     Contended(String),
+    /// A rebuild or verify could not read the log up to where the live read
+    /// model stands (an open transaction holds the log's horizon back, or
+    /// the live projector is behind), and refused to compare or swap short of it.
+    #[error("projection '{name}': {reason}")]
+    HeldBack {
+        /// The projection.
+        name: String,
+        /// What held it back.
+        reason: String,
+    },
     /// A rebuild of this projection is already running (in this process or
     /// another one).
     #[error("projection '{0}' is already being rebuilt")]

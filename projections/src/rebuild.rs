@@ -247,9 +247,10 @@ impl RebuildJob {
         // The horizon only moves forward, so what the live model applied is
         // readable here; if not, refuse rather than swap in less.
         if build.cursor.at < live_at {
-            return Err(ProjectionError::Contended(format!(
-                "{name}: the rebuild could not read up to the live checkpoint before the swap"
-            )));
+            return Err(ProjectionError::HeldBack {
+                name: name.to_owned(),
+                reason: "the rebuild could not read up to the live checkpoint before the swap".to_owned(),
+            });
         }
         let mut swap = vec![format!("CREATE SCHEMA {retired}")];
         for t in tables {

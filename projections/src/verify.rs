@@ -90,11 +90,14 @@ impl Projections {
             if at < side.cursor.at {
                 tx.rollback().await?;
                 if Instant::now() > deadline {
-                    return Err(ProjectionError::Contended(format!(
-                        "{name}: the live model is behind the log (at {}, the log at {}); is the server running?",
-                        ConsistencyToken(at),
-                        ConsistencyToken(side.cursor.at)
-                    )));
+                    return Err(ProjectionError::HeldBack {
+                        name: name.to_owned(),
+                        reason: format!(
+                            "the live model is behind the log (at {}, the log at {}); is the server running?",
+                            ConsistencyToken(at),
+                            ConsistencyToken(side.cursor.at)
+                        ),
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -106,9 +109,10 @@ impl Projections {
             if side.cursor.at < at {
                 tx.rollback().await?;
                 if Instant::now() > deadline {
-                    return Err(ProjectionError::Contended(format!(
-                        "{name}: the log is held back below the live checkpoint (an open transaction)"
-                    )));
+                    return Err(ProjectionError::HeldBack {
+                        name: name.to_owned(),
+                        reason: "the log is held back below the live checkpoint (an open transaction)".to_owned(),
+                    });
                 }
                 tokio::time::sleep(HORIZON_WAIT).await;
                 continue;
