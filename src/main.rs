@@ -181,13 +181,9 @@ async fn rebuild_with_progress(
     projections: &Projections,
     name: &str,
 ) -> Result<projections::rebuild::RebuildReport, Box<dyn std::error::Error>> {
-    let job = match projections.begin_rebuild(name).await {
-        Err(projections::ProjectionError::NotRebuildable(_)) if projections.names().len() > 1 => {
-            println!("{name}: skipped (no read model)");
-            return Ok(projections::rebuild::RebuildReport::default());
-        }
-        other => other?,
-    };
+    // The CLI runs only the projectors with read models (no relay), so
+    // `--all` never meets one that cannot be rebuilt.
+    let job = projections.begin_rebuild(name).await?;
     let bar = indicatif::ProgressBar::new(job.events_total().max(1));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} events {per_sec} eta {eta}")?

@@ -40,7 +40,7 @@ pub struct RebuildProgress {
 }
 
 /// What a finished rebuild did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RebuildReport {
     /// Events of the log replayed.
     pub events: u64,
@@ -203,13 +203,14 @@ impl RebuildJob {
         let started = Instant::now();
         let (name, tables) = (self.projector.name(), self.projector.tables());
         let (side, retired) = (self.side(), self.retired());
-        // Left over by a crashed rebuild: nobody else can be using them,
-        // since this job holds the rebuild lock.
-        self.drop_schemas().await;
+        // Left over by a crashed rebuild (the side schema is dropped by
+        // `Side::create`): nobody else can be using it, since this job holds
+        // the rebuild lock.
+        execute_all(&mut self.lock, &[format!("DROP SCHEMA IF EXISTS {retired} CASCADE")]).await?;
         let (projections, projector, total) = (self.projections.clone(), Arc::clone(&self.projector), self.total);
         let mut build = Side::create(&projections, projector.as_ref(), &mut self.lock, &side).await?;
         let mut beat = Instant::now();
-        let mut batches = Side::stream(&projections, projector.as_ref(), None);
+        let mut batches = Side::stream(&projections, None);
         loop {
             let Some(batch) = batches.next(&mut build.cursor).await? else {
                 // An empty read is not the end: an open transaction anywhere
@@ -222,12 +223,8 @@ impl RebuildJob {
                 tokio::time::sleep(HORIZON_WAIT).await;
                 continue;
             };
-            build.apply(&projections, projector.as_ref(), &batch, None).await?;
-            let progress = RebuildProgress {
-                done: build.cursor.done,
-                total: total.max(build.cursor.done),
-                elapsed: started.elapsed(),
-            };
+            build.apply(&projections, projector.as_ref(), &batch).await?;
+            let progress = build.cursor.progress(total, started);
             on_progress(&progress);
             if beat.elapsed() >= HEARTBEAT {
                 self.heartbeat(&progress).await?;
@@ -275,11 +272,7 @@ impl RebuildJob {
         tx.commit().await?;
         let _ = build.conn.close().await;
         self.projections.publish(name, at);
-        let progress = RebuildProgress {
-            done: build.cursor.done,
-            total: total.max(build.cursor.done),
-            elapsed: started.elapsed(),
-        };
+        let progress = build.cursor.progress(total, started);
         on_progress(&progress);
         Ok(RebuildReport { events: progress.done, checkpoint: at, elapsed: started.elapsed() })
     }
@@ -367,12 +360,8 @@ impl Side {
         Ok(Self { conn: options.connect().await?, live, cursor: Cursor::default() })
     }
 
-    /// Batches of the log for a side model.
-    pub(crate) fn stream<'a>(
-        projections: &'a Projections,
-        _projector: &dyn Projector,
-        until: Option<GlobalPosition>,
-    ) -> Batches<'a> {
+    /// Batches of the log for a side model, no further than `until` if given.
+    pub(crate) fn stream(projections: &Projections, until: Option<GlobalPosition>) -> Batches<'_> {
         Batches { projections, until }
     }
 
@@ -382,13 +371,17 @@ impl Side {
         projections: &Projections,
         projector: &dyn Projector,
         batch: &[RecordedEvent],
-        _until: Option<GlobalPosition>,
     ) -> Result<(), ProjectionError> {
         self.cursor.apply_on(projections, projector, &mut self.conn, batch).await
     }
 }
 
 impl Cursor {
+    /// Its progress against `total` events known at the start.
+    fn progress(&self, total: u64, started: Instant) -> RebuildProgress {
+        RebuildProgress { done: self.done, total: total.max(self.done), elapsed: started.elapsed() }
+    }
+
     /// Apply one batch to the side model on `conn` (the side connection, or
     /// a transaction on it) and move past it.
     pub(crate) async fn apply_on(

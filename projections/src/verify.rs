@@ -73,9 +73,9 @@ impl Projections {
     ) -> Result<VerifyReport, ProjectionError> {
         let projector = self.find(name)?;
         let mut side = Side::create(self, projector.as_ref(), admin, schema).await?;
-        let mut batches = Side::stream(self, projector.as_ref(), None);
+        let mut batches = Side::stream(self, None);
         while let Some(batch) = batches.next(&mut side.cursor).await? {
-            side.apply(self, projector.as_ref(), &batch, None).await?;
+            side.apply(self, projector.as_ref(), &batch).await?;
         }
         let deadline = Instant::now() + CATCH_UP_WAIT;
         let live = side.live.clone();
@@ -102,9 +102,9 @@ impl Projections {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let mut upto = Side::stream(self, projector.as_ref(), Some(at));
+            let mut upto = Side::stream(self, Some(at));
             while let Some(batch) = upto.next(&mut side.cursor).await? {
-                side.apply(self, projector.as_ref(), &batch, None).await?;
+                side.apply(self, projector.as_ref(), &batch).await?;
             }
             if side.cursor.at < at {
                 tx.rollback().await?;
