@@ -64,10 +64,7 @@ pub async fn run(command: EventsCommand, config: Config) -> Result<(), Box<dyn s
 async fn export(pool: &PgPool) -> Result<(), Box<dyn std::error::Error>> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let sql = "SELECT position, tx_id, stream_id, version, event_id, event_type, schema_version, recorded_at, \
-               data::text AS data, metadata::text AS metadata, hash FROM events WHERE tx_id < log_horizon() \
-               ORDER BY tx_id, position";
-    let mut rows = sqlx::query(sql).fetch(pool);
+    let mut rows = eventlog::audit_verify::stored_events(pool);
     let mut count = 0u64;
     while let Some(row) = rows.try_next().await? {
         let line = Line {

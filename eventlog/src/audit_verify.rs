@@ -8,11 +8,14 @@
 //! version and hash.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 use futures_util::TryStreamExt;
 use serde::Serialize;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -160,6 +163,22 @@ fn unhex(text: &str) -> Vec<u8> {
     (0..text.len() / 2).filter_map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
+/// Every event below the horizon in global order, every column, payloads as
+/// their stored text: what the hash covers, as [`verify`] and `events
+/// export` read it (columns by name, or by index in this order: tx_id,
+/// position, stream_id, version, event_id, event_type, schema_version,
+/// recorded_at, data, metadata, hash). Streamed, never the whole log in memory.
+pub fn stored_events(pool: &PgPool) -> BoxStream<'_, Result<PgRow, sqlx::Error>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT tx_id, position, stream_id, version, event_id, event_type, schema_version, recorded_at, \
+             data::text AS data, metadata::text AS metadata, hash FROM events WHERE {HORIZON} \
+             ORDER BY tx_id, position"
+        )
+    });
+    sqlx::query(SQL.as_str()).fetch(pool)
+}
+
 /// Check the whole log below the horizon: every event's hash, every
 /// stream's versions, every seal. `progress` hears the number of events
 /// checked every [`PROGRESS_EVERY`] events. The log is read, never locked:
@@ -169,14 +188,10 @@ pub async fn verify(pool: &PgPool, mut progress: impl FnMut(u64) + Send) -> Resu
     // Seals first: every one of them ends below the horizon the pass reads
     // under (which only rises), so the pass reaches each one's end.
     let mut seals = SealCheck::new(seals(pool).await?);
-    let sql = format!(
-        "SELECT tx_id, position, stream_id, version, event_id, event_type, schema_version, recorded_at, \
-         data::text AS data, metadata::text AS metadata, hash FROM events WHERE {HORIZON} ORDER BY tx_id, position"
-    );
     let mut tips: HashMap<String, StreamTip> = HashMap::new();
     let mut first_problem: Option<Problem> = None;
     let mut checked = 0u64;
-    let mut rows = sqlx::query(&sql).fetch(pool);
+    let mut rows = stored_events(pool);
     while let Some(row) = rows.try_next().await? {
         let (tx_id, position): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let event = HashedFields {
