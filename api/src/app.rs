@@ -40,6 +40,9 @@ pub enum StartupError {
     /// `JWT_VERIFY_KEY` is not a key of the configured algorithm.
     #[error("JWT_VERIFY_KEY is not a valid key: {0}")]
     Key(#[from] jsonwebtoken::errors::Error),
+    /// A setting is unusable (a master key that is not 32 bytes).
+    #[error("{0}")]
+    Config(String),
     /// `NATS_URL` is not a NATS address.
     #[error("NATS: {0}")]
     Nats(String),
@@ -90,7 +93,9 @@ impl App {
         let projections = Projections::new(store.clone(), projectors);
         let mut workers = projections.spawn(stop.clone()).await?;
         workers.extend(forwarder);
-        let commands = Arc::new(Commands::with_clock(store, clock.clone()).with_credit_rules(config.credits));
+        let vault = vault(&config, store.pool()).await?;
+        let commands =
+            Arc::new(Commands::with_clock(store, clock.clone()).with_credit_rules(config.credits).with_vault(vault));
         let executor = Executor::new(
             commands.clone(),
             ExecutorConfig {
@@ -125,6 +130,7 @@ impl App {
             auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,
             keys: Arc::default(),
+            system_llm_key: config.outbound.openai_api_key.is_some(),
         };
         let router = router(state.clone(), &config);
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
@@ -174,4 +180,26 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);
     http::layer(app, config)
+}
+
+/// The vault sealing credentials: under `ENCRYPTION_KEY` (older keys still
+/// opening what they wrapped), else under the database's development key.
+async fn vault(config: &Config, pool: &sqlx::PgPool) -> Result<commands::vault::Vault, StartupError> {
+    use commands::vault::{MasterKey, Vault};
+    let bad = |e: commands::vault::VaultError| StartupError::Config(format!("ENCRYPTION_KEY: {e}"));
+    let old = match &config.encryption_old_keys {
+        Some(keys) => keys.expose().split(',').filter(|k| !k.trim().is_empty()).map(MasterKey::parse).collect(),
+        None => Ok(vec![]),
+    }
+    .map_err(bad)?;
+    let current = match &config.encryption_key {
+        Some(key) => MasterKey::parse(key.expose()).map_err(bad)?,
+        None => {
+            tracing::warn!(
+                "ENCRYPTION_KEY is unset: credentials are sealed under a development key kept in the database"
+            );
+            Vault::dev_key(pool).await.map_err(|e| StartupError::Config(e.to_string()))?
+        }
+    };
+    Ok(Vault::new(pool.clone(), current, old))
 }

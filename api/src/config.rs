@@ -84,6 +84,49 @@ pub struct Config {
     /// How often this instance seals the log's new events (`SEAL_INTERVAL_MS`,
     /// 0 turns sealing off here; any number of instances may seal).
     pub seal_interval: Option<Duration>,
+    /// The master key sealing credentials' data keys (`ENCRYPTION_KEY`,
+    /// 32 bytes in base64 or hex, AutoGPT's setting name); without it a
+    /// development key kept in the database.
+    pub encryption_key: Option<Secret>,
+    /// Earlier master keys, still opening what they wrapped
+    /// (`ENCRYPTION_OLD_KEYS`, comma-separated).
+    pub encryption_old_keys: Option<Secret>,
+    /// What blocks that call out may reach and how (`OPENAI_BASE_URL`,
+    /// `OPENAI_API_KEY`, `OUTBOUND_ALLOW`, the timeouts and limits).
+    pub outbound: Outbound,
+}
+
+/// Settings of the blocks that call out.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The OpenAI-compatible API the LLM blocks call (`OPENAI_BASE_URL`).
+    pub openai_base_url: String,
+    /// The platform's own key for it, used when a block names no
+    /// credential (`OPENAI_API_KEY`).
+    pub openai_api_key: Option<Secret>,
+    /// Addresses the SSRF guard lets through although private or loopback
+    /// (`OUTBOUND_ALLOW`: comma-separated IPs and CIDRs; empty by default).
+    pub allow: String,
+    /// Longest exchange, body included (`OUTBOUND_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Largest response body read (`OUTBOUND_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
+    /// Extra attempts after a failed connection or a 429/502/503/504
+    /// (`OUTBOUND_RETRIES`).
+    pub retries: u32,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            openai_base_url: "https://api.openai.com/v1".into(),
+            openai_api_key: None,
+            allow: String::new(),
+            timeout: Duration::from_secs(60),
+            max_response_bytes: 10 * 1024 * 1024,
+            retries: 2,
+        }
+    }
 }
 
 /// Default largest request body (10 MiB).
@@ -135,6 +178,20 @@ impl Config {
             seal_interval: Some(parse_num(var("SEAL_INTERVAL_MS"), 10_000u64, "SEAL_INTERVAL_MS")?)
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
+            encryption_key: var("ENCRYPTION_KEY").map(Secret::new),
+            encryption_old_keys: var("ENCRYPTION_OLD_KEYS").map(Secret::new),
+            outbound: Outbound {
+                openai_base_url: var("OPENAI_BASE_URL").unwrap_or_else(|| Outbound::default().openai_base_url),
+                openai_api_key: var("OPENAI_API_KEY").map(Secret::new),
+                allow: var("OUTBOUND_ALLOW").unwrap_or_default(),
+                timeout: Duration::from_millis(parse_num(var("OUTBOUND_TIMEOUT_MS"), 60_000, "OUTBOUND_TIMEOUT_MS")?),
+                max_response_bytes: parse_num(
+                    var("OUTBOUND_MAX_RESPONSE_BYTES"),
+                    10 * 1024 * 1024,
+                    "OUTBOUND_MAX_RESPONSE_BYTES",
+                )?,
+                retries: parse_num(var("OUTBOUND_RETRIES"), 2, "OUTBOUND_RETRIES")?,
+            },
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -170,6 +227,9 @@ impl Config {
             scheduler_enabled: true,
             scheduler_poll: Duration::from_secs(1),
             seal_interval: Some(Duration::from_secs(10)),
+            encryption_key: None,
+            encryption_old_keys: None,
+            outbound: Outbound::default(),
         }
     }
 }

@@ -277,6 +277,11 @@ impl From<CommandError> for ApiError {
             CommandError::ApiKey(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
+            CommandError::Credential(e) => {
+                let message = e.to_string();
+                Self::unprocessable(message.clone(), vec![FieldError::new("body", message, "value_error", Value::Null)])
+            }
+            CommandError::Vault(e) => Self::internal(&e),
         }
     }
 }

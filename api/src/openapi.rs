@@ -45,8 +45,13 @@ use crate::state::AppState;
         create_schedule, list_graph_schedules, list_schedules, delete_schedule,
         crate::routes::external_store::external_store_agents, crate::routes::external_store::external_store_agent,
         crate::routes::external_store::external_store_creators, crate::routes::external_store::external_store_creator,
+        crate::routes::integrations::create_credentials, crate::routes::integrations::list_all_credentials,
+        crate::routes::integrations::list_credentials, crate::routes::integrations::get_credentials,
+        crate::routes::integrations::delete_credentials, crate::routes::integrations::list_providers,
+        crate::routes::integrations::list_system_providers, crate::routes::integrations::provider_names,
+        crate::routes::integrations::provider_constants, crate::routes::integrations::provider_enum_example,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]

@@ -33,6 +33,8 @@ pub struct AppState {
     pub consistency_timeout: Duration,
     /// API keys verified by this process, and when their use was recorded.
     pub keys: Arc<crate::keys::KeyAuth>,
+    /// The platform has its own key for the LLM blocks (`OPENAI_API_KEY`).
+    pub system_llm_key: bool,
 }
 
 impl AppState {

@@ -31,6 +31,12 @@ pub enum CommandError {
     /// A run was refused before anything was queued.
     #[error(transparent)]
     Run(#[from] domain::execution::engine::RunError),
+    /// A credential rule refused it.
+    #[error(transparent)]
+    Credential(domain::credential::CredentialError),
+    /// A credential could not be sealed or opened.
+    #[error(transparent)]
+    Vault(crate::vault::VaultError),
     /// The named thing does not exist for this user.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod services;
 pub mod uow;
+pub mod vault;
 
 pub use context::CommandContext;
 pub use error::{CommandError, StoreError};

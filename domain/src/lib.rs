@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod api_key;
 pub mod blocks;
+pub mod credential;
 pub mod credit;
 pub mod execution;
 pub mod graph;

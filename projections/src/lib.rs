@@ -2,6 +2,7 @@
 //! rebuild) and one module per read model with the queries the API calls.
 
 pub mod api_keys;
+pub mod credentials;
 pub mod credits;
 pub mod execution_views;
 pub mod executions;
@@ -40,5 +41,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(presets::PresetsProjector),
         Arc::new(api_keys::ApiKeysProjector),
         Arc::new(schedules::SchedulesProjector),
+        Arc::new(credentials::CredentialsProjector),
     ]
 }

@@ -11,6 +11,7 @@ mod binary;
 mod consistency;
 mod console;
 mod contract;
+mod credentials;
 mod credits;
 mod docs;
 mod event_log;

@@ -11,6 +11,7 @@ mod external;
 pub(crate) mod external_store;
 mod graphs;
 mod health;
+pub(crate) mod integrations;
 mod library;
 pub(crate) mod presets;
 mod schedules;
@@ -39,9 +40,9 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(submissions::router(state))
         .merge(admin::router())
         .merge(audit::router());
-    // API keys stay outside the idempotency layer: its record would keep a
-    // new key's secret (see `api_keys`).
-    crate::idempotency::keyed(routes, state).merge(api_keys::router(state))
+    // API keys and credentials stay outside the idempotency layer: its
+    // record would keep a secret (see `api_keys`, `integrations`).
+    crate::idempotency::keyed(routes, state).merge(api_keys::router(state)).merge(integrations::router(state))
 }
 
 /// The routes under `/external-api/v1`, authenticated by API key.

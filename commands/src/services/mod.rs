@@ -2,6 +2,7 @@
 //! pure domain decide, and appends everything a request changes atomically.
 
 mod api_key;
+mod credential;
 mod credit;
 mod execution;
 mod graph;
@@ -12,6 +13,7 @@ mod store;
 mod user;
 
 pub use api_key::{ApiKeyChange, NewApiKey};
+pub use credential::{secret_fits, NewCredential, OpenCredential, Secret};
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
 pub use preset::{NewPreset, PresetSource};
@@ -34,6 +36,7 @@ pub struct Commands<S> {
     clock: Clock,
     credit_rules: CreditRules,
     ledgers: credit::LedgerCache,
+    vault: Option<crate::vault::Vault>,
 }
 
 impl<S: EventStore> Commands<S> {
@@ -44,7 +47,7 @@ impl<S: EventStore> Commands<S> {
 
     /// Handlers appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: S, clock: Clock) -> Self {
-        Self { store, clock, credit_rules: CreditRules::default(), ledgers: credit::LedgerCache::default() }
+        Self { store, clock, credit_rules: CreditRules::default(), ledgers: credit::LedgerCache::default(), vault: None }
     }
 
     /// The same handlers charging by `rules`.
@@ -55,6 +58,12 @@ impl<S: EventStore> Commands<S> {
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// The same handlers sealing and opening credentials with `vault`.
+    pub fn with_vault(mut self, vault: crate::vault::Vault) -> Self {
+        self.vault = Some(vault);
+        self
     }
 
     /// How credits are charged.
