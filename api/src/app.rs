@@ -104,7 +104,8 @@ impl App {
                 lease: config.executor_lease,
                 ..ExecutorConfig::default()
             },
-        );
+        )
+        .with_outside(outside(&config.outbound)?);
         if let Some(wake) =
             projections.progress_of(projections::executions::NAME).filter(|_| config.executor_workers > 0)
         {
@@ -202,4 +203,23 @@ async fn vault(config: &Config, pool: &sqlx::PgPool) -> Result<commands::vault::
         }
     };
     Ok(Vault::new(pool.clone(), current, old))
+}
+
+/// The executor's door to the outside world, from `OUTBOUND_*` and
+/// `OPENAI_*`.
+fn outside(settings: &crate::config::Outbound) -> Result<executor::outside::Outside, StartupError> {
+    use executor::net::{AllowList, HttpClient, NetConfig};
+    let allow = AllowList::parse(&settings.allow).map_err(|e| StartupError::Config(format!("OUTBOUND_ALLOW: {e}")))?;
+    let config = NetConfig {
+        request_timeout: settings.timeout,
+        max_response_bytes: settings.max_response_bytes,
+        retries: settings.retries,
+        allow,
+        ..NetConfig::default()
+    };
+    let model = executor::outside::ModelApi {
+        base_url: settings.openai_base_url.clone(),
+        api_key: settings.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
+    };
+    Ok(executor::outside::Outside::new(HttpClient::new(config), model))
 }

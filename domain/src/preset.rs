@@ -91,6 +91,8 @@ pub struct Preset {
     pub graph_version: i32,
     /// Graph inputs by name.
     pub inputs: Map<String, Value>,
+    /// Credentials by credentials input name.
+    pub credentials: Map<String, Value>,
     /// Deleted.
     pub is_deleted: bool,
 }
@@ -132,18 +134,22 @@ impl Aggregate for Preset {
 
     fn evolve(&mut self, event: &PresetEvent) {
         match event {
-            PresetEvent::PresetCreated { user_id, graph_id, graph_version, inputs, .. } => {
+            PresetEvent::PresetCreated { user_id, graph_id, graph_version, inputs, credentials, .. } => {
                 *self = Self {
                     user_id: Some(*user_id),
                     graph_id: *graph_id,
                     graph_version: *graph_version,
                     inputs: inputs.clone(),
+                    credentials: credentials.clone(),
                     is_deleted: false,
                 };
             }
             PresetEvent::PresetUpdated { patch, .. } => {
                 if let Some(inputs) = &patch.inputs {
                     self.inputs = inputs.clone();
+                }
+                if let Some(credentials) = &patch.credentials {
+                    self.credentials = credentials.clone();
                 }
             }
             PresetEvent::PresetDeleted { .. } => self.is_deleted = true,

@@ -11,6 +11,8 @@
 
 pub mod blocks;
 mod lease;
+pub mod net;
+pub mod outside;
 pub mod scheduler;
 mod template;
 mod worker;
@@ -29,6 +31,10 @@ use uuid::Uuid;
 
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerStatus};
 pub use worker::Finished;
+
+/// Most requests to the outside world one block may make in one node
+/// execution (or one direct run of the block).
+pub const MAX_REQUESTS: usize = 32;
 
 /// How the executor runs.
 #[derive(Debug, Clone)]
@@ -87,13 +93,25 @@ pub struct Executor {
     config: Arc<ExecutorConfig>,
     state: Arc<Mutex<State>>,
     slots: Arc<Semaphore>,
+    outside: outside::Outside,
 }
 
 impl Executor {
     /// An executor appending through `commands`.
     pub fn new(commands: Arc<Commands<PgEventStore>>, config: ExecutorConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.workers.max(1)));
-        Self { commands, config: Arc::new(config), state: Arc::default(), slots }
+        Self { commands, config: Arc::new(config), state: Arc::default(), slots, outside: outside::Outside::default() }
+    }
+
+    /// Its door to the outside world.
+    pub fn outside(&self) -> &outside::Outside {
+        &self.outside
+    }
+
+    /// The same executor calling the outside world through `outside`.
+    pub fn with_outside(mut self, outside: outside::Outside) -> Self {
+        self.outside = outside;
+        self
     }
 
     fn pool(&self) -> &PgPool {
@@ -203,7 +221,7 @@ impl Executor {
                 }
             })
         };
-        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held };
+        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held, outside: &self.outside };
         let result = worker.run(execution_id, takeover).await.map_err(|e| e.to_string());
         let lost = held.is_cancelled() && !stop.is_cancelled();
         held.cancel();

@@ -228,7 +228,7 @@ mod tests {
         let values = json!({"v": "<b>&'\""});
         assert_eq!(render("{{ v }}", values.as_object().unwrap(), true).unwrap(), "&lt;b&gt;&amp;&#39;&#34;");
         assert_eq!(r("{{ v }}", values), "<b>&'\"");
-        assert_eq!(r("{{ x | format('%.2f') }}", json!({"x": 3.14159})), "3.14");
+        assert_eq!(r("{{ x | format('%.2f') }}", json!({"x": 1.23456})), "1.23");
         assert_eq!(r("{{ x | format('%d items') }}", json!({"x": 4.0})), "4 items");
     }
 

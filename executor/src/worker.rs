@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::blocks::{self, BlockContext, Step};
+use crate::outside::Outside;
 
 /// How often a worker with blocks running looks whether its run was
 /// stopped.
@@ -27,6 +28,9 @@ const STOP_CHECK: Duration = Duration::from_millis(500);
 
 /// Node executions of one run running at once.
 const MAX_PARALLEL_NODES: usize = 16;
+
+/// Most requests one node execution's block may make.
+use crate::MAX_REQUESTS;
 
 /// How often a block's report is decided again after the stream moved.
 const MAX_REDECIDE: usize = 5;
@@ -52,6 +56,7 @@ pub(crate) struct Worker<'a> {
     pub commands: &'a Arc<Commands<PgEventStore>>,
     pub worker_id: &'a str,
     pub stop: &'a CancellationToken,
+    pub outside: &'a Outside,
 }
 
 impl Worker<'_> {
@@ -127,9 +132,14 @@ impl Worker<'_> {
                     user_timezone: user_timezone.clone(),
                     now: Utc::now(),
                 };
-                let task =
-                    BlockTask { commands: self.commands.clone(), reports: reports.clone(), stop: blocks_stop.clone() };
-                tokio::spawn(task.run(block_id, input, ctx));
+                let task = BlockTask {
+                    commands: self.commands.clone(),
+                    outside: self.outside.clone(),
+                    reports: reports.clone(),
+                    stop: blocks_stop.clone(),
+                };
+                let answers = state.node_execution(node_exec_id).map(|n| n.answers.clone()).unwrap_or_default();
+                tokio::spawn(task.run(block_id, input, ctx, answers));
             }
             if moved {
                 continue;
@@ -298,6 +308,17 @@ fn decide_report(
             .iter()
             .flat_map(|(pin, value)| engine::record_output(graph, working, *node_exec_id, pin, value.clone(), at))
             .collect(),
+        Report::Answered { node_exec_id, seq, request, answer } => {
+            let event = ExecutionEvent::NodeEffectAnswered {
+                node_exec_id: *node_exec_id,
+                seq: *seq,
+                request: request.clone(),
+                answer: answer.clone(),
+                at,
+            };
+            working.evolve(&event);
+            vec![event]
+        }
         Report::Done { node_exec_id, error } => {
             let mut events = Vec::new();
             let status = match error {
@@ -323,6 +344,17 @@ enum Report {
         /// The pins and values, in yield order.
         outputs: Vec<(String, Value)>,
     },
+    /// A request it made to the outside world was answered.
+    Answered {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// Which of its requests.
+        seq: u32,
+        /// What it asked.
+        request: Value,
+        /// What came back.
+        answer: Value,
+    },
     /// It ended, failed with this error when it did.
     Done {
         /// The node execution.
@@ -333,32 +365,90 @@ enum Report {
 }
 
 /// What a block's task needs besides the block: the store for the blocks
-/// that remember, where to report, and when to stop.
+/// that remember, the outside world for those that call out, where to
+/// report, and when to stop.
 struct BlockTask {
     commands: Arc<Commands<PgEventStore>>,
+    outside: Outside,
     reports: mpsc::Sender<Report>,
     stop: CancellationToken,
 }
 
+/// How a block's steps went.
+enum Flow {
+    /// On to the next turn or the end.
+    Go,
+    /// The run stopped or the worker is gone: report nothing more.
+    Gone,
+    /// A step failed with this error.
+    Failed(String),
+}
+
 impl BlockTask {
-    /// Run one block: its values go to the worker in batches cut at its
-    /// waits; a stop cuts a wait short, and nothing more is reported.
-    async fn run(self, block_id: String, input: Map<String, Value>, ctx: BlockContext) {
+    /// Run one block, turn by turn: its values go to the worker in batches
+    /// cut at its waits and its requests; each request is carried out (or
+    /// its recorded answer, from before a takeover, reused) and its answer
+    /// reported before the block sees it. A stop cuts a wait or a request
+    /// short, and nothing more is reported.
+    async fn run(self, block_id: String, input: Map<String, Value>, ctx: BlockContext, mut answers: Vec<Value>) {
         let node_exec_id = ctx.node_exec_id;
-        let mut outcome = blocks::run(&block_id, &input, &ctx);
         let mut outputs = Vec::new();
-        for step in outcome.steps {
+        let error = loop {
+            let outcome = blocks::run_turn(&block_id, &input, &ctx, &answers);
+            match self.steps(outcome.steps, &ctx, &mut outputs).await {
+                Flow::Go => {}
+                Flow::Gone => return,
+                Flow::Failed(error) => break Some(error),
+            }
+            if outcome.error.is_some() {
+                break outcome.error;
+            }
+            let Some(effect) = outcome.effect else { break None };
+            if answers.len() >= MAX_REQUESTS {
+                break Some(format!("the block asked the outside world more than {MAX_REQUESTS} times"));
+            }
+            if !self.flush(node_exec_id, &mut outputs).await {
+                return;
+            }
+            let answer = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                answer = self.outside.perform(&self.commands, ctx.user_id, &effect) => without_nul(answer),
+            };
+            let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
+            let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
+            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone() };
+            if self.reports.send(report).await.is_err() {
+                return;
+            }
+            answers.push(answer);
+        };
+        if !self.flush(node_exec_id, &mut outputs).await {
+            return;
+        }
+        let _ = self.reports.send(Report::Done { node_exec_id, error }).await;
+    }
+
+    /// Report the values gathered so far; false when the worker is gone.
+    async fn flush(&self, node_exec_id: Uuid, outputs: &mut Vec<(String, Value)>) -> bool {
+        if outputs.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(outputs);
+        self.reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_ok()
+    }
+
+    /// Carry out one turn's steps, gathering its values in `outputs`.
+    async fn steps(&self, steps: Vec<Step>, ctx: &BlockContext, outputs: &mut Vec<(String, Value)>) -> Flow {
+        let node_exec_id = ctx.node_exec_id;
+        for step in steps {
             match step {
                 Step::Yield(pin, value) => outputs.push((pin, without_nul(value))),
                 Step::Sleep(wait) => {
-                    if !outputs.is_empty() {
-                        let batch = std::mem::take(&mut outputs);
-                        if self.reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_err() {
-                            return;
-                        }
+                    if !self.flush(node_exec_id, outputs).await {
+                        return Flow::Gone;
                     }
                     tokio::select! {
-                        _ = self.stop.cancelled() => return,
+                        _ = self.stop.cancelled() => return Flow::Gone,
                         _ = tokio::time::sleep(wait) => {}
                     }
                 }
@@ -367,26 +457,17 @@ impl BlockTask {
                     match self.commands.persist_information(ctx.user_id, storage_key, value.clone(), node_exec_id).await
                     {
                         Ok(()) => outputs.push(("value".to_owned(), value)),
-                        Err(e) => {
-                            outcome.error = Some(format!("Could not store the information: {e}"));
-                            break;
-                        }
+                        Err(e) => return Flow::Failed(format!("Could not store the information: {e}")),
                     }
                 }
                 Step::Recall { storage_key, default } => {
                     match self.commands.recall_information(ctx.user_id, &storage_key).await {
                         Ok(stored) => outputs.push(("value".to_owned(), stored.unwrap_or(default))),
-                        Err(e) => {
-                            outcome.error = Some(format!("Could not read the information: {e}"));
-                            break;
-                        }
+                        Err(e) => return Flow::Failed(format!("Could not read the information: {e}")),
                     }
                 }
             }
         }
-        if !outputs.is_empty() && self.reports.send(Report::Outputs { node_exec_id, outputs }).await.is_err() {
-            return;
-        }
-        let _ = self.reports.send(Report::Done { node_exec_id, error: outcome.error }).await;
+        Flow::Go
     }
 }

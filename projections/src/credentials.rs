@@ -76,10 +76,13 @@ pub struct CredentialMetaView {
     #[schema(value_type = String, pattern = "^(api_key|oauth2|user_password|host_scoped)$")]
     pub kind: String,
     /// Its title.
+    #[schema(required = true)]
     pub title: Option<String>,
     /// OAuth scopes (none here).
+    #[schema(required = true)]
     pub scopes: Option<Vec<String>>,
     /// The account name (OAuth only; never a stored user name, which is secret).
+    #[schema(required = true)]
     pub username: Option<String>,
     /// For host-scoped credentials, the host.
     pub host: Option<String>,

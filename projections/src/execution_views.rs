@@ -130,6 +130,11 @@ pub struct NodeExecutionResult {
     pub start_time: Option<DateTime<Utc>>,
     /// When it ended.
     pub end_time: Option<DateTime<Utc>>,
+    /// What its model calls cost (`llm_call_count`, `input_token_count`,
+    /// `output_token_count`); absent when it made none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub stats: Option<Value>,
 }
 
 /// One page of a graph's runs.
@@ -258,8 +263,8 @@ pub async fn get_execution(
     let Some(row) = row else { return Ok(None) };
     let execution = execution_of(&row)?;
     let nodes = sqlx::query(
-        "SELECT id, node_id, block_id, status, input_data, output_data, add_time, queue_time, start_time, end_time \
-         FROM rm_node_executions WHERE execution_id = $1 ORDER BY queue_time NULLS LAST, add_time, seq",
+        "SELECT id, node_id, block_id, status, input_data, output_data, add_time, queue_time, start_time, end_time, \
+           stats FROM rm_node_executions WHERE execution_id = $1 ORDER BY queue_time NULLS LAST, add_time, seq",
     )
     .bind(execution_id)
     .fetch_all(pool)
@@ -283,6 +288,7 @@ pub async fn get_execution(
                 queue_time: n.try_get("queue_time")?,
                 start_time: n.try_get("start_time")?,
                 end_time: n.try_get("end_time")?,
+                stats: n.try_get("stats")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -375,6 +381,7 @@ impl NodeExecutionResult {
             queue_time: node.queue_time,
             start_time: node.start_time,
             end_time: node.end_time,
+            stats: domain::execution::llm_stats(&node.answers),
         }
     }
 }

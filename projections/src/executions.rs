@@ -141,6 +141,23 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
             .execute(conn)
             .await?;
         }
+        ExecutionEvent::NodeEffectAnswered { node_exec_id, answer, .. } => {
+            if let Some(stats) = domain::execution::llm_stats([&answer]) {
+                sqlx::query(
+                    "UPDATE rm_node_executions SET stats = jsonb_build_object( \
+                       'llm_call_count', coalesce((stats->>'llm_call_count')::bigint, 0) + ($2->>'llm_call_count')::bigint, \
+                       'input_token_count', coalesce((stats->>'input_token_count')::bigint, 0) \
+                         + ($2->>'input_token_count')::bigint, \
+                       'output_token_count', coalesce((stats->>'output_token_count')::bigint, 0) \
+                         + ($2->>'output_token_count')::bigint) \
+                     WHERE id = $1",
+                )
+                .bind(node_exec_id)
+                .bind(stats)
+                .execute(conn)
+                .await?;
+            }
+        }
         ExecutionEvent::NodeExecutionEnded { node_exec_id, status, at } => {
             sqlx::query("UPDATE rm_node_executions SET status = $2, end_time = $3 WHERE id = $1")
                 .bind(node_exec_id)

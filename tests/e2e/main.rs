@@ -4,6 +4,7 @@
 mod helpers;
 mod support;
 
+mod agents;
 mod api_keys;
 mod audit;
 mod auth;
@@ -31,6 +32,7 @@ mod projections;
 mod rebuild;
 mod schedules;
 mod store;
+mod stubs;
 mod tamper;
 mod users;
 mod websocket;

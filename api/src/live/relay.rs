@@ -172,6 +172,7 @@ pub(crate) fn pushes(state: &GraphExecution, event: &ExecutionEvent, recorded: &
         | ExecutionEvent::NodeOutputProduced { node_exec_id, .. }
         | ExecutionEvent::NodeExecutionEnded { node_exec_id, .. } => node(node_exec_id).into_iter().collect(),
         ExecutionEvent::ExecutionDeleted { .. }
+        | ExecutionEvent::NodeEffectAnswered { .. }
         | ExecutionEvent::ExecutionShared { .. }
         | ExecutionEvent::ExecutionUnshared { .. } => {
             vec![]

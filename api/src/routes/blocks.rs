@@ -2,9 +2,11 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use executor::blocks::{self, BlockContext, Step};
+use executor::MAX_REQUESTS;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -40,11 +42,12 @@ pub(crate) async fn list_blocks(_user: AuthUser) -> Json<&'static Value> {
     responses((status = 200, description = "Each output pin's values", body = std::collections::HashMap<String, Vec<serde_json::Value>>),
         (status = 400, description = "The block failed", body = ErrorBody)))]
 pub(crate) async fn execute_block(
+    State(state): State<AppState>,
     user: AuthUser,
     axum::extract::Path(block_id): axum::extract::Path<String>,
     extract::Json(input): extract::Json<Map<String, Value>>,
 ) -> ApiResult<Json<Map<String, Value>>> {
-    run_block(user.user_id, &block_id, input).map(Json)
+    run_block(&state, user.user_id, &block_id, input).await.map(Json)
 }
 
 /// The catalog as the external API serves it: without costs, which are the
@@ -64,7 +67,12 @@ pub(crate) fn catalog_without_costs() -> &'static Value {
 
 /// Run one block for `user_id` on `input` (over the schema's defaults) and
 /// collect each output pin's values: what both APIs' execute routes answer.
-pub(crate) fn run_block(user_id: Uuid, block_id: &str, input: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+pub(crate) async fn run_block(
+    state: &AppState,
+    user_id: Uuid,
+    block_id: &str,
+    input: Map<String, Value>,
+) -> ApiResult<Map<String, Value>> {
     let block = domain::blocks::find(block_id).filter(|b| blocks::is_supported(b.id));
     let block = block.ok_or_else(|| ApiError::not_found(format!("Block #{block_id} not found.")))?;
     let ctx = BlockContext {
@@ -78,7 +86,9 @@ pub(crate) fn run_block(user_id: Uuid, block_id: &str, input: Map<String, Value>
     let mut defaults = block_defaults(block);
     defaults.extend(input);
     let input = domain::execution::pins::merge_dynamic_pins(&defaults);
-    let outcome = blocks::run(block.id, &input, &ctx);
+    // A block that calls out does so through the executor's client (its
+    // limits and SSRF guard), with the caller's credentials.
+    let outcome = state.executor.outside().drive(&state.commands, block.id, &input, &ctx, MAX_REQUESTS).await;
     if let Some(error) = outcome.error {
         return Err(ApiError::bad_request(error));
     }

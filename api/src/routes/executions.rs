@@ -44,7 +44,6 @@ pub(crate) struct ExecuteGraph {
     /// Credentials per credentials field (accepted; no block here needs any).
     #[serde(default)]
     #[schema(value_type = Object)]
-    #[allow(dead_code)]
     credentials_inputs: Map<String, Value>,
     /// Where the run was started from.
     #[serde(default)]
@@ -102,8 +101,14 @@ pub(crate) async fn execute_graph(
     let body: ExecuteGraph =
         if body.iter().all(u8::is_ascii_whitespace) { ExecuteGraph::default() } else { parse_json(&body)? };
     let preset_id = q.preset_id.as_deref().map(|p| parse_id(p, "Preset")).transpose()?;
-    let request =
-        RunRequest { user_id: caller.user.user_id, graph_id, version: Some(version), inputs: body.inputs, preset_id };
+    let request = RunRequest {
+        user_id: caller.user.user_id,
+        graph_id,
+        version: Some(version),
+        inputs: body.inputs,
+        preset_id,
+        credentials: body.credentials_inputs,
+    };
     let (outcome, run) = start_run(&state, &caller.ctx, request).await?;
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
 }

@@ -83,11 +83,12 @@ pub(crate) async fn external_list_blocks(_key: KeyHolder<scope::ReadBlock>) -> J
         (status = 422, description = "The body is not a JSON object", body = ErrorBody)),
     security(("APIKeyHeader" = [])))]
 pub(crate) async fn external_execute_block(
+    State(state): State<AppState>,
     key: KeyHolder<scope::ExecuteBlock>,
     Path(block_id): Path<String>,
     extract::Json(input): extract::Json<Map<String, Value>>,
 ) -> ApiResult<Json<Map<String, Value>>> {
-    blocks::run_block(key.user_id, &block_id, input).map(Json)
+    blocks::run_block(&state, key.user_id, &block_id, input).await.map(Json)
 }
 
 /// Body of `POST /external-api/v1/graphs/{graph_id}/execute/{graph_version}`.
@@ -126,8 +127,14 @@ pub(crate) async fn external_execute_graph(
 ) -> ApiResult<Committed<Json<ExternalRunStarted>>> {
     let graph_id = parse_id(&graph_id, "Graph")?;
     let version = int_path(&graph_version, "graph_version")?;
-    let request =
-        RunRequest { user_id: key.user_id, graph_id, version: Some(version), inputs: body.node_input, preset_id: None };
+    let request = RunRequest {
+        user_id: key.user_id,
+        graph_id,
+        version: Some(version),
+        inputs: body.node_input,
+        preset_id: None,
+        credentials: Map::new(),
+    };
     let (outcome, run) = runs::start_run(&state, &key.ctx, request).await?;
     let id = run.id.ok_or_else(|| ApiError::not_found("Graph not found"))?;
     Ok(state.answer(&outcome, Json(ExternalRunStarted { id })).await)

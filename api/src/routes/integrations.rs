@@ -331,6 +331,7 @@ pub(crate) async fn list_system_providers(State(state): State<AppState>) -> axum
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ProviderNamesResponse)]
 pub(crate) struct ProviderNames {
+    #[schema(required = false)]
     providers: Vec<&'static str>,
 }
 
@@ -346,7 +347,7 @@ pub(crate) async fn provider_names() -> axum::Json<ProviderNames> {
 #[schema(as = ProviderConstants)]
 pub(crate) struct ProviderConstants {
     #[serde(rename = "PROVIDER_NAMES")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = false)]
     provider_names: BTreeMap<String, &'static str>,
 }
 

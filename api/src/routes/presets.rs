@@ -186,10 +186,9 @@ pub(crate) struct ExecutePreset {
     #[serde(default)]
     #[schema(value_type = Object)]
     inputs: Map<String, Value>,
-    /// Credentials (none are used by the blocks here).
+    /// Credentials merged over the preset's, by credentials input name.
     #[serde(default)]
     #[schema(value_type = Object)]
-    #[allow(dead_code)]
     credential_inputs: Map<String, Value>,
 }
 
@@ -209,6 +208,7 @@ pub(crate) async fn execute_preset(
     let id = parse_id(&id, "Preset")?;
     let user = caller.user.user_id;
     super::executions::ensure_credits(&state, user).await?;
-    let (outcome, run) = state.commands.execute_preset(&caller.ctx, user, id, body.inputs).await?;
+    let (outcome, run) =
+        state.commands.execute_preset(&caller.ctx, user, id, body.inputs, body.credential_inputs).await?;
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
 }

@@ -98,9 +98,15 @@ impl<S: EventStore> Commands<S> {
             nonce: String::new(),
             ciphertext: String::new(),
         };
-        state.decide(CredentialCommand::Create { user_id, meta: new.meta.clone(), secret: check, now: self.now() })?;
+        state.decide(CredentialCommand::Create {
+            user_id,
+            meta: Box::new(new.meta.clone()),
+            secret: check,
+            now: self.now(),
+        })?;
         let secret = self.vault()?.seal(id, &plain).await.map_err(CommandError::Vault)?;
-        let events = state.decide(CredentialCommand::Create { user_id, meta: new.meta, secret, now: self.now() })?;
+        let events =
+            state.decide(CredentialCommand::Create { user_id, meta: Box::new(new.meta), secret, now: self.now() })?;
         uow.record::<Credential>(id, version, &events)?;
         let outcome = uow.commit().await?;
         Ok((outcome, id, Credential::from_events(&events)))

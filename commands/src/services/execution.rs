@@ -3,7 +3,7 @@
 
 use domain::aggregate::Aggregate;
 use domain::execution::engine;
-use domain::execution::{ExecutionStatus, GraphExecution};
+use domain::execution::{ExecutionEvent, ExecutionStatus, GraphExecution};
 use domain::graph::{Graph, GraphError, GraphVersion};
 use eventlog::EventStore;
 use serde_json::{Map, Value};
@@ -28,6 +28,9 @@ pub struct RunRequest {
     pub inputs: Map<String, Value>,
     /// The preset it comes from, if any.
     pub preset_id: Option<Uuid>,
+    /// Credentials named for the graph's credentials inputs, by input name
+    /// (`CredentialsMetaInput`s).
+    pub credentials: Map<String, Value>,
 }
 
 /// A graph `user_id` may run, with its history: one it owns, or one in its
@@ -82,11 +85,16 @@ impl<S: EventStore> Commands<S> {
         uow: &mut UnitOfWork<'_, S>,
         request: RunRequest,
     ) -> Result<domain::execution::ExecutionEvent, CommandError> {
-        let RunRequest { user_id, graph_id, version, inputs, preset_id } = request;
+        let RunRequest { user_id, graph_id, version, inputs, preset_id, credentials } = request;
         let saved = runnable_version(uow, user_id, graph_id, version).await?;
+        let masks = self.credential_masks(&saved, user_id, &credentials).await?;
         let execution_id = uow.context().new_id("execution");
-        let queued = engine::queue_run(&saved, execution_id, user_id, inputs, preset_id, self.now())
+        let masked = domain::graph::credentials::with_masks(&saved, &masks);
+        let mut queued = engine::queue_run(&masked, execution_id, user_id, inputs, preset_id, self.now())
             .map_err(CommandError::Run)?;
+        if let ExecutionEvent::ExecutionQueued { node_input_masks, .. } = &mut queued {
+            *node_input_masks = masks;
+        }
         uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
         Ok(queued)
     }
@@ -115,12 +123,43 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
-    /// The graph version a run runs, for the executor.
+    /// The input masks of a run's named credentials: each must be the
+    /// user's and fit the input it is named for, else the run is refused
+    /// with the nodes it would have fed.
+    async fn credential_masks(
+        &self,
+        graph: &GraphVersion,
+        user_id: Uuid,
+        given: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, CommandError> {
+        let invalid = |errors| CommandError::Run(engine::RunError::Invalid(errors));
+        let masks = domain::graph::credentials::credential_masks(graph, given).map_err(invalid)?;
+        let mut errors = domain::graph::NodeErrors::new();
+        for (node_id, mask) in &masks {
+            let id = mask["credentials"]["id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
+            let owned = match id {
+                Some(id) => self.credential_meta(user_id, id).await?.is_some(),
+                None => false,
+            };
+            if !owned {
+                errors.entry(node_id.clone()).or_default().insert("credentials".into(), "Credentials not found".into());
+            }
+        }
+        if errors.is_empty() {
+            Ok(masks)
+        } else {
+            Err(invalid(errors))
+        }
+    }
+
+    /// The graph version a run runs, with the run's input masks laid over
+    /// it, for the executor.
     pub async fn graph_of_run(&self, state: &GraphExecution) -> Result<Option<GraphVersion>, CommandError> {
         let ctx = CommandContext::default();
         let mut uow = UnitOfWork::new(&self.store, &ctx);
         let (_, _, history) = uow.load_with_events::<Graph>(state.graph_id).await?;
-        Ok(find_version(&history, state.graph_version).map(|(g, _)| g.clone()))
+        Ok(find_version(&history, state.graph_version)
+            .map(|(g, _)| domain::graph::credentials::with_masks(g, &state.node_input_masks)))
     }
 }
 

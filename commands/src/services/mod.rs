@@ -47,7 +47,13 @@ impl<S: EventStore> Commands<S> {
 
     /// Handlers appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: S, clock: Clock) -> Self {
-        Self { store, clock, credit_rules: CreditRules::default(), ledgers: credit::LedgerCache::default(), vault: None }
+        Self {
+            store,
+            clock,
+            credit_rules: CreditRules::default(),
+            ledgers: credit::LedgerCache::default(),
+            vault: None,
+        }
     }
 
     /// The same handlers charging by `rules`.

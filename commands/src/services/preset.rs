@@ -117,13 +117,15 @@ impl<S: EventStore> Commands<S> {
         Ok(outcome)
     }
 
-    /// Run one of the user's presets, `inputs` merged over its own.
+    /// Run one of the user's presets, `inputs` and `credentials` merged
+    /// over its own.
     pub async fn execute_preset(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
         preset_id: Uuid,
         inputs: Map<String, Value>,
+        credentials: Map<String, Value>,
     ) -> Result<(Outcome, GraphExecution), CommandError> {
         let (preset, _) = self.read::<Preset>(preset_id).await?;
         if !preset.is_visible_to(user_id) {
@@ -135,6 +137,7 @@ impl<S: EventStore> Commands<S> {
             version: Some(preset.graph_version),
             inputs: preset.inputs_with(inputs),
             preset_id: Some(preset_id),
+            credentials: preset.credentials.clone().into_iter().chain(credentials).collect(),
         };
         self.execute_graph(ctx, request).await
     }

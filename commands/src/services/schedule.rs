@@ -148,6 +148,7 @@ impl<S: EventStore> Commands<S> {
                 version: Some(schedule.graph_version),
                 inputs: schedule.inputs.clone(),
                 preset_id: None,
+                credentials: schedule.credentials.clone(),
             };
             match self.queue_run(&mut uow, request).await {
                 Ok(_) => Ok(ctx.new_id("execution")),

@@ -7,7 +7,9 @@
 mod agent;
 mod basic;
 mod data;
+mod http;
 mod io;
+mod llm;
 mod logic;
 mod schema;
 mod text;
@@ -18,6 +20,8 @@ use std::sync::OnceLock;
 use serde_json::{json, Value};
 
 use schema::Schema;
+
+pub use llm::DEFAULT_MODEL as DEFAULT_LLM_MODEL;
 
 /// AutoGPT's `BlockType`, serialized as its upper-case string ("STANDARD",
 /// "INPUT", "OUTPUT", "NOTE", "AGENT", ...).
@@ -102,6 +106,7 @@ const LOGIC: Category = ("LOGIC", "Programming logic to control the flow of your
 const TEXT: Category = ("TEXT", "Block that processes text data.");
 const DATA: Category = ("DATA", "Block that interacts with structured data.");
 const AGENT: Category = ("AGENT", "Block that interacts with other agents.");
+const AI: Category = ("AI", "Block that leverages AI to perform a task.");
 
 /// A block definition.
 #[derive(Debug, Clone)]
@@ -122,7 +127,7 @@ pub struct Block {
     pub input_schema: Value,
     /// JSON Schema of the output pins, always including the `error` pin.
     pub output_schema: Value,
-    /// Credit cost rules; empty for every block here (AutoGPT charges nothing for them).
+    /// Credit cost rules; empty but for the language-model blocks, charged per model.
     pub costs: Vec<BlockCost>,
 }
 
@@ -240,6 +245,8 @@ pub fn catalog() -> &'static [Block] {
         all.extend(data::blocks());
         all.extend(time::blocks());
         all.extend(agent::blocks());
+        all.extend(http::blocks());
+        all.extend(llm::blocks());
         all
     })
 }
@@ -318,6 +325,11 @@ mod tests {
             "AddToDictionaryBlock",
             "XMLParserBlock",
             "AgentExecutorBlock",
+            "SendWebRequestBlock",
+            "SendAuthenticatedWebRequestBlock",
+            "AITextGeneratorBlock",
+            "AIStructuredResponseGeneratorBlock",
+            "AIConversationBlock",
         ] {
             assert!(names.contains(name), "{name} missing");
         }
@@ -387,12 +399,18 @@ mod tests {
                 assert!(schema["properties"].is_object(), "{}", b.name);
                 for (pin, prop) in schema["properties"].as_object().into_iter().flatten() {
                     assert!(prop["title"].is_string(), "{}.{pin} has no title", b.name);
+                    if is_credentials_field(pin) {
+                        // A CredentialsField is not a SchemaField: no UI flags.
+                        assert!(prop.get("advanced").is_none() && prop.get("secret").is_none(), "{}", b.name);
+                        continue;
+                    }
                     assert!(prop["advanced"].is_boolean(), "{}.{pin}", b.name);
                     assert_eq!(prop["secret"], false, "{}.{pin}", b.name);
                 }
             }
             assert!(!b.categories.is_empty() || b.name == "XMLParserBlock", "{}", b.name);
-            assert!(b.costs.is_empty(), "{}", b.name);
+            let charged = b.categories.contains(&AI);
+            assert_eq!(b.costs.is_empty(), !charged, "{}", b.name);
         }
     }
 
@@ -414,6 +432,26 @@ mod tests {
         let mut b = block("StoreValueBlock").clone();
         b.input_schema["required"] = json!(["input", "credentials", "openai_credentials"]);
         assert_eq!(b.required_inputs(), vec!["input"]);
+    }
+
+    #[test]
+    fn credentials_pins_are_credentials_meta_inputs_outside_required_inputs() {
+        let with_credentials: Vec<&Block> = catalog().iter().filter(|b| b.has_input("credentials")).collect();
+        assert_eq!(with_credentials.len(), 4, "the authenticated request and the three LLM blocks");
+        for b in with_credentials {
+            let creds = &b.input_schema["properties"]["credentials"];
+            assert_eq!(creds["type"], "object", "{}", b.name);
+            assert!(creds["credentials_provider"].as_array().is_some_and(|p| !p.is_empty()), "{}", b.name);
+            assert!(creds["credentials_types"].as_array().is_some_and(|t| !t.is_empty()), "{}", b.name);
+            assert_eq!(creds["required"], json!(["id", "provider", "type"]), "{}", b.name);
+            for pin in ["id", "title", "provider", "type"] {
+                assert!(creds["properties"][pin].is_object(), "{}.credentials.{pin}", b.name);
+            }
+            assert!(creds["discriminator"].is_string(), "{}", b.name);
+            let required = b.input_schema["required"].as_array().cloned().unwrap_or_default();
+            assert!(required.contains(&json!("credentials")), "{}: pydantic lists it", b.name);
+            assert!(!b.required_inputs().contains(&"credentials"), "{}: checked separately", b.name);
+        }
     }
 
     #[test]

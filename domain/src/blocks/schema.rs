@@ -33,6 +33,9 @@ pub(super) struct Field {
     advanced: Option<bool>,
     placeholder: Option<&'static str>,
     hidden: bool,
+    /// Not declared through `SchemaField` (a `CredentialsField`), so
+    /// without the `advanced`/`secret` flags.
+    plain: bool,
 }
 
 impl Field {
@@ -49,6 +52,7 @@ impl Field {
             advanced: None,
             placeholder: None,
             hidden: false,
+            plain: false,
         }
     }
 
@@ -94,6 +98,12 @@ impl Field {
         self
     }
 
+    /// An extra JSON-schema key of the pin (`discriminator` and friends).
+    pub(super) fn extra(mut self, key: &'static str, value: Value) -> Self {
+        self.schema.insert(key.to_owned(), value);
+        self
+    }
+
     fn is_required(&self) -> bool {
         matches!(self.fallback, Fallback::Required)
     }
@@ -115,10 +125,12 @@ impl Field {
         if let Fallback::Literal(value) = &self.fallback {
             out.insert("default".into(), value.clone());
         }
-        // Mirrors SchemaField: required pins can never be advanced.
-        let advanced = !self.is_required() && self.advanced.unwrap_or(true);
-        out.insert("advanced".into(), json!(advanced));
-        out.insert("secret".into(), json!(false));
+        if !self.plain {
+            // Mirrors SchemaField: required pins can never be advanced.
+            let advanced = !self.is_required() && self.advanced.unwrap_or(true);
+            out.insert("advanced".into(), json!(advanced));
+            out.insert("secret".into(), json!(false));
+        }
         if let Some(text) = self.placeholder {
             out.insert("placeholder".into(), json!(text));
         }
@@ -212,6 +224,46 @@ pub(super) fn enumeration(class_name: &'static str, values: &[&str]) -> Field {
 /// A `Literal[...]` of strings: an inline enum keeping the pin-name title.
 pub(super) fn literal(values: &[&str]) -> Field {
     Field::new(json!({"type": "string", "enum": values}))
+}
+
+/// A credentials pin (`CredentialsField`): AutoGPT's generic
+/// `CredentialsMetaInput[Literal[providers], Literal[types]]` model, inlined
+/// with the `credentials_provider`/`credentials_types` lists the builder
+/// reads to offer matching credentials. Being a model reference, the pin
+/// keeps the model's own title, which pydantic spells from the generic
+/// parameters' reprs (`<ProviderName.OPENAI: 'openai'>`).
+pub(super) fn credentials(providers: &[&str], types: &[&str]) -> Field {
+    let literal = |values: &[&str]| -> Value {
+        match values {
+            [one] => json!({"const": one, "type": "string"}),
+            many => json!({"enum": many, "type": "string"}),
+        }
+    };
+    let titled = |mut schema: Value, title: &str| {
+        schema["title"] = json!(title);
+        schema
+    };
+    let provider_reprs: Vec<String> =
+        providers.iter().map(|p| format!("<ProviderName.{}: '{p}'>", p.to_uppercase())).collect();
+    let type_reprs: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+    let title =
+        format!("CredentialsMetaInput[Literal[{}], Literal[{}]]", provider_reprs.join(", "), type_reprs.join(", "));
+    let mut field = Field::new(json!({
+        "properties": {
+            "id": {"title": "Id", "type": "string"},
+            "title": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null, "title": "Title"},
+            "provider": titled(literal(providers), "Provider"),
+            "type": titled(literal(types), "Type"),
+        },
+        "required": ["id", "provider", "type"],
+        "title": title,
+        "type": "object",
+        "credentials_provider": providers,
+        "credentials_types": types,
+    }));
+    field.auto_title = false;
+    field.plain = true;
+    field
 }
 
 /// The type schema of `dict[str, Any]`.

@@ -98,7 +98,7 @@ pub enum CredentialEvent {
         /// Whose.
         user_id: Uuid,
         /// What it shows.
-        meta: CredentialMeta,
+        meta: Box<CredentialMeta>,
         /// The secret, sealed.
         secret: SealedSecret,
         /// When.
@@ -154,7 +154,7 @@ pub enum CredentialCommand {
         /// Whose.
         user_id: Uuid,
         /// What it shows.
-        meta: CredentialMeta,
+        meta: Box<CredentialMeta>,
         /// The sealed secret.
         secret: SealedSecret,
         /// The clock.
@@ -237,7 +237,7 @@ impl Aggregate for Credential {
         match event {
             CredentialEvent::CredentialCreated { user_id, meta, secret, .. } => {
                 self.user_id = Some(*user_id);
-                self.meta = Some(meta.clone());
+                self.meta = Some(CredentialMeta::clone(meta));
                 self.secret = Some(secret.clone());
             }
             CredentialEvent::CredentialDeleted { .. } => self.is_deleted = true,

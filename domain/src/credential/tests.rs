@@ -24,7 +24,7 @@ fn given(events: &[CredentialEvent]) -> Credential {
 }
 
 fn create(user_id: Uuid, meta: CredentialMeta) -> CredentialCommand {
-    CredentialCommand::Create { user_id, meta, secret: sealed(), now: Utc::now() }
+    CredentialCommand::Create { user_id, meta: Box::new(meta), secret: sealed(), now: Utc::now() }
 }
 
 #[test]

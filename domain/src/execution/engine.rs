@@ -87,6 +87,7 @@ pub fn queue_run(
         inputs,
         preset_id,
         starting,
+        node_input_masks: Map::new(),
         at,
     })
 }

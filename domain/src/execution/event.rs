@@ -42,6 +42,10 @@ pub enum ExecutionEvent {
         preset_id: Option<Uuid>,
         /// The node executions it starts with, all queued.
         starting: Vec<StartingNode>,
+        /// Values laid over nodes' defaults for this run, by node id (the
+        /// credentials named at the start); absent in older events.
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        node_input_masks: Map<String, Value>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -104,6 +108,22 @@ pub enum ExecutionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A running node's block asked the outside world for something (an
+    /// HTTP exchange, a chat completion) and this came back. Kept so that a
+    /// takeover or a replay gives the block the same answer instead of
+    /// calling out again; it names credentials by id, never their secret.
+    NodeEffectAnswered {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// Which of the block's requests (0 for its first).
+        seq: u32,
+        /// What was asked.
+        request: Value,
+        /// What came back (`{"error": …}` when nothing could).
+        answer: Value,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A node execution ended: COMPLETED, FAILED (its block failed or
     /// yielded `error`) or TERMINATED.
     NodeExecutionEnded {
@@ -153,6 +173,7 @@ impl EventType for ExecutionEvent {
             Self::NodeExecutionQueued { .. } => "NodeExecutionQueued",
             Self::NodeExecutionStarted { .. } => "NodeExecutionStarted",
             Self::NodeOutputProduced { .. } => "NodeOutputProduced",
+            Self::NodeEffectAnswered { .. } => "NodeEffectAnswered",
             Self::NodeExecutionEnded { .. } => "NodeExecutionEnded",
             Self::ExecutionEnded { .. } => "ExecutionEnded",
             Self::ExecutionDeleted { .. } => "ExecutionDeleted",

@@ -42,6 +42,24 @@ pub struct NodeExecution {
     pub start_time: Option<DateTime<Utc>>,
     /// When it ended.
     pub end_time: Option<DateTime<Utc>>,
+    /// What its block's requests to the outside world got back, in order.
+    pub answers: Vec<Value>,
+}
+
+/// What a node's model calls cost, from the answers it got:
+/// `{"llm_call_count", "input_token_count", "output_token_count"}` (the
+/// names of AutoGPT's `NodeExecutionStats`), or `None` when it made none.
+pub fn llm_stats<'a>(answers: impl IntoIterator<Item = &'a Value>) -> Option<Value> {
+    let (mut calls, mut input, mut output) = (0u64, 0u64, 0u64);
+    for answer in answers {
+        if let Some(prompt) = answer.get("prompt_tokens").and_then(Value::as_u64) {
+            calls += 1;
+            input += prompt;
+            output += answer.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0);
+        }
+    }
+    (calls > 0)
+        .then(|| serde_json::json!({"llm_call_count": calls, "input_token_count": input, "output_token_count": output}))
 }
 
 impl NodeExecution {
@@ -58,6 +76,7 @@ impl NodeExecution {
             queue_time: None,
             start_time: None,
             end_time: None,
+            answers: Vec::new(),
         }
     }
 }
@@ -95,6 +114,8 @@ pub struct GraphExecution {
     pub deleted: bool,
     /// The public share token, while shared.
     pub share_token: Option<Uuid>,
+    /// Values laid over nodes' defaults for this run, by node id.
+    pub node_input_masks: Map<String, Value>,
 }
 
 impl GraphExecution {
@@ -153,8 +174,10 @@ impl Aggregate for GraphExecution {
                 inputs,
                 preset_id,
                 starting,
+                node_input_masks,
                 at,
             } => {
+                self.node_input_masks.clone_from(node_input_masks);
                 self.id = Some(*execution_id);
                 self.user_id = *user_id;
                 self.graph_id = *graph_id;
@@ -210,6 +233,15 @@ impl Aggregate for GraphExecution {
                         exec.output_data.entry(pin.clone()).or_insert_with(|| Value::Array(vec![]))
                     {
                         values.push(value.clone());
+                    }
+                }
+            }
+            ExecutionEvent::NodeEffectAnswered { node_exec_id, seq, answer, .. } => {
+                if let Some(exec) = self.node_execution_mut(*node_exec_id) {
+                    // A second worker's answer to a request already answered
+                    // is not the one the block went on with.
+                    if *seq as usize == exec.answers.len() {
+                        exec.answers.push(answer.clone());
                     }
                 }
             }

@@ -2,6 +2,7 @@
 //! owns it.
 
 mod command;
+pub mod credentials;
 mod event;
 pub mod model;
 pub mod validate;

@@ -2,8 +2,6 @@
 //! computed input/output schemas, and (in the read model's queries) `GraphMeta`, the
 //! same without nodes, links and creation time.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -50,7 +48,7 @@ pub struct GraphModel<'a> {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     output_schema: Value,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    credentials_input_schema: &'static Value,
+    credentials_input_schema: Value,
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
@@ -97,8 +95,6 @@ pub struct GraphMeta {
 impl<'a> GraphModel<'a> {
     /// The model of `graph`, created by `user_id` at `created_at`.
     pub fn new(graph: &'a GraphVersion, user_id: Uuid, created_at: DateTime<Utc>, is_active: Option<bool>) -> Self {
-        static NO_CREDENTIALS: LazyLock<Value> =
-            LazyLock::new(|| json!({"type": "object", "properties": {}, "required": []}));
         Self {
             id: graph.id,
             version: graph.version,
@@ -113,7 +109,7 @@ impl<'a> GraphModel<'a> {
             user_id,
             input_schema: input_schema(graph),
             output_schema: output_schema(graph),
-            credentials_input_schema: &NO_CREDENTIALS,
+            credentials_input_schema: super::credentials::credentials_input_schema(graph),
             has_external_trigger: false,
             has_human_in_the_loop: false,
             has_sensitive_action: graph.nodes.iter().any(|n| SENSITIVE_BLOCK_IDS.contains(&n.block_id.as_str())),

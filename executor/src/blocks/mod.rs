@@ -6,7 +6,9 @@
 mod basic;
 mod convert;
 mod data;
+mod http;
 mod io;
+mod llm;
 mod logic;
 mod text;
 mod time;
@@ -114,6 +116,64 @@ pub type BlockResult = Result<Vec<Step>, String>;
 
 type Run = fn(&Input, &BlockContext) -> BlockResult;
 
+/// Something a block needs from outside the run: the worker carries it out
+/// with the one shared client (limits, SSRF guard, the credential's secret
+/// applied there and only there) and records the answer in the run's
+/// stream, so a takeover or a replay finds it instead of calling out again.
+/// It names a credential by id, never its secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    /// One HTTP exchange.
+    Http {
+        /// The method, upper case.
+        method: String,
+        /// The URL.
+        url: String,
+        /// Request headers, in order.
+        headers: Vec<(String, String)>,
+        /// The request body, if any.
+        body: Option<String>,
+        /// A host-scoped credential whose headers are added when its host
+        /// matches the URL's.
+        credential: Option<Uuid>,
+    },
+    /// One chat completion from an OpenAI-compatible server.
+    Chat {
+        /// The model name, passed through.
+        model: String,
+        /// The messages, `{role, content}` each.
+        messages: Vec<Value>,
+        /// Ask for a JSON object answer (`response_format`).
+        json: bool,
+        /// The most tokens to generate.
+        max_tokens: Option<u64>,
+        /// The API-key credential to call with; the platform's own key
+        /// when none.
+        credential: Option<Uuid>,
+    },
+}
+
+/// A block's answer to the effects it asked for so far, in order: for
+/// `Http`, `{"status", "headers": {name: value}, "body": text}`; for
+/// `Chat`, `{"content", "prompt_tokens", "completion_tokens"}`; for either,
+/// `{"error": text}` when the outside world could not be reached.
+pub type Answer = Value;
+
+/// One turn of a block that talks to the outside world: what it yields on
+/// the answers so far, and what it asks for next (none: it is done).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Turn {
+    /// Steps of this turn (its yields).
+    pub steps: Vec<Step>,
+    /// What it needs next; `None` ends the block.
+    pub effect: Option<Effect>,
+}
+
+/// A block with effects: called again with every answer so far, until its
+/// turn asks for nothing more. Pure, so a replay decides the same.
+type Act = fn(&Input, &BlockContext, &[Answer]) -> Result<Turn, String>;
+
 /// What running a block produced: its steps and, when it failed (raised or
 /// yielded `error`), the error text AutoGPT stores on the `error` pin.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +182,8 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     /// The failure, formatted as AutoGPT's `BlockError` prints.
     pub error: Option<String>,
+    /// What the block asks for before it can go on (never with `error`).
+    pub effect: Option<Effect>,
 }
 
 static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
@@ -134,21 +196,39 @@ static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
     runners
 });
 
+static ACTORS: LazyLock<HashMap<&'static str, Act>> = LazyLock::new(|| {
+    let mut actors: HashMap<&'static str, Act> = HashMap::new();
+    for family in [http::ACTING, llm::ACTING] {
+        actors.extend(family.iter().copied());
+    }
+    actors
+});
+
 /// Whether the executor can run this block.
 pub fn is_supported(block_id: &str) -> bool {
-    RUNNERS.contains_key(block_id)
+    RUNNERS.contains_key(block_id) || ACTORS.contains_key(block_id)
 }
 
-/// Run a block on its input. A yielded `error` ends it as a failure, with
-/// the steps before it kept, as AutoGPT's `Block.execute` raises there.
+/// Run a block on its input, with no answers from outside yet.
 pub fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Outcome {
+    run_turn(block_id, input, ctx, &[])
+}
+
+/// Run a block on its input and the answers to the effects it asked for so
+/// far. A yielded `error` ends it as a failure, with the steps before it
+/// kept, as AutoGPT's `Block.execute` raises there.
+pub fn run_turn(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext, answers: &[Answer]) -> Outcome {
     let name = domain::blocks::find(block_id).map_or("UnknownBlock", |b| b.name);
     let fail = |message: &str| format!("raised by {name} with message: {message}. block_id: {block_id}");
-    let Some(runner) = RUNNERS.get(block_id) else {
-        return Outcome { steps: vec![], error: Some(fail("this block cannot run here")) };
+    let turn = if let Some(actor) = ACTORS.get(block_id) {
+        actor(&Input(input), ctx, answers)
+    } else if let Some(runner) = RUNNERS.get(block_id) {
+        runner(&Input(input), ctx).map(|steps| Turn { steps, effect: None })
+    } else {
+        return Outcome { steps: vec![], error: Some(fail("this block cannot run here")), effect: None };
     };
-    match runner(&Input(input), ctx) {
-        Ok(steps) => {
+    match turn {
+        Ok(Turn { steps, effect }) => {
             let cut = steps.iter().position(|s| matches!(s, Step::Yield(pin, _) if pin == "error"));
             match cut {
                 Some(at) => {
@@ -157,12 +237,12 @@ pub fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Ou
                         Step::Yield(_, other) => other.to_string(),
                         _ => String::new(),
                     };
-                    Outcome { steps: steps[..at].to_vec(), error: Some(fail(&message)) }
+                    Outcome { steps: steps[..at].to_vec(), error: Some(fail(&message)), effect: None }
                 }
-                None => Outcome { steps, error: None },
+                None => Outcome { steps, error: None, effect },
             }
         }
-        Err(message) => Outcome { steps: vec![], error: Some(fail(&message)) },
+        Err(message) => Outcome { steps: vec![], error: Some(fail(&message)), effect: None },
     }
 }
 
@@ -176,20 +256,29 @@ pub(crate) mod testing {
     use serde_json::{json, Value};
     use uuid::Uuid;
 
-    use super::{run, BlockContext, Step};
+    use super::{run, run_turn, Answer, BlockContext, Outcome, Step};
 
-    /// Run a block on a JSON input and list what it yielded (`error` last
-    /// when it failed).
-    pub fn yields(block_id: &str, input: Value) -> Vec<(String, Value)> {
-        let ctx = BlockContext {
+    /// A run with nil ids and no timezone.
+    fn context() -> BlockContext {
+        BlockContext {
             user_id: Uuid::nil(),
             execution_id: Uuid::nil(),
             graph_id: Uuid::nil(),
             node_exec_id: Uuid::nil(),
             user_timezone: None,
             now: chrono::Utc::now(),
-        };
-        let outcome = run(block_id, input.as_object().expect("an object"), &ctx);
+        }
+    }
+
+    /// One turn of a block with effects, on a JSON input and made-up answers.
+    pub fn outcome(block_id: &str, input: Value, answers: &[Answer]) -> Outcome {
+        run_turn(block_id, input.as_object().expect("an object"), &context(), answers)
+    }
+
+    /// Run a block on a JSON input and list what it yielded (`error` last
+    /// when it failed).
+    pub fn yields(block_id: &str, input: Value) -> Vec<(String, Value)> {
+        let outcome = run(block_id, input.as_object().expect("an object"), &context());
         let mut out: Vec<(String, Value)> = outcome
             .steps
             .into_iter()
