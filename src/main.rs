@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use api::auth::{sign, Claims, AUDIENCE};
-use api::{db, App, Config};
+use api::config::Secret;
+use api::{db, embedded, App, Config};
 use clap::{Args, Parser, Subcommand};
 use commands::PgEventStore;
 use projections::Projections;
@@ -86,14 +87,18 @@ struct TokenArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let cli = Cli::parse();
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+    );
+    // The other commands print their results (NDJSON, JSON reports) on
+    // stdout, which the private cluster's log lines would corrupt.
+    if matches!(command, Command::Serve) {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init();
+    } else {
+        logs.with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -101,7 +106,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli.command.unwrap_or(Command::Serve), config).await {
+    match run(command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -110,7 +115,33 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(command: Command, mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = match command {
+        Command::Token(_) => None,
+        _ => private_database(&mut config).await?,
+    };
+    let result = run_with_database(command, config).await;
+    if let Some(cluster) = cluster {
+        cluster.release().await;
+    }
+    result
+}
+
+/// With `DATABASE_URL` unset and no server on the default address (or
+/// `DATABASE_URL=embedded`), start the private cluster and point `config`
+/// at its `autogpt` database; the caller releases it when done.
+async fn private_database(config: &mut Config) -> Result<Option<embedded::Cluster>, embedded::Error> {
+    match embedded::Database::from_env().await? {
+        embedded::Database::External => Ok(None),
+        embedded::Database::Private(settings) => {
+            let cluster = embedded::Cluster::start(settings).await?;
+            config.database_url = Secret::new(cluster.url(embedded::DATABASE));
+            Ok(Some(cluster))
+        }
+    }
+}
+
+async fn run_with_database(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => serve(config).await,
         Command::Migrate => {

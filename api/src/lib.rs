@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod consistency;
 pub mod db;
+pub mod embedded;
 pub mod error;
 pub mod extract;
 mod http;

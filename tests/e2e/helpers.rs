@@ -1,12 +1,12 @@
 //! `spawn_app()`: a fresh database (copied from a migrated template) and a
 //! running server on port 0, plus a client with auth helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use api::auth::{sign, Claims, AUDIENCE};
 use api::config::AuthConfig;
-use api::{db, App, Config};
+use api::{db, embedded, App, Config};
 use commands::PgEventStore;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -14,9 +14,34 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-/// The Postgres server tests run against (override with TEST_DATABASE_URL).
+/// The Postgres server tests run against, as a URL without a database:
+/// `TEST_DATABASE_URL` when set; else the system's server on 127.0.0.1:5432
+/// when it answers; else (or with `TEST_DATABASE_URL=embedded`) a private
+/// cluster started as `autogpt-es serve` starts one ([`api::embedded`]), in
+/// the temporary directory, once per test process. The tests leave it
+/// running: the next run finds it ready.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    static URL: OnceLock<String> = OnceLock::new();
+    // Blocking on purpose: callers are sync, and the first caller's start
+    // (a few seconds, once) may hold up the others.
+    URL.get_or_init(|| {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+            Some(url) if url != embedded::FORCE => return url,
+            None if embedded::default_server_answers_blocking() => {
+                return format!("postgres://postgres@{}", embedded::DEFAULT_SERVER);
+            }
+            _ => {}
+        }
+        let settings = embedded::Settings { data_dir: std::env::temp_dir().join("autogpt-es-e2e-postgres"), port: 0 };
+        let cluster = embedded::Cluster::start_blocking(&settings).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "tests use the private PostgreSQL cluster in {} ({:?})",
+            cluster.data_dir().display(),
+            cluster.outcome()
+        );
+        cluster.server_url()
+    })
+    .clone()
 }
 
 fn admin_db_url() -> String {
@@ -306,6 +331,12 @@ pub struct Server {
 /// Run `autogpt-es serve` on a database, on a free port, with extra
 /// environment; wait until it says which port it serves on.
 pub fn serve(url: &str, env: &[(&str, &str)]) -> Server {
+    serve_logged(url, env).0
+}
+
+/// As [`serve`], also returning the lines it printed before it said which
+/// port it serves on.
+pub fn serve_logged(url: &str, env: &[(&str, &str)]) -> (Server, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(BIN)
         .arg("serve")
@@ -326,11 +357,15 @@ pub fn serve(url: &str, env: &[(&str, &str)]) -> Server {
             let _ = lines_tx.send(line);
         }
     });
+    let mut startup = Vec::new();
     let port = loop {
-        let line = lines.recv_timeout(std::time::Duration::from_secs(60)).expect("server printed its port");
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("server printed its port ({e}); before:\n{}", startup.join("\n")));
         if let Some(rest) = line.split("port=").nth(1) {
             break rest.trim().parse::<u16>().expect("port");
         }
+        startup.push(line);
     };
-    Server { child, port, lines }
+    (Server { child, port, lines }, startup)
 }
