@@ -50,8 +50,12 @@ use crate::state::AppState;
         crate::routes::integrations::delete_credentials, crate::routes::integrations::list_providers,
         crate::routes::integrations::list_system_providers, crate::routes::integrations::provider_names,
         crate::routes::integrations::provider_constants, crate::routes::integrations::provider_enum_example,
+        crate::routes::webhooks::setup_trigger, crate::routes::webhooks::webhook_ingress,
+        crate::routes::webhooks::webhook_ping,
+        crate::routes::reviews::pending_reviews, crate::routes::reviews::execution_reviews,
+        crate::routes::reviews::review_action,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations"), (name = "review")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]

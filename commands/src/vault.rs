@@ -64,11 +64,10 @@ impl MasterKey {
     /// is written) or hex of 32 bytes.
     pub fn parse(text: &str) -> Result<Self, VaultError> {
         let text = text.trim();
-        let bytes = STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE.decode(text))
-            .ok()
-            .or_else(|| hex_bytes(text))
+        // 64 hex digits are also valid base64 (of 48 bytes): hex first.
+        let bytes = hex_bytes(text)
+            .filter(|b| b.len() == 32)
+            .or_else(|| STANDARD.decode(text).or_else(|_| URL_SAFE.decode(text)).ok())
             .ok_or_else(|| VaultError::BadKey("not base64 or hex".into()))?;
         let key: [u8; 32] =
             bytes.try_into().map_err(|b: Vec<u8>| VaultError::BadKey(format!("{} bytes, not 32", b.len())))?;

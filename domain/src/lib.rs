@@ -15,5 +15,6 @@ pub mod preset;
 pub mod schedule;
 pub mod store;
 pub mod user;
+pub mod webhook;
 
 pub use aggregate::{Aggregate, EventType};

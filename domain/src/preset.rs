@@ -53,6 +53,10 @@ pub enum PresetEvent {
         credentials: Map<String, Value>,
         /// Active flag.
         is_active: bool,
+        /// The webhook whose deliveries run it (a triggered preset); absent
+        /// in events written before triggers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_id: Option<Uuid>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -93,6 +97,10 @@ pub struct Preset {
     pub inputs: Map<String, Value>,
     /// Credentials by credentials input name.
     pub credentials: Map<String, Value>,
+    /// Whether deliveries to its webhook start runs.
+    pub is_active: bool,
+    /// The webhook that triggers it, if any.
+    pub webhook_id: Option<Uuid>,
     /// Deleted.
     pub is_deleted: bool,
 }
@@ -134,13 +142,24 @@ impl Aggregate for Preset {
 
     fn evolve(&mut self, event: &PresetEvent) {
         match event {
-            PresetEvent::PresetCreated { user_id, graph_id, graph_version, inputs, credentials, .. } => {
+            PresetEvent::PresetCreated {
+                user_id,
+                graph_id,
+                graph_version,
+                inputs,
+                credentials,
+                is_active,
+                webhook_id,
+                ..
+            } => {
                 *self = Self {
                     user_id: Some(*user_id),
                     graph_id: *graph_id,
                     graph_version: *graph_version,
                     inputs: inputs.clone(),
                     credentials: credentials.clone(),
+                    is_active: *is_active,
+                    webhook_id: *webhook_id,
                     is_deleted: false,
                 };
             }
@@ -150,6 +169,9 @@ impl Aggregate for Preset {
                 }
                 if let Some(credentials) = &patch.credentials {
                     self.credentials = credentials.clone();
+                }
+                if let Some(is_active) = patch.is_active {
+                    self.is_active = is_active;
                 }
             }
             PresetEvent::PresetDeleted { .. } => self.is_deleted = true,
@@ -176,6 +198,7 @@ mod tests {
             inputs: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
             credentials: Map::new(),
             is_active: true,
+            webhook_id: None,
             at: Utc::now(),
         };
         preset.evolve(&created);

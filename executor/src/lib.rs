@@ -160,6 +160,7 @@ impl Executor {
     /// Start a worker for each queued run, and each run whose worker went
     /// silent, that there is room for.
     async fn dispatch(&self, stop: &CancellationToken) -> Result<(), sqlx::Error> {
+        self.time_out_reviews().await?;
         for (execution_id, user_id, takeover) in
             lease::candidates(self.pool(), self.config.lease, self.config.per_user).await?
         {
@@ -183,7 +184,7 @@ impl Executor {
                 match result {
                     Ok(Finished::Ended(_)) => state.status.finished += 1,
                     Ok(Finished::NotClaimed | Finished::Lost) => state.status.claim_conflicts += 1,
-                    Ok(Finished::Interrupted | Finished::Deferred) => {}
+                    Ok(Finished::Interrupted | Finished::Deferred | Finished::Paused) => {}
                     Err(e) => {
                         drop(state);
                         this.record_error(&format!("run {execution_id}: {e}"));
@@ -233,6 +234,22 @@ impl Executor {
             Ok(Finished::Interrupted) if lost => Ok(Finished::Lost),
             other => other,
         }
+    }
+
+    /// Decide the reviews whose time is up (any instance may: the run's
+    /// expected version lets one decision through).
+    async fn time_out_reviews(&self) -> Result<(), sqlx::Error> {
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT execution_id FROM rm_reviews WHERE status = 'WAITING' AND timeout_at <= now() LIMIT 50",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for execution_id in due {
+            if let Err(e) = self.commands.time_out_reviews(execution_id).await {
+                self.record_error(&format!("review timeout of run {execution_id}: {e}"));
+            }
+        }
+        Ok(())
     }
 
     /// Runs this instance is carrying out.

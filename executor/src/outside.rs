@@ -83,6 +83,9 @@ impl Outside {
             let error = match outcome.effect {
                 _ if outcome.error.is_some() => outcome.error,
                 None => None,
+                Some(Effect::Review { .. }) => {
+                    Some("This block waits for a human review: it runs only inside a graph run".to_owned())
+                }
                 Some(_) if answers.len() >= max_requests => {
                     Some(format!("the block asked the outside world more than {max_requests} times"))
                 }
@@ -104,6 +107,8 @@ impl Outside {
             Effect::Chat { model, messages, json, max_tokens, credential } => {
                 self.chat(commands, user_id, model, messages, *json, *max_tokens, *credential).await
             }
+            // A human answers a review through the API, never this door.
+            Effect::Review { .. } => Err("a review is decided by a person: it runs only inside a graph run".into()),
         };
         result.unwrap_or_else(|error| json!({"error": error}))
     }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::blocks::{self, BlockContext, Step};
+use crate::blocks::{self, BlockContext, Effect, Step};
 use crate::outside::Outside;
 
 /// How often a worker with blocks running looks whether its run was
@@ -49,6 +49,8 @@ pub enum Finished {
     Interrupted,
     /// Not started: its user already has as many runs going as allowed.
     Deferred,
+    /// It waits for reviews; a decision queues it again.
+    Paused,
 }
 
 /// One worker's hold on one run.
@@ -96,6 +98,9 @@ impl Worker<'_> {
         let finished = loop {
             if let Some(status) = state.status.filter(|s| s.is_final()) {
                 break Finished::Ended(status);
+            }
+            if state.status == Some(ExecutionStatus::Review) {
+                break Finished::Paused;
             }
             if state.worker.as_deref() != Some(self.worker_id) {
                 break Finished::Lost;
@@ -145,9 +150,14 @@ impl Worker<'_> {
                 continue;
             }
             if in_flight.is_empty() {
-                // Nothing queued or running: the run is over.
-                let end =
-                    ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at: Utc::now() };
+                // Nothing queued or running: the run is over, or waits for
+                // its reviews.
+                let now = Utc::now();
+                let end = engine::settle(&state, now).unwrap_or(ExecutionEvent::ExecutionEnded {
+                    status: ExecutionStatus::Completed,
+                    error: None,
+                    at: now,
+                });
                 self.append(&mut state, &mut version, vec![end]).await?;
                 continue;
             }
@@ -162,7 +172,7 @@ impl Worker<'_> {
                         reports.push(more);
                     }
                     for report in &reports {
-                        if let Report::Done { node_exec_id, .. } = report {
+                        if let Report::Done { node_exec_id, .. } | Report::Review { node_exec_id, .. } = report {
                             in_flight.remove(node_exec_id);
                         }
                     }
@@ -319,6 +329,27 @@ fn decide_report(
             working.evolve(&event);
             vec![event]
         }
+        Report::Review { node_exec_id, seq, effect } => {
+            let Effect::Review { payload, instructions, editable, timeout_seconds, timeout_action } = effect else {
+                return vec![];
+            };
+            let timeout_at = timeout_seconds
+                .and_then(|s| i64::try_from(s).ok())
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| at.checked_add_signed(d));
+            let event = ExecutionEvent::NodeReviewRequested {
+                node_exec_id: *node_exec_id,
+                seq: *seq,
+                payload: payload.clone(),
+                instructions: instructions.clone(),
+                editable: *editable,
+                timeout_at,
+                timeout_action: timeout_action.clone(),
+                at,
+            };
+            working.evolve(&event);
+            vec![event]
+        }
         Report::Done { node_exec_id, error } => {
             let mut events = Vec::new();
             let status = match error {
@@ -354,6 +385,15 @@ enum Report {
         request: Value,
         /// What came back.
         answer: Value,
+    },
+    /// It asked a person to review data; it stops here until the answer.
+    Review {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// Which of its requests.
+        seq: u32,
+        /// The review it asks for.
+        effect: Effect,
     },
     /// It ended, failed with this error when it did.
     Done {
@@ -404,6 +444,16 @@ impl BlockTask {
                 break outcome.error;
             }
             let Some(effect) = outcome.effect else { break None };
+            if let Effect::Review { .. } = effect {
+                // The node waits for a person: its answer comes through the
+                // review API, and the block runs again with it then.
+                if !self.flush(node_exec_id, &mut outputs).await {
+                    return;
+                }
+                let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
+                let _ = self.reports.send(Report::Review { node_exec_id, seq, effect }).await;
+                return;
+            }
             if answers.len() >= MAX_REQUESTS {
                 break Some(format!("the block asked the outside world more than {MAX_REQUESTS} times"));
             }

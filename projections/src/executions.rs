@@ -20,7 +20,7 @@ pub const NAME: &str = "executions";
 impl StreamProjector for ExecutionsProjector {
     type Source = GraphExecution;
     const NAME: &'static str = NAME;
-    const TABLES: &'static [&'static str] = &["rm_node_executions", "rm_graph_executions"];
+    const TABLES: &'static [&'static str] = &["rm_node_executions", "rm_graph_executions", "rm_reviews"];
 
     fn apply<'a>(
         &'a self,
@@ -141,7 +141,11 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
             .execute(conn)
             .await?;
         }
+        ExecutionEvent::NodeReviewRequested { .. }
+        | ExecutionEvent::ExecutionPaused { .. }
+        | ExecutionEvent::ExecutionReviewed { .. } => crate::reviews::apply(id, event, conn).await?,
         ExecutionEvent::NodeEffectAnswered { node_exec_id, answer, .. } => {
+            crate::reviews::decided(node_exec_id, &answer, conn).await?;
             if let Some(stats) = domain::execution::llm_stats([&answer]) {
                 sqlx::query(
                     "UPDATE rm_node_executions SET stats = jsonb_build_object( \
@@ -165,6 +169,7 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
+            crate::reviews::processed(node_exec_id, status, at, conn).await?;
             let ran = i32::from(matches!(status, ExecutionStatus::Completed | ExecutionStatus::Failed));
             sqlx::query(
                 "UPDATE rm_graph_executions SET node_exec_count = node_exec_count + $2, \

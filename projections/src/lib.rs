@@ -14,6 +14,7 @@ pub mod presets;
 pub mod projector;
 pub mod query;
 pub mod rebuild;
+pub mod reviews;
 pub mod runner;
 pub mod schedules;
 pub mod stall;
@@ -21,6 +22,7 @@ pub mod status;
 pub mod store;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
 pub use query::QueryError;
@@ -42,5 +44,6 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(api_keys::ApiKeysProjector),
         Arc::new(schedules::SchedulesProjector),
         Arc::new(credentials::CredentialsProjector),
+        Arc::new(webhooks::WebhooksProjector),
     ]
 }

@@ -441,7 +441,7 @@ pub struct LibraryAgentView {
     /// Has sensitive actions.
     pub has_sensitive_action: bool,
     /// Webhook trigger setup.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<domain::graph::trigger::GraphTriggerInfo>)]
     pub trigger_setup_info: Option<Value>,
     /// New output since last seen.
     pub new_output: bool,

@@ -41,12 +41,13 @@ impl StreamProjector for PresetsProjector {
                     inputs,
                     credentials,
                     is_active,
+                    webhook_id,
                     at,
                 } => {
                     sqlx::query(
                         "INSERT INTO rm_presets (id, user_id, graph_id, graph_version, name, description, inputs, \
-                           credentials, is_active, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+                           credentials, is_active, created_at, updated_at, webhook_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(id)
                     .bind(user_id)
@@ -58,6 +59,7 @@ impl StreamProjector for PresetsProjector {
                     .bind(Value::Object(credentials))
                     .bind(is_active)
                     .bind(at)
+                    .bind(webhook_id)
                     .execute(conn)
                     .await?;
                 }
@@ -110,7 +112,7 @@ pub struct PresetView {
     pub description: String,
     /// Active flag.
     pub is_active: bool,
-    /// Webhook (never here).
+    /// The webhook that triggers it, if any.
     pub webhook_id: Option<String>,
     /// The preset.
     pub id: Uuid,
@@ -120,9 +122,9 @@ pub struct PresetView {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
-    /// Webhook (never here).
-    #[schema(value_type = Option<Object>, required = true)]
-    pub webhook: Option<Value>,
+    /// The webhook that triggers it (its secret masked), if any.
+    #[schema(required = true)]
+    pub webhook: Option<crate::webhooks::WebhookView>,
 }
 
 /// A page of presets.
@@ -151,7 +153,7 @@ fn view_of(row: &PgRow) -> Result<PresetView, sqlx::Error> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         is_active: row.try_get("is_active")?,
-        webhook_id: None,
+        webhook_id: row.try_get::<Option<Uuid>, _>("webhook_id")?.map(|id| id.to_string()),
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
         created_at: row.try_get("created_at")?,
@@ -161,7 +163,7 @@ fn view_of(row: &PgRow) -> Result<PresetView, sqlx::Error> {
 }
 
 const COLUMNS: &str = "id, user_id, graph_id, graph_version, name, description, inputs, credentials, is_active, \
-     created_at, updated_at";
+     created_at, updated_at, webhook_id";
 
 /// The user's presets of a graph, newest first.
 pub async fn list_presets(
@@ -186,7 +188,8 @@ pub async fn list_presets(
     .bind(Pagination::offset(page, page_size))
     .fetch_all(pool)
     .await?;
-    let presets = rows.iter().map(view_of).collect::<Result<Vec<_>, _>>()?;
+    let mut presets = rows.iter().map(view_of).collect::<Result<Vec<_>, _>>()?;
+    attach_webhooks(pool, &mut presets).await?;
     Ok(PresetPage { presets, pagination: Pagination::of(total, page, page_size) })
 }
 
@@ -198,5 +201,18 @@ pub async fn get_preset(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option
             .bind(user_id)
             .fetch_optional(pool)
             .await?;
-    Ok(row.as_ref().map(view_of).transpose()?)
+    let mut found: Vec<PresetView> = row.as_ref().map(view_of).transpose()?.into_iter().collect();
+    attach_webhooks(pool, &mut found).await?;
+    Ok(found.pop())
+}
+
+/// Fill in the webhooks of triggered presets, in one query.
+async fn attach_webhooks(pool: &PgPool, presets: &mut [PresetView]) -> Result<(), QueryError> {
+    let ids: Vec<Uuid> = presets.iter().filter_map(|p| p.webhook_id.as_deref()?.parse().ok()).collect();
+    let mut webhooks = crate::webhooks::webhooks_by_id(pool, &ids).await?;
+    for preset in presets {
+        let id = preset.webhook_id.as_deref().and_then(|id| id.parse().ok());
+        preset.webhook = id.and_then(|id| webhooks.remove(&id));
+    }
+    Ok(())
 }

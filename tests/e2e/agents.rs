@@ -47,12 +47,8 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect(sql)
 }
 
-fn node<'a>(run: &'a Value, block_id: &str) -> &'a Value {
-    run["node_executions"].as_array().unwrap().iter().find(|n| n["block_id"] == block_id).expect("node execution")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_asks_a_model_with_stored_credentials_and_posts_the_answer() {
+/// A model stub, an echo and a server calling them (loopback allowed).
+async fn with_stubs() -> (ModelStub, EchoStub, TestApp) {
     let (model, echo) = (ModelStub::start().await, EchoStub::start().await);
     let base_url = model.base_url.clone();
     let app = spawn_app_with(|c| {
@@ -60,6 +56,16 @@ async fn an_agent_asks_a_model_with_stored_credentials_and_posts_the_answer() {
         c.outbound.allow = "127.0.0.1/32".into();
     })
     .await;
+    (model, echo, app)
+}
+
+fn node<'a>(run: &'a Value, block_id: &str) -> &'a Value {
+    run["node_executions"].as_array().unwrap().iter().find(|n| n["block_id"] == block_id).expect("node execution")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_asks_a_model_with_stored_credentials_and_posts_the_answer() {
+    let (model, echo, app) = with_stubs().await;
     let owner = user();
     let credentials = store_key(&app, owner).await;
     let graph = app.create_graph(owner, agent_graph(&echo.url)).await;
@@ -122,13 +128,7 @@ async fn a_run_naming_someone_elses_or_the_wrong_credentials_is_refused() {
 
 #[tokio::test]
 async fn a_model_call_without_any_key_fails_its_node_with_the_reason() {
-    let (model, echo) = (ModelStub::start().await, EchoStub::start().await);
-    let base_url = model.base_url.clone();
-    let app = spawn_app_with(|c| {
-        c.outbound.openai_base_url = base_url;
-        c.outbound.allow = "127.0.0.1/32".into();
-    })
-    .await;
+    let (model, echo, app) = with_stubs().await;
     let owner = user();
     let graph_id = id_of(&app.create_graph(owner, agent_graph(&echo.url)).await);
     let body = json!({"inputs": {"topic": "owls"}});
@@ -220,4 +220,29 @@ async fn a_takeover_reuses_the_answers_recorded_before_and_calls_the_model_once_
     assert_eq!(llm_answers.len(), 2, "{answers:?}");
     assert!(llm_answers[0].1.get("error").is_some(), "the failed call was recorded: {answers:?}");
     assert_eq!(llm_answers[1].0, 1, "the takeover went on from the recorded answer");
+}
+
+#[tokio::test]
+async fn a_block_run_alone_calls_out_through_the_same_guarded_client() {
+    let (_model, echo, app) = with_stubs().await;
+    let owner = user();
+    let body = json!({"url": format!("{}/direct", echo.url), "method": "PUT", "body": {"a": 1}});
+    let (status, outputs) = app.post(&format!("/api/blocks/{SEND_WEB_REQUEST}/execute"), owner, &body).await;
+    assert_eq!(status, 200, "{outputs}");
+    assert_eq!(outputs["response"][0]["method"], "PUT");
+    assert_eq!(outputs["response"][0]["body"], r#"{"a":1}"#);
+    let (status, outputs) = app
+        .post(
+            &format!("/api/blocks/{SEND_WEB_REQUEST}/execute"),
+            owner,
+            &json!({"url": format!("{}/status/404", echo.url)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{outputs}");
+    assert_eq!(outputs["client_error"][0]["path"], "/status/404");
+    // The review block needs a run and a person.
+    let (status, body) = app
+        .post("/api/blocks/8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d/execute", owner, &json!({"data": 1, "name": "n"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
 }

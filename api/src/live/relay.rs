@@ -163,6 +163,8 @@ pub(crate) fn pushes(state: &GraphExecution, event: &ExecutionEvent, recorded: &
         }
         ExecutionEvent::ExecutionStarted { .. }
         | ExecutionEvent::ExecutionResumed { .. }
+        | ExecutionEvent::ExecutionPaused { .. }
+        | ExecutionEvent::ExecutionReviewed { .. }
         | ExecutionEvent::ExecutionEnded { .. } => {
             vec![graph()]
         }
@@ -170,6 +172,7 @@ pub(crate) fn pushes(state: &GraphExecution, event: &ExecutionEvent, recorded: &
         | ExecutionEvent::NodeExecutionQueued { node_exec_id, .. }
         | ExecutionEvent::NodeExecutionStarted { node_exec_id, .. }
         | ExecutionEvent::NodeOutputProduced { node_exec_id, .. }
+        | ExecutionEvent::NodeReviewRequested { node_exec_id, .. }
         | ExecutionEvent::NodeExecutionEnded { node_exec_id, .. } => node(node_exec_id).into_iter().collect(),
         ExecutionEvent::ExecutionDeleted { .. }
         | ExecutionEvent::NodeEffectAnswered { .. }

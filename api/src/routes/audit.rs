@@ -264,6 +264,8 @@ fn state_of(prefix: &str, events: &[RecordedEvent]) -> ApiResult<Value> {
         p if p == domain::memory::AgentMemory::STREAM_PREFIX => fold::<domain::memory::AgentMemory>(events),
         p if p == domain::preset::Preset::STREAM_PREFIX => fold::<domain::preset::Preset>(events),
         p if p == domain::credential::Credential::STREAM_PREFIX => fold::<domain::credential::Credential>(events),
+        p if p == domain::webhook::Webhook::STREAM_PREFIX => fold::<domain::webhook::Webhook>(events),
+        p if p == domain::webhook::WebhookDelivery::STREAM_PREFIX => fold::<domain::webhook::WebhookDelivery>(events),
         p if p == domain::store::StoreListing::STREAM_PREFIX => fold::<domain::store::StoreListing>(events),
         p if p == domain::store::StoreProfile::STREAM_PREFIX => fold::<domain::store::StoreProfile>(events),
         p if p == domain::store::StoreReview::STREAM_PREFIX => fold::<domain::store::StoreReview>(events),

@@ -193,9 +193,7 @@ impl MaskedCredentials {
 }
 
 fn check_provider(provider: &str) -> ApiResult<()> {
-    let fits = (1..=domain::credential::MAX_PROVIDER_CHARS).contains(&provider.len())
-        && provider.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if fits {
+    if domain::credential::valid_provider(provider) {
         return Ok(());
     }
     let message = "provider must be 1 to 100 characters of letters, digits, '-', '_' or '.'";

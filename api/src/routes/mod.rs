@@ -14,10 +14,12 @@ mod health;
 pub(crate) mod integrations;
 mod library;
 pub(crate) mod presets;
+pub(crate) mod reviews;
 mod schedules;
 pub(crate) mod store;
 pub(crate) mod submissions;
 mod users;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use uuid::Uuid;
@@ -37,12 +39,17 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(schedules::router(state))
         .merge(store::router(state))
         .merge(presets::router(state))
+        .merge(reviews::router(state))
         .merge(submissions::router(state))
         .merge(admin::router())
         .merge(audit::router());
-    // API keys and credentials stay outside the idempotency layer: its
-    // record would keep a secret (see `api_keys`, `integrations`).
-    crate::idempotency::keyed(routes, state).merge(api_keys::router(state)).merge(integrations::router(state))
+    // API keys, credentials and webhook setup stay outside the idempotency
+    // layer: its record would keep a secret (see `api_keys`,
+    // `integrations`, `webhooks`).
+    crate::idempotency::keyed(routes, state)
+        .merge(api_keys::router(state))
+        .merge(integrations::router(state))
+        .merge(webhooks::router())
 }
 
 /// The routes under `/external-api/v1`, authenticated by API key.

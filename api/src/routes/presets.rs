@@ -26,7 +26,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/library/presets", get(list_presets).post(create_preset))
         .route("/library/presets/{preset_id}", get(get_preset).patch(update_preset).delete(delete_preset))
         .route("/library/presets/{preset_id}/execute", post(execute_preset));
-    reads(routes, state, &[presets::NAME])
+    reads(routes, state, &[presets::NAME, projections::webhooks::NAME])
 }
 
 fn default_page_size() -> i64 {
@@ -61,7 +61,8 @@ pub(crate) async fn list_presets(
             pagination: projections::query::Pagination::of(0, q.page, q.page_size),
         }));
     };
-    Ok(axum::Json(presets::list_presets(state.pool(), caller.user.user_id, graph_id, q.page, q.page_size).await?))
+    let page = presets::list_presets(state.pool(), caller.user.user_id, graph_id, q.page, q.page_size).await?;
+    Ok(axum::Json(super::webhooks::page_with_ingress_urls(page)))
 }
 
 fn yes() -> bool {
@@ -104,7 +105,9 @@ pub(crate) enum CreatePreset {
 }
 
 async fn answer_preset(state: &AppState, outcome: &Outcome, user: Uuid, id: Uuid) -> Committed<axum::Json<PresetView>> {
-    let read = async { Ok(presets::get_preset(state.pool(), user, id).await?.map(axum::Json)) };
+    let read = async {
+        Ok(presets::get_preset(state.pool(), user, id).await?.map(super::webhooks::with_ingress_url).map(axum::Json))
+    };
     state.answer_read(outcome, read, async { Ok(None) }).await
 }
 
@@ -145,7 +148,7 @@ pub(crate) async fn get_preset(
 ) -> ApiResult<axum::Json<PresetView>> {
     let id = parse_id(&id, "Preset")?;
     let found = presets::get_preset(state.pool(), caller.user.user_id, id).await?;
-    found.map(axum::Json).ok_or_else(|| ApiError::not_found("Preset not found"))
+    found.map(super::webhooks::with_ingress_url).map(axum::Json).ok_or_else(|| ApiError::not_found("Preset not found"))
 }
 
 /// Change a preset.

@@ -126,7 +126,7 @@ impl<S: EventStore> Commands<S> {
     /// The input masks of a run's named credentials: each must be the
     /// user's and fit the input it is named for, else the run is refused
     /// with the nodes it would have fed.
-    async fn credential_masks(
+    pub(super) async fn credential_masks(
         &self,
         graph: &GraphVersion,
         user_id: Uuid,

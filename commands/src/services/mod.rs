@@ -8,16 +8,23 @@ mod execution;
 mod graph;
 mod library;
 mod preset;
+mod review;
 mod schedule;
 mod store;
 mod user;
+mod webhook;
 
 pub use api_key::{ApiKeyChange, NewApiKey};
 pub use credential::{secret_fits, NewCredential, OpenCredential, Secret};
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
 pub use preset::{NewPreset, PresetSource};
+pub use review::ReviewDecision;
 pub use store::{Submission, Submitted};
+pub use webhook::{
+    default_delivery_id, webhook_signature, Delivery, DeliveryOutcome, TriggerSetup, TriggeredPreset, WebhookSecret,
+    SIGNATURE_PREFIX,
+};
 
 use eventlog::EventStore;
 

@@ -12,7 +12,7 @@ use super::execution::{runnable_graph, RunRequest};
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::uow::{decide_on, Outcome, UnitOfWork};
+use crate::uow::{decide_on, retry_on_conflict, Outcome, UnitOfWork};
 
 /// A preset to save.
 #[derive(Debug, Clone)]
@@ -82,6 +82,7 @@ impl<S: EventStore> Commands<S> {
             inputs,
             credentials,
             is_active: preset.is_active,
+            webhook_id: None,
             at: self.now(),
         };
         uow.record::<Preset>(preset_id, 0, &[created])?;
@@ -103,17 +104,26 @@ impl<S: EventStore> Commands<S> {
         Ok(outcome)
     }
 
-    /// Delete one of the user's presets.
+    /// Delete one of the user's presets, and with a triggered preset its
+    /// webhook (in the same append; its secret's key is destroyed after).
     pub async fn delete_preset(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
         preset_id: Uuid,
     ) -> Result<Outcome, CommandError> {
-        let (outcome, _) = decide_on::<Preset, _, _>(&self.store, ctx, preset_id, |preset| {
-            preset.delete(user_id, self.now()).ok_or(CommandError::NotFound(PRESET))
+        let (outcome, webhook) = retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (preset, version) = uow.load::<Preset>(preset_id).await?;
+            let events = preset.delete(user_id, self.now()).ok_or(CommandError::NotFound(PRESET))?;
+            uow.record::<Preset>(preset_id, version, &events)?;
+            let webhook = self.retire_webhook(&mut uow, &preset).await?;
+            Ok((uow.commit().await?, webhook))
         })
         .await?;
+        if let Some(webhook_id) = webhook {
+            self.shred_webhook_key(webhook_id).await;
+        }
         Ok(outcome)
     }
 

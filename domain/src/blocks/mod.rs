@@ -11,9 +11,11 @@ mod http;
 mod io;
 mod llm;
 mod logic;
+pub mod review;
 mod schema;
 mod text;
 mod time;
+pub mod webhook;
 
 use std::sync::OnceLock;
 
@@ -247,6 +249,8 @@ pub fn catalog() -> &'static [Block] {
         all.extend(agent::blocks());
         all.extend(http::blocks());
         all.extend(llm::blocks());
+        all.extend(webhook::blocks());
+        all.extend(review::blocks());
         all
     })
 }

@@ -182,7 +182,9 @@ pub struct Credential {
     pub is_deleted: bool,
 }
 
-fn valid_provider(provider: &str) -> bool {
+/// Whether `provider` is a provider name: 1 to [`MAX_PROVIDER_CHARS`]
+/// letters, digits, `-`, `_` or `.`.
+pub fn valid_provider(provider: &str) -> bool {
     (1..=MAX_PROVIDER_CHARS).contains(&provider.chars().count())
         && provider.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

@@ -293,12 +293,24 @@ pub fn end_node(
 ) -> Vec<ExecutionEvent> {
     let mut events = vec![ExecutionEvent::NodeExecutionEnded { node_exec_id, status, at }];
     state.evolve(&events[0]);
-    if !state.has_work() && state.status == Some(ExecutionStatus::Running) {
-        let end = ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at };
+    if let Some(end) = settle(state, at) {
         state.evolve(&end);
         events.push(end);
     }
     events
+}
+
+/// What a running run with nothing queued or running becomes: paused in
+/// REVIEW while a node waits for a human, else COMPLETED.
+pub fn settle(state: &GraphExecution, at: DateTime<Utc>) -> Option<ExecutionEvent> {
+    if state.has_work() || state.status != Some(ExecutionStatus::Running) {
+        return None;
+    }
+    Some(if state.awaits_review() {
+        ExecutionEvent::ExecutionPaused { at }
+    } else {
+        ExecutionEvent::ExecutionEnded { status: ExecutionStatus::Completed, error: None, at }
+    })
 }
 
 /// End the run as `status` (TERMINATED on a stop, FAILED on an executor

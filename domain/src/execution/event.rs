@@ -124,6 +124,39 @@ pub enum ExecutionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A running node's block asked a human to review data (the
+    /// HumanInTheLoop block): the node waits in REVIEW for the owner's
+    /// decision, which comes back as its `NodeEffectAnswered`.
+    NodeReviewRequested {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// Which of the block's requests it is.
+        seq: u32,
+        /// The data to review.
+        payload: Value,
+        /// What the reviewer is told (the block's `name`).
+        instructions: Option<String>,
+        /// Whether the reviewer may edit the data.
+        editable: bool,
+        /// When the review times out, if it does.
+        timeout_at: Option<DateTime<Utc>>,
+        /// What a timeout decides: `approve`, `reject` or `fail`.
+        timeout_action: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Nothing can run until reviews are decided: the run waits in REVIEW,
+    /// held by no worker.
+    ExecutionPaused {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Every pending review of the run was decided: it is queued again for
+    /// a worker to carry on.
+    ExecutionReviewed {
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A node execution ended: COMPLETED, FAILED (its block failed or
     /// yielded `error`) or TERMINATED.
     NodeExecutionEnded {
@@ -174,6 +207,9 @@ impl EventType for ExecutionEvent {
             Self::NodeExecutionStarted { .. } => "NodeExecutionStarted",
             Self::NodeOutputProduced { .. } => "NodeOutputProduced",
             Self::NodeEffectAnswered { .. } => "NodeEffectAnswered",
+            Self::NodeReviewRequested { .. } => "NodeReviewRequested",
+            Self::ExecutionPaused { .. } => "ExecutionPaused",
+            Self::ExecutionReviewed { .. } => "ExecutionReviewed",
             Self::NodeExecutionEnded { .. } => "NodeExecutionEnded",
             Self::ExecutionEnded { .. } => "ExecutionEnded",
             Self::ExecutionDeleted { .. } => "ExecutionDeleted",

@@ -6,6 +6,7 @@
 pub mod engine;
 mod event;
 pub mod pins;
+pub mod review;
 mod status;
 
 pub use event::{ExecutionEvent, StartingNode};
@@ -44,6 +45,8 @@ pub struct NodeExecution {
     pub end_time: Option<DateTime<Utc>>,
     /// What its block's requests to the outside world got back, in order.
     pub answers: Vec<Value>,
+    /// The review it waits for, while in REVIEW.
+    pub review: Option<review::PendingReview>,
 }
 
 /// What a node's model calls cost, from the answers it got:
@@ -77,6 +80,7 @@ impl NodeExecution {
             start_time: None,
             end_time: None,
             answers: Vec::new(),
+            review: None,
         }
     }
 }
@@ -136,6 +140,11 @@ impl GraphExecution {
     /// Whether any node execution is queued or running.
     pub fn has_work(&self) -> bool {
         self.node_executions.iter().any(|n| matches!(n.status, ExecutionStatus::Queued | ExecutionStatus::Running))
+    }
+
+    /// Whether a node execution waits for a review.
+    pub fn awaits_review(&self) -> bool {
+        self.node_executions.iter().any(|n| n.status == ExecutionStatus::Review)
     }
 
     /// How many node executions failed.
@@ -243,7 +252,40 @@ impl Aggregate for GraphExecution {
                     if *seq as usize == exec.answers.len() {
                         exec.answers.push(answer.clone());
                     }
+                    if exec.review.as_ref().is_some_and(|r| r.seq == *seq) {
+                        exec.review = None;
+                    }
                 }
+            }
+            ExecutionEvent::NodeReviewRequested {
+                node_exec_id,
+                seq,
+                payload,
+                instructions,
+                editable,
+                timeout_at,
+                timeout_action,
+                ..
+            } => {
+                if let Some(exec) = self.node_execution_mut(*node_exec_id) {
+                    exec.status = ExecutionStatus::Review;
+                    exec.review = Some(review::PendingReview {
+                        seq: *seq,
+                        payload: payload.clone(),
+                        instructions: instructions.clone(),
+                        editable: *editable,
+                        timeout_at: *timeout_at,
+                        timeout_action: timeout_action.clone(),
+                    });
+                }
+            }
+            ExecutionEvent::ExecutionPaused { .. } => {
+                self.status = Some(ExecutionStatus::Review);
+                self.worker = None;
+            }
+            ExecutionEvent::ExecutionReviewed { .. } => {
+                self.status = Some(ExecutionStatus::Queued);
+                self.worker = None;
             }
             ExecutionEvent::NodeExecutionEnded { node_exec_id, status, at } => {
                 if let Some(exec) = self.node_execution_mut(*node_exec_id) {

@@ -5,6 +5,7 @@ mod command;
 pub mod credentials;
 mod event;
 pub mod model;
+pub mod trigger;
 pub mod validate;
 pub mod view;
 

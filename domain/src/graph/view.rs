@@ -52,8 +52,8 @@ pub struct GraphModel<'a> {
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, required = true))]
-    trigger_setup_info: Option<()>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    trigger_setup_info: Option<super::trigger::GraphTriggerInfo>,
     created_at: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<NodeModel>))]
     nodes: Vec<NodeModel<'a>>,
@@ -88,8 +88,8 @@ pub struct GraphMeta {
     has_external_trigger: bool,
     has_human_in_the_loop: bool,
     has_sensitive_action: bool,
-    #[schema(value_type = Option<Object>, required = true)]
-    trigger_setup_info: Option<Value>,
+    #[schema(required = true)]
+    trigger_setup_info: Option<super::trigger::GraphTriggerInfo>,
 }
 
 impl<'a> GraphModel<'a> {
@@ -110,10 +110,13 @@ impl<'a> GraphModel<'a> {
             input_schema: input_schema(graph),
             output_schema: output_schema(graph),
             credentials_input_schema: super::credentials::credentials_input_schema(graph),
-            has_external_trigger: false,
-            has_human_in_the_loop: false,
+            has_external_trigger: super::trigger::webhook_node(graph).is_some(),
+            has_human_in_the_loop: graph
+                .nodes
+                .iter()
+                .any(|n| blocks::find(&n.block_id).is_some_and(|b| b.block_type == BlockType::HumanInTheLoop)),
             has_sensitive_action: graph.nodes.iter().any(|n| SENSITIVE_BLOCK_IDS.contains(&n.block_id.as_str())),
-            trigger_setup_info: None,
+            trigger_setup_info: super::trigger::trigger_setup_info(graph),
             created_at: timestamp(created_at),
             nodes: graph.nodes.iter().map(|n| NodeModel::new(graph, n)).collect(),
             links: &graph.links,

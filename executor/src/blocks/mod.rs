@@ -10,8 +10,10 @@ mod http;
 mod io;
 mod llm;
 mod logic;
+mod review;
 mod text;
 mod time;
+mod webhook;
 mod xml;
 
 use std::collections::HashMap;
@@ -152,6 +154,19 @@ pub enum Effect {
         /// when none.
         credential: Option<Uuid>,
     },
+    /// A human's decision on data (the run pauses until it comes).
+    Review {
+        /// The data to review.
+        payload: Value,
+        /// What the reviewer is told.
+        instructions: Option<String>,
+        /// Whether the reviewer may edit the data.
+        editable: bool,
+        /// Seconds until it times out; none waits for ever.
+        timeout_seconds: Option<u64>,
+        /// What a timeout decides: `approve`, `reject` or `fail`.
+        timeout_action: String,
+    },
 }
 
 /// A block's answer to the effects it asked for so far, in order: for
@@ -193,12 +208,13 @@ static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
     {
         runners.extend(family.iter().copied());
     }
+    runners.extend(webhook::RUNNERS.iter().copied());
     runners
 });
 
 static ACTORS: LazyLock<HashMap<&'static str, Act>> = LazyLock::new(|| {
     let mut actors: HashMap<&'static str, Act> = HashMap::new();
-    for family in [http::ACTING, llm::ACTING] {
+    for family in [http::ACTING, llm::ACTING, review::ACTING] {
         actors.extend(family.iter().copied());
     }
     actors
