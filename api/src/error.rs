@@ -277,10 +277,8 @@ impl From<CommandError> for ApiError {
             CommandError::ApiKey(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),
-            CommandError::Credential(e) => {
-                let message = e.to_string();
-                Self::unprocessable(message.clone(), vec![FieldError::new("body", message, "value_error", Value::Null)])
-            }
+            // Rules the schema cannot state (a blank host, too many headers).
+            CommandError::Credential(e) => Self::bad_request(e.to_string()),
             CommandError::Vault(e) => Self::internal(&e),
         }
     }

@@ -84,11 +84,11 @@ async fn every_kind_is_stored_and_bad_input_is_refused_appending_nothing() {
         ("/api/integrations/openai/credentials", json!({"type": "api_key", "provider": "openai", "api_key": ""}), 400),
         ("/api/integrations/openai/credentials", json!({"type": "api_key", "provider": "openai"}), 422),
         ("/api/integrations/openai/credentials", json!({"type": "oauth2", "provider": "openai"}), 422),
-        ("/api/integrations/http/credentials", json!({"type": "host_scoped", "provider": "http", "host": " "}), 422),
+        ("/api/integrations/http/credentials", json!({"type": "host_scoped", "provider": "http", "host": " "}), 400),
         (
             "/api/integrations/http/credentials",
             json!({"type": "host_scoped", "provider": "http", "host": "h", "headers": {"bad name": "v"}}),
-            422,
+            400,
         ),
         (
             "/api/integrations/openai/credentials",

@@ -88,7 +88,7 @@ pub(crate) struct ReviewItem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = ReviewRequest)]
 pub(crate) struct ReviewRequest {
-    #[schema(max_items = 100)]
+    #[schema(min_items = 1, max_items = 100)]
     reviews: Vec<ReviewItem>,
 }
 
