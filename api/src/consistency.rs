@@ -10,6 +10,7 @@
 //! and its body is built from what the command decided or from the log.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -158,6 +159,21 @@ async fn wait_for_token(state: &AppState, names: &'static [&'static str], raw: &
             vec![FieldError::new("X-Consistency-Token", eventlog::token::InvalidToken.to_string(), "invalid", input)],
         )
     })?;
+    if state.projections.wait_for(names, token.0, Duration::ZERO).await?.is_empty() {
+        return Ok(());
+    }
+    // A token past every position the log has handed out was never
+    // answered by this server (forged, or from another one): waiting could
+    // not help, so say so at once.
+    let handed_out: Option<i64> =
+        sqlx::query_scalar("SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'position'))")
+            .fetch_one(state.pool())
+            .await?;
+    if token.0.position > handed_out.unwrap_or(0) {
+        return Err(ApiError::bad_request(
+            "X-Consistency-Token is ahead of the event log: it was not issued by this server",
+        ));
+    }
     let pending = state.projections.wait_for(names, token.0, state.consistency_timeout).await?;
     if pending.is_empty() {
         return Ok(());

@@ -144,3 +144,29 @@ async fn a_malformed_token_is_a_422_naming_the_header() {
         assert_field_error(&body, "X-Consistency-Token");
     }
 }
+
+#[tokio::test]
+async fn a_token_ahead_of_the_log_is_a_400_at_once_not_a_stall() {
+    let app = spawn_app_with(|_| {}).await;
+    let owner = Uuid::new_v4();
+    let (_, graph) = send_json(&app, owner).await;
+    let real = graph.headers().get(TOKEN).expect("a command's token").to_str().unwrap().to_owned();
+    let forged = format!("{}.7fffffffffff", real.rsplit_once('.').unwrap().0);
+    let started = std::time::Instant::now();
+    let (status, body) = send(app.request(Method::GET, "/api/graphs", owner).header(TOKEN, &forged)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    // The token a command gave is still honoured.
+    let (status, _) = send(app.request(Method::GET, "/api/graphs", owner).header(TOKEN, &real)).await;
+    assert_eq!(status, 200);
+}
+
+async fn send_json(app: &TestApp, owner: Uuid) -> (u16, reqwest::Response) {
+    let response = app
+        .request(Method::POST, "/api/graphs", owner)
+        .json(&json!({"graph": crate::helpers::echo_graph()}))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response)
+}
