@@ -56,4 +56,38 @@ impl PgEventStore {
         let rows = sql.build().fetch_all(self.pool()).await?;
         rows.iter().map(recorded_of).collect()
     }
+
+    /// A stream's first event (who created it), without reading the rest.
+    pub async fn stream_origin(&self, stream_id: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND version = 1");
+        let row = sqlx::query(&sql).bind(stream_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(recorded_of).transpose()
+    }
+
+    /// Up to `limit` of a stream's events after `after_version`, in order,
+    /// and up to `until_version` when given; with `caused_by`, only the
+    /// events that user caused or that no user caused (the platform's own),
+    /// leaving out other parties' (an admin's review of a submission).
+    pub async fn read_stream_page(
+        &self,
+        stream_id: &str,
+        after_version: i64,
+        until_version: Option<i64>,
+        limit: i64,
+        caused_by: Option<Uuid>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE "));
+        sql.push("stream_id = ").push_bind(stream_id.to_owned());
+        sql.push(" AND version > ").push_bind(after_version);
+        if let Some(until) = until_version {
+            sql.push(" AND version <= ").push_bind(until);
+        }
+        if let Some(user) = caused_by {
+            sql.push(" AND (metadata->>'user_id' IS NULL OR metadata->>'user_id' = ").push_bind(user.to_string());
+            sql.push(")");
+        }
+        sql.push(" ORDER BY version LIMIT ").push_bind(limit.max(1));
+        let rows = sql.build().fetch_all(self.pool()).await?;
+        rows.iter().map(recorded_of).collect()
+    }
 }

@@ -64,3 +64,36 @@ async fn streams_are_read_by_their_creator_or_an_admin_and_the_log_pages_by_toke
     let (status, _) = send(admin_request(&app, Method::GET, "/api/audit/events?after=nonsense", admin)).await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn a_submitter_reads_its_listings_history_without_the_reviewers_internal_notes() {
+    let app = spawn_app().await;
+    let (owner, admin) = (user(), user());
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let submission = serde_json::json!({"agent_id": graph_id, "agent_version": 1, "slug": "noted", "name": "Noted",
+        "sub_heading": "s", "description": "d", "categories": ["tools"], "image_urls": []});
+    let (status, submitted) = app.post("/api/store/submissions", owner, &submission).await;
+    assert_eq!(status, 200, "{submitted}");
+    let version = submitted["store_listing_version_id"].as_str().unwrap();
+    let review = serde_json::json!({"store_listing_version_id": version, "is_approved": false,
+        "comments": "please add a picture", "internal_comments": "owner is a known spammer"});
+    let path = format!("/api/store/admin/submissions/{version}/review");
+    let (status, body) = send(admin_request(&app, Method::POST, &path, admin).json(&review)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let stream = format!("/api/audit/streams/store_listing-{}", submitted["listing_id"].as_str().unwrap());
+    let (status, own) = app.get(&stream, owner).await;
+    assert_eq!(status, 200, "{own}");
+    assert!(!own["events"].as_array().unwrap().is_empty());
+    assert!(!own.to_string().contains("known spammer"), "{own}");
+    let (status, state) = app.get(&format!("{stream}/state"), owner).await;
+    assert_eq!(status, 200, "{state}");
+    assert!(!state.to_string().contains("known spammer"), "{state}");
+    let (status, full) = send(admin_request(&app, Method::GET, &stream, admin)).await;
+    assert_eq!(status, 200);
+    assert!(full.to_string().contains("known spammer"), "admins see everything: {full}");
+    // Pages are cut in SQL and a page past the end is empty, not an error.
+    let (status, page) = app.get(&format!("{stream}?from_version=1000&limit=1"), owner).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["events"], Value::Array(vec![]));
+}

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use eventlog::audit::LogFilter;
-use eventlog::{ConsistencyToken, EventMetadata, EventStore, GlobalPosition, RecordedEvent};
+use eventlog::{ConsistencyToken, EventMetadata, GlobalPosition, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -116,14 +116,17 @@ fn owns(user: &AuthUser, stream_id: &str, first: Option<&RecordedEvent>) -> bool
     own_id == Some(user.user_id) || first.is_some_and(|e| e.metadata.user_id == Some(user.user_id))
 }
 
-/// The whole stream, when `user` may read it (else a 404, as for a stream
-/// that does not exist: nothing is revealed).
-async fn readable_stream(state: &AppState, user: &AuthUser, stream_id: &str) -> ApiResult<Vec<RecordedEvent>> {
-    let events = state.store().read_stream(stream_id, 0).await?;
-    if events.is_empty() || !(user.is_admin || owns(user, stream_id, events.first())) {
+/// Whom a reader sees the events of in a stream: everyone's for an admin;
+/// for the stream's owner, their own and the platform's, never another
+/// party's (an admin's internal review notes). Checked on the stream's
+/// first event alone, before anything else is read; a stream the caller may
+/// not read is a 404, as one that does not exist: nothing is revealed.
+async fn reader_scope(state: &AppState, user: &AuthUser, stream_id: &str) -> ApiResult<Option<Uuid>> {
+    let origin = state.store().stream_origin(stream_id).await?;
+    if origin.is_none() || !(user.is_admin || owns(user, stream_id, origin.as_ref())) {
         return Err(ApiError::not_found("Stream not found"));
     }
-    Ok(events)
+    Ok((!user.is_admin).then_some(user.user_id))
 }
 
 /// A stream's events with their metadata, from a version on.
@@ -141,16 +144,8 @@ pub(crate) async fn read_stream(
 ) -> ApiResult<axum::Json<StreamPage>> {
     in_range("from_version", q.from_version, 0, i64::from(i32::MAX))?;
     in_range("limit", q.limit, 1, 1000)?;
-    let store = state.store();
-    let events = store.read_stream(&stream_id, q.from_version).await?;
-    let first = if q.from_version == 0 {
-        events.first().cloned()
-    } else {
-        store.read_stream(&stream_id, 0).await?.into_iter().next()
-    };
-    if first.is_none() || !(user.is_admin || owns(&user, &stream_id, first.as_ref())) {
-        return Err(ApiError::not_found("Stream not found"));
-    }
+    let scope = reader_scope(&state, &user, &stream_id).await?;
+    let events = state.store().read_stream_page(&stream_id, q.from_version, None, q.limit + 1, scope).await?;
     let more = events.len() > q.limit as usize;
     let page: Vec<AuditEvent> = events.into_iter().take(q.limit as usize).map(AuditEvent::of).collect();
     let next_version = more.then(|| page.last().map_or(q.from_version, |e| e.version));
@@ -220,6 +215,21 @@ pub(crate) async fn read_log(
     Ok(axum::Json(LogPage { events: events.into_iter().map(AuditEvent::of).collect(), next }))
 }
 
+/// Most events folded into one state answer.
+const MAX_FOLDED: i64 = 100_000;
+
+/// What only admins see of a state: the reviewers' internal notes.
+fn without_internal_notes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("internal_comments");
+            map.values_mut().for_each(without_internal_notes);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_internal_notes),
+        _ => {}
+    }
+}
+
 /// Query of `GET /api/audit/streams/{stream_id}/state`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct StateQuery {
@@ -280,8 +290,9 @@ fn state_of(prefix: &str, events: &[RecordedEvent]) -> ApiResult<Value> {
     params(("stream_id" = String, Path, description = "`<category>-<uuid>`"),
         ("version" = Option<i64>, Query, minimum = 1, maximum = 2147483647, description = "Fold up to this version"),
         ("at" = Option<DateTime<Utc>>, Query, description = "Fold the events committed by then")),
-    responses((status = 200, description = "The state", body = StateAt),
-        (status = 404, description = "No such stream, nothing by then, or not the caller's", body = ErrorBody)))]
+    responses((status = 200, description = "The state (without reviewers' internal notes for non-admins)", body = StateAt),
+        (status = 404, description = "No such stream, nothing by then, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Too many events to fold", body = ErrorBody)))]
 pub(crate) async fn state_at(
     State(state): State<AppState>,
     user: AuthUser,
@@ -291,7 +302,17 @@ pub(crate) async fn state_at(
     if let Some(version) = q.version {
         in_range("version", version, 1, i64::from(i32::MAX))?;
     }
-    let events = readable_stream(&state, &user, &stream_id).await?;
+    let scope = reader_scope(&state, &user, &stream_id).await?;
+    // The state needs every event up to the point, whoever caused it; a
+    // stream too long to fold in one request is refused, not loaded.
+    let events = state.store().read_stream_page(&stream_id, 0, q.version, MAX_FOLDED + 1, None).await?;
+    if events.len() as i64 > MAX_FOLDED {
+        let message = format!("more than {MAX_FOLDED} events to fold: ask for an earlier version");
+        return Err(ApiError::unprocessable(
+            message.clone(),
+            vec![FieldError::new("version", message, "too_long", serde_json::json!(q.version))],
+        ));
+    }
     let upto: Vec<RecordedEvent> = events
         .into_iter()
         .filter(|e| q.version.is_none_or(|v| e.version <= v) && q.at.is_none_or(|at| e.recorded_at <= at))
@@ -299,6 +320,9 @@ pub(crate) async fn state_at(
     let last = upto.last().ok_or_else(|| ApiError::not_found("Nothing recorded by then"))?;
     let (version, recorded_at) = (last.version, last.recorded_at);
     let prefix = split_stream(&stream_id).map_or("", |(p, _)| p);
-    let folded = state_of(prefix, &upto)?;
+    let mut folded = state_of(prefix, &upto)?;
+    if scope.is_some() {
+        without_internal_notes(&mut folded);
+    }
     Ok(axum::Json(StateAt { stream_id, version, recorded_at, state: folded }))
 }
