@@ -314,3 +314,27 @@ async fn a_client_that_falls_too_far_behind_is_cut_off_and_resumes_by_token_with
     }
     assert_eq!(completed.len(), runs.len(), "before the cut or after the resume, every run's end reached the client");
 }
+
+#[tokio::test]
+async fn one_connection_subscribes_to_at_most_a_thousand_channels() {
+    let app = spawn_app().await;
+    let owner = user();
+    let mut socket = connect(&app, &app.token(owner, false)).await;
+    for n in 0..1000 {
+        let graph = format!("00000000-0000-0000-0000-{n:012}");
+        say(&mut socket, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph}})).await;
+    }
+    for _ in 0..1000 {
+        let ack = next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    say(&mut socket, json!({"method": "subscribe_graph_execution", "data": {"graph_exec_id": "one-more"}})).await;
+    let refused = next(&mut socket, Duration::from_secs(5)).await.expect("an answer");
+    assert_eq!(refused["method"], "error", "{refused}");
+    assert_eq!(refused["error"], "Too many subscriptions on this connection");
+    // Subscribing again to a channel it holds is no new one.
+    let again =
+        json!({"method": "subscribe_graph_executions", "data": {"graph_id": "00000000-0000-0000-0000-000000000007"}});
+    say(&mut socket, again).await;
+    assert_eq!(next(&mut socket, Duration::from_secs(5)).await.expect("ack")["success"], true);
+}

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use domain::aggregate::{stream_name, Aggregate};
-use domain::execution::GraphExecution;
+use domain::execution::{ExecutionEvent, GraphExecution};
 use eventlog::codec::decode;
-use eventlog::{ConsistencyToken, EventStore};
+use eventlog::ConsistencyToken;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
@@ -186,6 +186,9 @@ impl Session {
                     self.channels.remove(&channel);
                     return vec![message("unsubscribe", Value::Null, Some(true), Some(&channel), None)];
                 }
+                if !self.channels.contains(&channel) && self.channels.len() >= MAX_CHANNELS {
+                    return vec![error("Too many subscriptions on this connection")];
+                }
                 self.channels.insert(channel.clone());
                 let mut out = vec![message(&method, Value::Null, Some(true), Some(&channel), None)];
                 if let Some(after) = data["after"].as_str() {
@@ -199,6 +202,9 @@ impl Session {
             "subscribe_graph_executions" => {
                 let Some(graph) = data["graph_id"].as_str() else { return vec![error("Subscription data missing")] };
                 let channel = format!("{}|graph#{graph}|executions", self.user);
+                if !self.channels.contains(&channel) && self.channels.len() >= MAX_CHANNELS {
+                    return vec![error("Too many subscriptions on this connection")];
+                }
                 self.channels.insert(channel.clone());
                 vec![message(&method, Value::Null, Some(true), Some(&channel), None)]
             }
@@ -209,9 +215,27 @@ impl Session {
     /// The pushes of one of the user's runs after `after`, from the log.
     async fn missed(&mut self, run: &str, after: ConsistencyToken) -> Vec<Value> {
         let Ok(id) = Uuid::parse_str(run) else { return vec![] };
-        let Ok(recorded) = self.state.store().read_stream(&stream_name::<GraphExecution>(id), 0).await else {
+        let stream = stream_name::<GraphExecution>(id);
+        // Whose run it is, from its first event alone, before its history
+        // is read; and no more history than a resume may replay.
+        let store = self.state.store();
+        let origin = match store.stream_origin(&stream).await {
+            Ok(origin) => origin,
+            Err(_) => return vec![error("The run's history could not be read; try again")],
+        };
+        let owner = origin.as_ref().and_then(|e| decode::<GraphExecution>(e).ok()).and_then(|e| match e {
+            ExecutionEvent::ExecutionQueued { user_id, .. } => Some(user_id),
+            _ => None,
+        });
+        if owner != Some(self.user) {
+            return vec![];
+        }
+        let Ok(recorded) = store.read_stream_page(&stream, 0, None, MAX_RESUMED + 1, None).await else {
             return vec![error("The run's history could not be read; try again")];
         };
+        if recorded.len() as i64 > MAX_RESUMED {
+            return vec![error("The run's history is too long to resume here; read it over REST")];
+        }
         let mut state = GraphExecution::default();
         let mut out = Vec::new();
         for event in &recorded {
@@ -230,6 +254,12 @@ impl Session {
         out
     }
 }
+
+/// Most channels one connection may subscribe to.
+const MAX_CHANNELS: usize = 1000;
+
+/// Most events of one run a resume replays from the log.
+const MAX_RESUMED: i64 = 50_000;
 
 fn error(text: &str) -> Value {
     message("error", Value::Null, Some(false), None, Some(text))
