@@ -338,3 +338,17 @@ async fn one_connection_subscribes_to_at_most_a_thousand_channels() {
     say(&mut socket, again).await;
     assert_eq!(next(&mut socket, Duration::from_secs(5)).await.expect("ack")["success"], true);
 }
+
+#[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let app = spawn_app().await;
+    let owner = user();
+    let mut claims = crate::helpers::claims(owner, false);
+    claims.exp = chrono::Utc::now().timestamp() + 2;
+    let token = api::auth::sign(&app.auth, &claims).unwrap();
+    let mut socket = connect(&app, &token).await;
+    say(&mut socket, json!({"method": "heartbeat", "data": "ping", "success": true})).await;
+    assert_eq!(next(&mut socket, Duration::from_secs(5)).await.expect("pong")["data"], "pong");
+    let closed = next(&mut socket, Duration::from_secs(6)).await.expect("closed at expiry");
+    assert_eq!(closed, json!({"closed": 4003}));
+}

@@ -74,12 +74,14 @@ pub(crate) async fn upgrade(
         None => Err((MISSING_TOKEN, "Missing token")),
         Some(token) => match state.auth.verify(token.trim()) {
             Err(_) => Err((INVALID_TOKEN, "Invalid token")),
-            Ok(claims) => Uuid::parse_str(&claims.sub).map_err(|_| (NO_SUBJECT, "Invalid token: no user")),
+            Ok(claims) => Uuid::parse_str(&claims.sub)
+                .map(|user| (user, claims.exp))
+                .map_err(|_| (NO_SUBJECT, "Invalid token: no user")),
         },
     };
     ws.on_upgrade(move |socket| async move {
         match user {
-            Ok(user) => Session::new(state, user).run(socket).await,
+            Ok((user, expires)) => Session::new(state, user, expires).run(socket).await,
             Err((code, reason)) => close(socket, code, reason).await,
         }
     })
@@ -97,6 +99,9 @@ struct Session {
     channels: HashSet<String>,
     /// Per channel, the last token sent: older or equal pushes are dropped.
     sent: HashMap<String, ConsistencyToken>,
+    /// When the token the session was opened with expires (Unix seconds):
+    /// the session ends then, as a request with that token would fail.
+    expires: i64,
 }
 
 fn message(method: &str, data: Value, success: Option<bool>, channel: Option<&str>, error: Option<&str>) -> Value {
@@ -104,14 +109,21 @@ fn message(method: &str, data: Value, success: Option<bool>, channel: Option<&st
 }
 
 impl Session {
-    fn new(state: AppState, user: Uuid) -> Self {
-        Self { state, user, channels: HashSet::new(), sent: HashMap::new() }
+    fn new(state: AppState, user: Uuid, expires: i64) -> Self {
+        Self { state, user, channels: HashSet::new(), sent: HashMap::new(), expires }
     }
 
     async fn run(mut self, mut socket: WebSocket) {
         let mut live = self.state.bus.subscribe();
+        let left = u64::try_from(self.expires.saturating_sub(chrono::Utc::now().timestamp())).unwrap_or(0);
+        let expiry = tokio::time::sleep(std::time::Duration::from_secs(left));
+        tokio::pin!(expiry);
         loop {
             tokio::select! {
+                _ = &mut expiry => {
+                    close(socket, INVALID_TOKEN, "Token has expired").await;
+                    return;
+                }
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         for reply in self.handle(text.as_str()).await {
