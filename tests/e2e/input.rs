@@ -62,3 +62,16 @@ async fn a_token_whose_email_holds_nul_is_refused_before_it_registers_anyone() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(event_count(&app).await, 0);
 }
+
+#[tokio::test]
+async fn listings_serve_pages_up_to_the_thousandth_and_refuse_deeper_ones() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = crate::support::user();
+    for path in ["/api/library/agents", "/api/store/agents", "/api/store/submissions", "/api/review/pending"] {
+        let (status, _) = app.get(&format!("{path}?page=1000&page_size=100"), owner).await;
+        assert_eq!(status, 200, "{path}");
+        let (status, body) = app.get(&format!("{path}?page=1001"), owner).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        crate::support::assert_field_error(&body, "page");
+    }
+}

@@ -141,7 +141,7 @@ pub(crate) struct UsersHistoryQuery {
 
 /// Everyone's credit history, for admins.
 #[utoipa::path(get, path = "/api/credits/admin/users_history", operation_id = "getV2Get all users history", tag = "admin",
-    params(("search" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+    params(("search" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("transaction_filter" = Option<TransactionType>, Query)),
     responses((status = 200, description = "A page of the history", body = UserHistoryResponse),

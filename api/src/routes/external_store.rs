@@ -27,7 +27,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 #[utoipa::path(get, path = "/external-api/v1/store/agents", operation_id = "getExternalStoreAgents", tag = "external",
     params(("featured" = Option<bool>, Query), ("creator" = Option<String>, Query),
         ("sorted_by" = Option<pages::AgentSortBy>, Query), ("search_query" = Option<String>, Query),
-        ("category" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+        ("category" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = store::StoreAgentsResponse),
         (status = 401, description = "Missing, unknown, suspended or revoked key", body = ErrorBody),
@@ -62,7 +62,7 @@ pub(crate) async fn external_store_agent(
 /// Creators, one page (as `GET /api/store/creators`).
 #[utoipa::path(get, path = "/external-api/v1/store/creators", operation_id = "getExternalStoreCreators", tag = "external",
     params(("featured" = Option<bool>, Query), ("search_query" = Option<String>, Query),
-        ("sorted_by" = Option<pages::CreatorSortBy>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+        ("sorted_by" = Option<pages::CreatorSortBy>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = store::CreatorsResponse),
         (status = 401, description = "Missing, unknown, suspended or revoked key", body = ErrorBody),

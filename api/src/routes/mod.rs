@@ -91,10 +91,15 @@ impl<const SIZE: i64> PageQuery<SIZE> {
     }
 }
 
-/// A 422 unless the page is 1 or more (AutoGPT refuses a page below 1) and
-/// holds 1 to 100 items.
+/// The deepest page a listing serves: with at most 100 items a page, an
+/// OFFSET of under 100,000 rows, so no request makes Postgres walk and drop
+/// millions of rows.
+pub(crate) const MAX_PAGE: i64 = 1000;
+
+/// A 422 unless the page is 1 (AutoGPT refuses a page below 1) to
+/// [`MAX_PAGE`] and holds 1 to 100 items.
 pub(crate) fn check_page(page: i64, page_size: i64) -> Result<(), ApiError> {
-    in_range("page", page, 1, 1_000_000)?;
+    in_range("page", page, 1, MAX_PAGE)?;
     in_range("page_size", page_size, 1, 100)
 }
 

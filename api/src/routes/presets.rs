@@ -45,7 +45,7 @@ pub(crate) struct ListQuery {
 
 /// The caller's presets of a graph, newest first.
 #[utoipa::path(get, path = "/api/library/presets", operation_id = "getV2List presets", tag = "presets",
-    params(("graph_id" = String, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+    params(("graph_id" = String, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = PresetPage), (status = 422, description = "Bad query", body = ErrorBody)))]
 pub(crate) async fn list_presets(

@@ -34,7 +34,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 
 /// The caller's waiting reviews, newest first.
 #[utoipa::path(get, path = "/api/review/pending", operation_id = "getV2Get pending reviews", tag = "review",
-    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "Waiting reviews", body = Vec<ReviewView>),
         (status = 422, description = "Bad page", body = ErrorBody)))]

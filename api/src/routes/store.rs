@@ -67,7 +67,7 @@ pub(crate) struct AgentsQuery {
 #[utoipa::path(get, path = "/api/store/agents", operation_id = "getV2List store agents", tag = "store",
     params(("featured" = Option<bool>, Query), ("creator" = Option<String>, Query),
         ("sorted_by" = Option<AgentSortBy>, Query), ("search_query" = Option<String>, Query),
-        ("category" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+        ("category" = Option<String>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     security(()),
     responses((status = 200, description = "One page", body = store::StoreAgentsResponse),
@@ -216,7 +216,7 @@ pub(crate) struct CreatorsQuery {
 /// Creators with listed agents, one page.
 #[utoipa::path(get, path = "/api/store/creators", operation_id = "getV2List store creators", tag = "store",
     params(("featured" = Option<bool>, Query), ("search_query" = Option<String>, Query),
-        ("sorted_by" = Option<CreatorSortBy>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+        ("sorted_by" = Option<CreatorSortBy>, Query), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     security(()),
     responses((status = 200, description = "One page", body = store::CreatorsResponse),

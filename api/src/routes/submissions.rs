@@ -51,7 +51,7 @@ async fn answer_submission(
 
 /// The caller's submissions, newest first.
 #[utoipa::path(get, path = "/api/store/submissions", operation_id = "getV2List my submissions", tag = "store",
-    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = store::StoreSubmissionsResponse),
         (status = 422, description = "Bad query", body = ErrorBody)))]
 pub(crate) async fn list_submissions(
@@ -183,7 +183,7 @@ pub(crate) async fn update_profile(
 
 /// The caller's graphs that can be submitted.
 #[utoipa::path(get, path = "/api/store/myagents", operation_id = "getV2Get my agents", tag = "store",
-    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = store::MyAgentsResponse),
         (status = 422, description = "Bad query", body = ErrorBody)))]
 pub(crate) async fn my_agents(
@@ -249,7 +249,7 @@ pub(crate) struct AdminListingsQuery {
 /// Every listing with its versions, for admins.
 #[utoipa::path(get, path = "/api/store/admin/listings", operation_id = "getV2Get admin listings history", tag = "admin",
     params(("status" = Option<SubmissionStatus>, Query), ("search" = Option<String>, Query),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "One page", body = store::StoreListingsWithVersionsResponse),
         (status = 403, description = "Admin access required", body = ErrorBody)))]
 pub(crate) async fn admin_listings(
