@@ -222,6 +222,10 @@ impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
             UserError::NotFound => Self::not_found(e.to_string()),
+            UserError::InvalidDailyLimit(_) => Self::unprocessable(
+                e.to_string(),
+                vec![FieldError::new("daily_limit", e.to_string(), "range", Value::Null)],
+            ),
             UserError::InvalidEmail(_) | UserError::InvalidTimezone(_) => {
                 Self::unprocessable(e.to_string(), vec![FieldError::new("body", e.to_string(), "invalid", Value::Null)])
             }

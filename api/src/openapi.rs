@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "AutoGPT Agent Server (event-sourced)", description = "Wire-compatible AutoGPT Platform backend API"),
     paths(
-        health, ensure_user, update_email, get_timezone, set_timezone, list_blocks, execute_block,
+        health, ensure_user, update_email, get_timezone, set_timezone, get_preferences, set_preferences, list_blocks, execute_block,
         list_graphs, create_graph, get_graph, update_graph, delete_graph, list_graph_versions, get_graph_version,
         set_active_version, update_graph_settings,
         execute_graph, stop_execution, list_executions, list_graph_executions, get_execution,

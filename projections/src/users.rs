@@ -51,6 +51,19 @@ impl StreamProjector for UsersProjector {
                         .execute(conn)
                         .await?;
                 }
+                UserEvent::NotificationPreferencesSet { email, preferences, daily_limit, at } => {
+                    sqlx::query(
+                        "UPDATE rm_users SET notification_email = $2, notification_preferences = $3, \
+                           daily_email_limit = $4, updated_at = $5 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(email)
+                    .bind(serde_json::json!(preferences))
+                    .bind(daily_limit)
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
+                }
                 UserEvent::UserTimezoneSet { timezone, at } => {
                     sqlx::query("UPDATE rm_users SET timezone = $2, updated_at = $3 WHERE id = $1")
                         .bind(id)
@@ -174,4 +187,56 @@ pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<Option<UserView>, Query
 /// A user's timezone, if the user exists.
 pub async fn get_timezone(pool: &PgPool, id: Uuid) -> Result<Option<String>, QueryError> {
     Ok(sqlx::query_scalar("SELECT timezone FROM rm_users WHERE id = $1").bind(id).fetch_optional(pool).await?)
+}
+
+/// A user's notification settings (AutoGPT's `NotificationPreference`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = NotificationPreference)]
+pub struct NotificationPreferenceView {
+    /// The user.
+    pub user_id: Uuid,
+    /// Where notifications go (the account's address until chosen).
+    pub email: String,
+    /// Every notification type, wanted or not.
+    #[schema(value_type = Object, required = false)]
+    pub preferences: std::collections::BTreeMap<String, bool>,
+    /// Most e-mails a day.
+    #[schema(required = false)]
+    pub daily_limit: i64,
+    /// E-mails sent today (none are sent here).
+    #[schema(required = false)]
+    pub emails_sent_today: i64,
+    /// When the daily count last started again.
+    #[schema(required = false)]
+    pub last_reset_date: DateTime<Utc>,
+}
+
+/// The user's notification settings, every type listed; `None` for a user
+/// never registered.
+pub async fn notification_preferences(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<NotificationPreferenceView>, QueryError> {
+    let row: Option<(String, Option<String>, Value, i32)> = sqlx::query_as(
+        "SELECT email, notification_email, notification_preferences, daily_email_limit FROM rm_users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(email, chosen, stored, daily_limit)| {
+        let stored: std::collections::BTreeMap<String, bool> = serde_json::from_value(stored).unwrap_or_default();
+        let preferences = domain::user::NOTIFICATION_TYPES
+            .iter()
+            .map(|t| ((*t).to_owned(), stored.get(*t).copied().unwrap_or(true)))
+            .collect();
+        let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc()).unwrap_or_else(Utc::now);
+        NotificationPreferenceView {
+            user_id: id,
+            email: chosen.unwrap_or(email),
+            preferences,
+            daily_limit: i64::from(daily_limit),
+            emails_sent_today: 0,
+            last_reset_date: today,
+        }
+    }))
 }

@@ -126,3 +126,37 @@ async fn an_impersonated_user_is_not_given_the_admins_email() {
     let admin_email = claims(admin, true).email.unwrap();
     assert_ne!(body["email"], admin_email.as_str(), "the token's e-mail belongs to the admin");
 }
+
+#[tokio::test]
+async fn notification_preferences_list_every_type_and_keep_what_was_chosen() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = crate::support::user();
+    let (status, _) = app.get("/api/auth/user/preferences", owner).await;
+    assert_eq!(status, 404, "not registered yet");
+    app.post("/api/auth/user", owner, &serde_json::json!({})).await;
+    let (status, defaults) = app.get("/api/auth/user/preferences", owner).await;
+    assert_eq!(status, 200, "{defaults}");
+    assert_eq!(defaults["preferences"].as_object().unwrap().len(), 12);
+    assert!(defaults["preferences"].as_object().unwrap().values().all(|v| v == true));
+    assert_eq!(defaults["daily_limit"], 10);
+    let body =
+        serde_json::json!({"email": "alerts@example.com", "preferences": {"AGENT_RUN": false}, "daily_limit": 3});
+    let (status, saved) = app.post("/api/auth/user/preferences", owner, &body).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["email"], "alerts@example.com");
+    assert_eq!(saved["preferences"]["AGENT_RUN"], false);
+    assert_eq!(saved["preferences"]["LOW_BALANCE"], true);
+    assert_eq!(saved["daily_limit"], 3);
+    let (_, read) = app.get("/api/auth/user/preferences", owner).await;
+    assert_eq!(read["preferences"], saved["preferences"]);
+    let before = crate::support::event_count(&app).await;
+    for bad in [
+        serde_json::json!({"email": "a@example.com", "preferences": {"NOPE": true}, "daily_limit": 1}),
+        serde_json::json!({"email": "a@example.com", "preferences": {}, "daily_limit": 5000}),
+        serde_json::json!({"email": "not an address", "preferences": {}, "daily_limit": 1}),
+    ] {
+        let (status, body) = app.post("/api/auth/user/preferences", owner, &bad).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    assert_eq!(crate::support::event_count(&app).await, before, "a refused change appended");
+}

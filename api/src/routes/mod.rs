@@ -162,4 +162,7 @@ pub(crate) use library::{
 pub(crate) use schedules::{
     __path_create_schedule, __path_delete_schedule, __path_list_graph_schedules, __path_list_schedules,
 };
-pub(crate) use users::{__path_ensure_user, __path_get_timezone, __path_set_timezone, __path_update_email};
+pub(crate) use users::{
+    __path_ensure_user, __path_get_preferences, __path_get_timezone, __path_set_preferences, __path_set_timezone,
+    __path_update_email,
+};

@@ -19,7 +19,8 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .route("/auth/user", post(ensure_user))
         .route("/auth/user/email", post(update_email))
-        .route("/auth/user/timezone", get(get_timezone).post(set_timezone));
+        .route("/auth/user/timezone", get(get_timezone).post(set_timezone))
+        .route("/auth/user/preferences", get(get_preferences).post(set_preferences));
     reads(routes, state, &[users::NAME])
 }
 
@@ -111,4 +112,84 @@ pub(crate) async fn set_timezone(
     register(&state, &caller).await?;
     let (outcome, _) = state.commands.set_timezone(&caller.ctx, caller.user.user_id, body.timezone.clone()).await?;
     Ok(state.answer(&outcome, axum::Json(TimezoneResponse { timezone: body.timezone })).await)
+}
+
+/// Body of `POST /api/auth/user/preferences` (`NotificationPreferenceDTO`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NotificationPreferenceDTO)]
+pub(crate) struct PreferencesRequest {
+    /// Where notifications go.
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// Wanted or not, by notification type.
+    #[schema(value_type = std::collections::BTreeMap<domain_notification::NotificationType, bool>)]
+    preferences: std::collections::BTreeMap<String, bool>,
+    /// Most e-mails a day.
+    #[schema(minimum = 0, maximum = 1000)]
+    daily_limit: i64,
+}
+
+/// The notification type names, for the schema.
+mod domain_notification {
+    /// AutoGPT's `NotificationType`.
+    #[derive(utoipa::ToSchema)]
+    #[allow(clippy::upper_case_acronyms, non_camel_case_types, dead_code)]
+    pub(crate) enum NotificationType {
+        AGENT_RUN,
+        ZERO_BALANCE,
+        LOW_BALANCE,
+        BLOCK_EXECUTION_FAILED,
+        CONTINUOUS_AGENT_ERROR,
+        DAILY_SUMMARY,
+        WEEKLY_SUMMARY,
+        MONTHLY_SUMMARY,
+        REFUND_REQUEST,
+        REFUND_PROCESSED,
+        AGENT_APPROVED,
+        AGENT_REJECTED,
+    }
+}
+
+async fn preferences_of(state: &AppState, caller: &Caller) -> ApiResult<users::NotificationPreferenceView> {
+    users::notification_preferences(state.pool(), caller.user.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))
+}
+
+/// The calling user's notification settings.
+#[utoipa::path(get, path = "/api/auth/user/preferences", operation_id = "getV1Get notification preferences", tag = "auth",
+    responses((status = 200, description = "The settings", body = users::NotificationPreferenceView),
+        (status = 404, description = "Not registered yet", body = ErrorBody)))]
+pub(crate) async fn get_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<users::NotificationPreferenceView>> {
+    preferences_of(&state, &caller).await.map(axum::Json)
+}
+
+/// Choose the calling user's notifications.
+#[utoipa::path(post, path = "/api/auth/user/preferences", operation_id = "postV1Update notification preferences",
+    tag = "auth", request_body = PreferencesRequest,
+    responses((status = 200, description = "The settings", body = users::NotificationPreferenceView),
+        (status = 422, description = "Unknown notification type, bad address or limit", body = ErrorBody)))]
+pub(crate) async fn set_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<PreferencesRequest>,
+) -> ApiResult<Committed<axum::Json<users::NotificationPreferenceView>>> {
+    if let Some(unknown) = body.preferences.keys().find(|k| !domain::user::NOTIFICATION_TYPES.contains(&k.as_str())) {
+        let message = format!("Unknown notification type: {unknown}");
+        return Err(ApiError::unprocessable(
+            message.clone(),
+            vec![FieldError::new("preferences", message, "enum", json!(unknown))],
+        ));
+    }
+    register(&state, &caller).await?;
+    let user = caller.user.user_id;
+    let outcome = state
+        .commands
+        .set_notification_preferences(&caller.ctx, user, body.email, body.preferences, body.daily_limit)
+        .await?;
+    let read = async { Ok(users::notification_preferences(state.pool(), user).await?.map(axum::Json)) };
+    Ok(state.answer_read(&outcome, read, async { Ok(None) }).await)
 }

@@ -49,6 +49,19 @@ impl<S: EventStore> Commands<S> {
         self.on_user(ctx, user_id, UserCommand::SetTimezone { timezone, now: self.now() }).await
     }
 
+    /// Choose the user's notifications.
+    pub async fn set_notification_preferences(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        email: String,
+        preferences: std::collections::BTreeMap<String, bool>,
+        daily_limit: i64,
+    ) -> Result<Outcome, CommandError> {
+        let command = UserCommand::SetNotificationPreferences { email, preferences, daily_limit, now: self.now() };
+        Ok(self.on_user(ctx, user_id, command).await?.0)
+    }
+
     /// The timezone the user chose, if any (for blocks told to use it).
     pub async fn user_timezone(&self, user_id: Uuid) -> Result<Option<String>, CommandError> {
         let (user, _) = self.read::<User>(user_id).await?;

@@ -24,6 +24,17 @@ pub enum UserCommand {
         /// The clock.
         now: DateTime<Utc>,
     },
+    /// Choose notifications; the caller has checked the type names.
+    SetNotificationPreferences {
+        /// Where notifications go.
+        email: String,
+        /// Wanted or not, by type name.
+        preferences: std::collections::BTreeMap<String, bool>,
+        /// Most e-mails a day (0 to [`super::MAX_DAILY_EMAILS`]).
+        daily_limit: i64,
+        /// The clock.
+        now: DateTime<Utc>,
+    },
     /// Choose a timezone; the caller has checked it is a known IANA name.
     SetTimezone {
         /// IANA name.
@@ -53,6 +64,17 @@ impl User {
                     return Ok(vec![]);
                 }
                 Ok(vec![UserEvent::UserEmailChanged { email, at: now }])
+            }
+            UserCommand::SetNotificationPreferences { email, preferences, daily_limit, now } => {
+                self.id.ok_or(UserError::NotFound)?;
+                let email = email.trim().to_owned();
+                if !plausible_email(&email) {
+                    return Err(UserError::InvalidEmail(email));
+                }
+                if !(0..=super::MAX_DAILY_EMAILS).contains(&daily_limit) {
+                    return Err(UserError::InvalidDailyLimit(daily_limit));
+                }
+                Ok(vec![UserEvent::NotificationPreferencesSet { email, preferences, daily_limit, at: now }])
             }
             UserCommand::SetTimezone { timezone, now } => {
                 self.id.ok_or(UserError::NotFound)?;

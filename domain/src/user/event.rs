@@ -26,6 +26,19 @@ pub enum UserEvent {
         /// When it happened.
         at: DateTime<Utc>,
     },
+    /// The user chose which notifications it wants, where, and how many
+    /// e-mails a day at most.
+    NotificationPreferencesSet {
+        /// Where notifications go.
+        email: String,
+        /// Wanted or not, by AutoGPT's `NotificationType` name; types not
+        /// named keep their default (wanted).
+        preferences: std::collections::BTreeMap<String, bool>,
+        /// Most e-mails a day.
+        daily_limit: i64,
+        /// When it happened.
+        at: DateTime<Utc>,
+    },
     /// The user chose a timezone.
     UserTimezoneSet {
         /// IANA timezone name.
@@ -41,6 +54,7 @@ impl EventType for UserEvent {
             Self::UserRegistered { .. } => "UserRegistered",
             Self::UserEmailChanged { .. } => "UserEmailChanged",
             Self::UserTimezoneSet { .. } => "UserTimezoneSet",
+            Self::NotificationPreferencesSet { .. } => "NotificationPreferencesSet",
         }
     }
 }

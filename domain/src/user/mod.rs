@@ -26,7 +26,30 @@ pub enum UserError {
     /// The timezone is not an IANA name the caller validated.
     #[error("Invalid timezone: {0}")]
     InvalidTimezone(String),
+    /// The daily e-mail limit is out of range.
+    #[error("daily_limit must be between 0 and {MAX_DAILY_EMAILS}, not {0}")]
+    InvalidDailyLimit(i64),
 }
+
+/// Most notification e-mails a day a user may ask for.
+pub const MAX_DAILY_EMAILS: i64 = 1000;
+
+/// AutoGPT's `NotificationType` names: the notifications a user can opt
+/// out of (all are wanted until then).
+pub const NOTIFICATION_TYPES: [&str; 12] = [
+    "AGENT_RUN",
+    "ZERO_BALANCE",
+    "LOW_BALANCE",
+    "BLOCK_EXECUTION_FAILED",
+    "CONTINUOUS_AGENT_ERROR",
+    "DAILY_SUMMARY",
+    "WEEKLY_SUMMARY",
+    "MONTHLY_SUMMARY",
+    "REFUND_REQUEST",
+    "REFUND_PROCESSED",
+    "AGENT_APPROVED",
+    "AGENT_REJECTED",
+];
 
 /// State of one user, folded from its stream.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -67,6 +90,7 @@ impl Aggregate for User {
                 self.timezone.clone_from(timezone);
                 self.updated_at = Some(*at);
             }
+            UserEvent::NotificationPreferencesSet { at, .. } => self.updated_at = Some(*at),
         }
     }
 }
