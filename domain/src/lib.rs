@@ -11,6 +11,7 @@ pub mod execution;
 pub mod graph;
 pub mod library;
 pub mod memory;
+pub mod onboarding;
 pub mod preset;
 pub mod schedule;
 pub mod store;

@@ -8,6 +8,8 @@ use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 use serde_json::Map;
 
+use crate::blocks::MAX_TEXT_BYTES;
+
 /// Template steps one render may take: far beyond any sensible template,
 /// and a bound on the rest (AutoGPT stops a render after 10 s).
 const FUEL: u64 = 200_000;
@@ -30,11 +32,40 @@ fn environment(autoescape: bool) -> Environment<'static> {
     env
 }
 
-/// Render `template` with `values` as its variables.
+/// Render `template` with `values` as its variables; a render whose text
+/// would pass [`MAX_TEXT_BYTES`] stops there, an error.
 pub fn render(template: &str, values: &Map<String, serde_json::Value>, autoescape: bool) -> Result<String, String> {
     let env = environment(autoescape);
     let compiled = env.template_from_str(template).map_err(|e| describe(&e))?;
-    compiled.render(Value::from_serialize(values)).map_err(|e| describe(&e))
+    let mut rendered = Capped { text: Vec::new(), overflowed: false };
+    let outcome = compiled.render_captured_to(Value::from_serialize(values), &mut rendered).map(drop);
+    match outcome {
+        Ok(()) => String::from_utf8(rendered.text).map_err(|e| e.to_string()),
+        Err(_) if rendered.overflowed => Err(format!("Template output too large (max {MAX_TEXT_BYTES} bytes)")),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// A render's text, refusing to grow past [`MAX_TEXT_BYTES`]: fuel bounds a
+/// render's steps, not what each step writes (a loop over a long literal).
+struct Capped {
+    text: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.text.len().saturating_add(bytes.len()) > MAX_TEXT_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.text.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn describe(e: &Error) -> String {
@@ -241,5 +272,16 @@ mod tests {
         );
         assert!(err.is_err());
         assert!(render("{{ unclosed", &Map::new(), false).is_err());
+    }
+
+    #[test]
+    fn a_render_stops_at_the_text_size_limit() {
+        let values = json!({"s": "x".repeat(1 << 20)});
+        let ten = render("{% for i in range(10) %}{{ s }}{% endfor %}", values.as_object().unwrap(), false);
+        assert_eq!(ten.map(|t| t.len()), Ok(10 << 20), "exactly the most");
+        let eleven = render("{% for i in range(11) %}{{ s }}{% endfor %}", values.as_object().unwrap(), false);
+        assert_eq!(eleven, Err("Template output too large (max 10485760 bytes)".into()));
+        let literal = format!("{{% for i in range(20) %}}{}{{% endfor %}}", "y".repeat(1 << 20));
+        assert!(render(&literal, &Map::new(), false).is_err_and(|e| e.contains("too large")));
     }
 }

@@ -16,6 +16,7 @@ use domain::credit::Usage;
 use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -144,7 +145,8 @@ impl Worker<'_> {
                     stop: blocks_stop.clone(),
                 };
                 let answers = state.node_execution(node_exec_id).map(|n| n.answers.clone()).unwrap_or_default();
-                tokio::spawn(task.run(block_id, input, ctx, answers));
+                let running = tokio::spawn(task.run(block_id.clone(), input, ctx, answers));
+                tokio::spawn(fail_on_panic(running, reports.clone(), node_exec_id, block_id));
             }
             if moved {
                 continue;
@@ -366,6 +368,21 @@ fn decide_report(
     }
 }
 
+/// A block task that panicked outside the block's pure code (which
+/// `blocks::run_turn` guards) would never report its end, and its node would
+/// stay in flight for ever, holding the run open: end the node FAILED
+/// instead, as AutoGPT fails a node whose block raised.
+async fn fail_on_panic(running: JoinHandle<()>, reports: mpsc::Sender<Report>, node_exec_id: Uuid, block_id: String) {
+    let Err(failure) = running.await else { return };
+    if !failure.is_panic() {
+        return;
+    }
+    let message = blocks::panic_message(failure.into_panic().as_ref());
+    tracing::error!(%node_exec_id, block_id, %message, "a block's task panicked");
+    let error = Some(blocks::block_error(&block_id, &message));
+    let _ = reports.send(Report::Done { node_exec_id, error }).await;
+}
+
 /// What a running block tells its worker.
 enum Report {
     /// Values it yielded (up to a wait, or all of them).
@@ -519,5 +536,27 @@ impl BlockTask {
             }
         }
         Flow::Go
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_block_task_that_panics_still_reports_its_node_failed() {
+        let (reports, mut inbox) = mpsc::channel(1);
+        let node_exec_id = Uuid::new_v4();
+        let running = tokio::spawn(async { panic!("lost in the task") });
+        fail_on_panic(running, reports.clone(), node_exec_id, "x".into()).await;
+        match inbox.try_recv() {
+            Ok(Report::Done { node_exec_id: id, error: Some(error) }) => {
+                assert_eq!(id, node_exec_id);
+                assert!(error.starts_with("raised by UnknownBlock with message: lost in the task"), "{error}");
+            }
+            _ => panic!("no failure reported"),
+        }
+        fail_on_panic(tokio::spawn(async {}), reports, node_exec_id, "x".into()).await;
+        assert!(inbox.try_recv().is_err(), "a task that ended on its own reported for itself");
     }
 }

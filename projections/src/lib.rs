@@ -9,6 +9,7 @@ pub mod executions;
 pub mod feed;
 pub mod graphs;
 pub mod library;
+pub mod onboarding;
 mod pause;
 pub mod presets;
 pub mod projector;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(api_keys::ApiKeysProjector),
         Arc::new(schedules::SchedulesProjector),
         Arc::new(credentials::CredentialsProjector),
+        Arc::new(onboarding::OnboardingProjector),
         Arc::new(webhooks::WebhooksProjector),
     ]
 }

@@ -14,6 +14,8 @@ use crate::helpers::{send, spawn_app};
 
 /// Differences kept on purpose, each with its reason.
 const ALLOWED: &[(&str, &str)] = &[
+    // Onboarding (issue 19).
+    ("POST /api/onboarding/step 200: type {\"object\"}, reference {\"any\"}", "typed here: the onboarding as it stands after the step"),
     // Human review (issue 18).
     ("PendingHumanReviewModel.payload: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),
     ("ReviewItem.reviewed_data: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),

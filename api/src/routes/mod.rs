@@ -13,6 +13,7 @@ mod graphs;
 mod health;
 pub(crate) mod integrations;
 mod library;
+pub(crate) mod onboarding;
 pub(crate) mod presets;
 pub(crate) mod reviews;
 mod schedules;
@@ -36,6 +37,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(executions::router(state))
         .merge(credits::router(state))
         .merge(library::router(state))
+        .merge(onboarding::router(state))
         .merge(schedules::router(state))
         .merge(store::router(state))
         .merge(presets::router(state))

@@ -7,6 +7,7 @@ mod credit;
 mod execution;
 mod graph;
 mod library;
+mod onboarding;
 mod preset;
 mod review;
 mod schedule;

@@ -217,7 +217,14 @@ fn countdown_timer() -> Block {
         .field("minutes", duration("Duration in minutes"))
         .field("hours", duration("Duration in hours"))
         .field("days", duration("Duration in days"))
-        .field("repeat", integer().desc("Number of times to repeat the timer").default(json!(1)));
+        .field(
+            "repeat",
+            integer()
+                .desc("Number of times to repeat the timer")
+                .default(json!(1))
+                .extra("minimum", json!(1))
+                .extra("maximum", json!(1000)),
+        );
     Block::new(
         "d67a9c52-5e4e-11e2-bcfd-0800200c9a71",
         "CountdownTimerBlock",
@@ -226,4 +233,17 @@ fn countdown_timer() -> Block {
         input,
         Schema::output().field("output_message", any().desc("Message after the timer finishes")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn the_countdowns_repeat_is_bounded_in_its_schema_as_the_executor_bounds_it() {
+        let block = super::super::find("d67a9c52-5e4e-11e2-bcfd-0800200c9a71").expect("CountdownTimerBlock");
+        let repeat = &block.input_schema["properties"]["repeat"];
+        assert_eq!((&repeat["minimum"], &repeat["maximum"]), (&json!(1), &json!(1000)), "{repeat}");
+        assert_eq!(repeat["default"], 1);
+    }
 }

@@ -5,6 +5,8 @@
 //! these functions decide; replaying the same step decides the same events
 //! (node execution ids derive from the run's id and their number).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -13,6 +15,7 @@ use super::pins::{merge_dynamic_pins, select_output};
 use super::{ExecutionEvent, ExecutionStatus, GraphExecution, StartingNode};
 use crate::aggregate::{derived_id, Aggregate};
 use crate::blocks::{self, BlockType};
+use crate::graph::validate::missing_run_inputs;
 use crate::graph::{GraphVersion, Node, NodeErrors};
 
 /// Why a run was refused before anything was queued.
@@ -29,7 +32,8 @@ pub enum RunError {
 /// The event that queues a run of `graph`: its starting node executions are
 /// the nodes with no inbound link and the graph-input nodes (notes never
 /// run), each with its defaults and, for an input node named in `inputs`,
-/// `{"value": inputs[name]}`; every one of them must be ready to run.
+/// `{"value": inputs[name]}`; every one of them must be ready to run, and
+/// every node's required inputs must be set or linked (`missing_run_inputs`).
 pub fn queue_run(
     graph: &GraphVersion,
     execution_id: Uuid,
@@ -39,14 +43,15 @@ pub fn queue_run(
     at: DateTime<Utc>,
 ) -> Result<ExecutionEvent, RunError> {
     let mut starting = Vec::new();
-    let mut errors = NodeErrors::new();
+    let mut errors = missing_run_inputs(graph);
+    let fed: HashSet<&str> = graph.links.iter().map(|l| l.sink_id.as_str()).collect();
     for node in &graph.nodes {
         let block = blocks::find(&node.block_id);
         let block_type = block.map(|b| b.block_type);
         if block_type == Some(BlockType::Note) {
             continue;
         }
-        let has_inbound = graph.links.iter().any(|l| l.sink_id == node.id);
+        let has_inbound = fed.contains(node.id.as_str());
         if has_inbound && block_type != Some(BlockType::Input) {
             continue;
         }

@@ -11,10 +11,17 @@ pub const LIST_SEP: &str = "_$_";
 /// Separator of an object attribute pin (`obj_@_attr`).
 pub const OBJECT_SEP: &str = "_@_";
 
+/// The first list index a list item pin may not name: a list built from
+/// pins holds at most as many items as a block's lists may (the executor's
+/// `MAX_ITEMS`, AutoGPT's StepThroughItems bound).
+pub const MAX_LIST_INDEX: usize = 10_000;
+
 /// The input a block runs with: the node's received pins with each dynamic
 /// pin also merged into its base field (a dictionary entry, a list item, an
 /// attribute). The dynamic keys stay, as AutoGPT keeps them in `input_data`.
-/// List items past the end pad the list with nulls.
+/// List items past the end pad the list with nulls; an index of
+/// [`MAX_LIST_INDEX`] or more is left out of the list (it would pad it with
+/// billions of nulls: one request could exhaust the memory).
 pub fn merge_dynamic_pins(input: &Map<String, Value>) -> Map<String, Value> {
     let mut merged = input.clone();
     for (pin, value) in input {
@@ -22,7 +29,7 @@ pub fn merge_dynamic_pins(input: &Map<String, Value>) -> Map<String, Value> {
         let slot = merged.entry(base.to_owned()).or_insert(Value::Null);
         match sep {
             LIST_SEP => {
-                let Ok(index) = key.parse::<usize>() else { continue };
+                let Some(index) = key.parse::<usize>().ok().filter(|i| *i < MAX_LIST_INDEX) else { continue };
                 if !slot.is_array() {
                     *slot = Value::Array(vec![]);
                 }
@@ -96,6 +103,16 @@ mod tests {
         assert_eq!(merged["items"], json!([null, null, "c"]), "a gap pads with nulls");
         assert_eq!(merged["obj"], json!({"name": "n"}));
         assert_eq!(merged["values_#_b"], 2, "the dynamic key stays");
+    }
+
+    #[test]
+    fn a_list_item_pin_past_the_bound_pads_nothing() {
+        let input = json!({"items_$_9999": "last", "list_$_10000": "x", "huge_$_18446744073709551615": "y"});
+        let merged = merge_dynamic_pins(input.as_object().unwrap());
+        assert_eq!(merged["items"].as_array().map(Vec::len), Some(10_000));
+        assert_eq!(merged["items"][9999], "last");
+        assert!(merged["list"].is_null() && merged["huge"].is_null(), "no list: {merged:?}");
+        assert_eq!(merged["list_$_10000"], "x", "the pin itself stays, as any dynamic key does");
     }
 
     #[test]

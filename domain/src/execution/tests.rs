@@ -103,6 +103,32 @@ fn missing_required_inputs_of_a_starting_node_are_node_errors_and_an_empty_graph
 }
 
 #[test]
+fn a_required_input_nothing_can_fill_refuses_the_run_even_past_the_starting_nodes() {
+    let run = |g: &GraphVersion| engine::queue_run(g, Uuid::new_v4(), Uuid::new_v4(), Map::new(), None, Utc::now());
+    // The template is reached only through a link, and nothing sets its format.
+    let mut g = graph(
+        vec![node("a", STORE, json!({"input": "x"})), node("tpl", TEMPLATE, json!({}))],
+        vec![link("a", "output", "tpl", "values_#_a", false)],
+    );
+    match run(&g) {
+        Err(RunError::Invalid(errors)) => {
+            assert_eq!(errors.len(), 1, "only the template: {errors:?}");
+            let fields: Vec<(&str, &str)> = errors["tpl"].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(fields, [("format", "This field is required")], "values is fed by its dynamic pin");
+        }
+        other => panic!("{other:?}"),
+    }
+    g.nodes[1].input_default.insert("format".into(), json!("{{a}}"));
+    assert!(run(&g).is_ok(), "a default fills it");
+    g.nodes[1].input_default.clear();
+    g.links.push(link("a", "output", "tpl", "format", false));
+    assert!(run(&g).is_ok(), "a link fills it");
+    g.nodes.push(node("note", "cc10ff7b-7753-4ff2-9af6-9399b1a7eddc", json!({})));
+    let Err(RunError::Invalid(errors)) = run(&g) else { panic!("a note without its text") };
+    assert!(errors["note"].contains_key("text"), "AutoGPT checks every node, notes too: {errors:?}");
+}
+
+#[test]
 fn an_output_travels_its_links_and_readies_the_sink_with_merged_pins() {
     let g = greeting();
     let mut state = queued(&g, json!({"name": "World"}));

@@ -1,8 +1,9 @@
 //! Save-time validation and normalisation of a submitted graph (reference §4):
 //! structure, pins (with dynamic suffixes), required inputs of I/O and agent
-//! blocks, forced static links, and fresh node and link ids.
+//! blocks, forced static links, and fresh node and link ids; and the
+//! run-time check of every node's required inputs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -129,6 +130,32 @@ fn check_required(errors: &mut NodeErrors, node: &Node, block: &Block, links: &[
             add(errors, &node.id, field, "This field is required".into());
         }
     }
+}
+
+/// The required inputs a run of `graph` would leave empty, as AutoGPT's
+/// `validate_graph(for_run=True)` finds them before a run is queued: of
+/// every node (whatever its block), each required field that is neither
+/// set on the node (a default, or a dynamic pin of it, with the run's input
+/// masks laid over the defaults first) nor fed by a link. Without it such a
+/// node would wait for ever and the run end as if it had nothing to do.
+/// Credentials fields are checked on their own. Linear in nodes and links.
+pub fn missing_run_inputs(graph: &GraphVersion) -> NodeErrors {
+    let mut fed: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for link in &graph.links {
+        fed.entry(link.sink_id.as_str()).or_default().insert(base_pin_name(&link.sink_name));
+    }
+    let mut errors = NodeErrors::new();
+    for node in &graph.nodes {
+        let Some(block) = blocks::find(&node.block_id) else { continue };
+        let set: HashSet<&str> = node.input_default.keys().map(|pin| base_pin_name(pin)).collect();
+        let linked = fed.get(node.id.as_str());
+        for field in block.required_inputs() {
+            if !set.contains(field) && !linked.is_some_and(|pins| pins.contains(field)) {
+                add(&mut errors, &node.id, field, "This field is required".into());
+            }
+        }
+    }
+    errors
 }
 
 fn check_input_name(errors: &mut NodeErrors, node: &Node, block: &Block) {

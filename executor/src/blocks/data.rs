@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::convert::{convert, py_eq, Target};
-use super::{out, BlockContext, BlockResult, Input, Run};
+use super::{out, within_items, BlockContext, BlockResult, Input, Run, MAX_ITEMS};
 
 pub(super) const RUNNERS: &[(&str, Run)] = &[
     ("b924ddf4-de4f-4b56-9a85-358930dcbc91", create_dictionary),
@@ -38,9 +38,6 @@ fn retrieve_information(input: &Input, ctx: &BlockContext) -> BlockResult {
     Ok(vec![super::Step::Recall { storage_key: storage_key(input, ctx), default: input.value("default_value") }])
 }
 
-/// Most items StepThroughItems walks, as AutoGPT bounds it.
-const MAX_ITEMS: usize = 10_000;
-
 fn create_dictionary(input: &Input, _: &BlockContext) -> BlockResult {
     Ok(vec![out("dictionary", Value::Object(input.object("values")))])
 }
@@ -53,6 +50,7 @@ fn add_to_dictionary(input: &Input, _: &BlockContext) -> BlockResult {
         dictionary.insert(key, value.clone());
     }
     dictionary.extend(input.object("entries"));
+    within_items("the dictionary", dictionary.len())?;
     Ok(vec![out("updated_dictionary", Value::Object(dictionary))])
 }
 
@@ -90,6 +88,7 @@ fn find_in_dictionary(input: &Input, _: &BlockContext) -> BlockResult {
 /// about `max_tokens` tokens, counted as four characters each).
 fn create_list(input: &Input, _: &BlockContext) -> BlockResult {
     let values = input.list("values");
+    within_items("the list", values.len())?;
     let max_size = input.get("max_size").and_then(Value::as_u64).unwrap_or(0) as usize;
     let max_tokens = input.get("max_tokens").and_then(Value::as_u64).unwrap_or(0) as usize;
     let tokens = |v: &Value| v.as_str().map_or_else(|| v.to_string().len(), str::len).div_ceil(4);
@@ -118,6 +117,7 @@ fn add_to_list(input: &Input, _: &BlockContext) -> BlockResult {
         added.push(entry.clone());
     }
     let mut list = input.list("list");
+    within_items("the list", list.len().saturating_add(added.len()))?;
     let at = match input.get("position").and_then(Value::as_i64) {
         Some(p) if p < 0 => list.len().saturating_sub(p.unsigned_abs() as usize),
         Some(p) => (p as usize).min(list.len()),
@@ -153,7 +153,10 @@ fn concatenate_lists(input: &Input, _: &BlockContext) -> BlockResult {
     for (i, list) in input.list("lists").into_iter().enumerate() {
         match list {
             Value::Null => {}
-            Value::Array(items) => joined.extend(items),
+            Value::Array(items) => {
+                within_items("the concatenated list", joined.len().saturating_add(items.len()))?;
+                joined.extend(items);
+            }
             other => {
                 let kind = match other {
                     Value::String(_) => "str",
@@ -398,6 +401,34 @@ mod tests {
                 (json!({"items_str": "[\"x\"]"}), json!([["item", "x"], ["key", 0]])),
             ],
         );
+    }
+
+    #[test]
+    fn collections_are_bounded_at_ten_thousand_items() {
+        let error = |block: &str, input: serde_json::Value| match yields(block, input).pop() {
+            Some((pin, serde_json::Value::String(text))) if pin == "error" => text,
+            other => panic!("no error: {other:?}"),
+        };
+        let full: Vec<u32> = (0..10_000).collect();
+        let half: Vec<u32> = (0..6000).collect();
+        let add_to_list = "aeb08fc1-2fc1-4141-bc8e-f758f183a822";
+        let fits = yields(add_to_list, json!({"list": &full[1..], "entry": 1}));
+        assert_eq!(fits[0].1.as_array().map(Vec::len), Some(10_000), "the most items");
+        assert!(error(add_to_list, json!({"list": full, "entry": 1})).contains("Too many items in the list: 10001"));
+        let concatenate = "3cf9298b-5817-4141-9d80-7c2cc5199c8e";
+        assert!(error(concatenate, json!({"lists": [half, half]})).contains("(max 10000)"));
+        let dictionary: serde_json::Map<String, serde_json::Value> =
+            (0..10_000).map(|i| (i.to_string(), json!(i))).collect();
+        let add_to_dictionary = "31d1064e-7446-4693-a7d4-65e5ca1180d1";
+        let grown = error(add_to_dictionary, json!({"dictionary": dictionary, "key": "k", "value": 1}));
+        assert!(grown.contains("Too many items in the dictionary: 10001"), "{grown}");
+        let create_list = "a912d5c7-6e00-4542-b2a9-8034136930e4";
+        let mut many = full.clone();
+        many.push(0);
+        assert!(error(create_list, json!({"values": many})).contains("Too many items in the list"));
+        let step = "f66a3543-28d3-4ab5-8945-9b336371e2ce";
+        assert!(error(step, json!({"items": many})).contains("Too many items: 10001 (max 10000)"));
+        assert_eq!(yields(step, json!({"items": full})).len(), 20_000, "an item and a key each");
     }
 
     #[test]

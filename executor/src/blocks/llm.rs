@@ -149,7 +149,8 @@ fn converse(request: &Request, answers: &[Answer]) -> Result<Progress, String> {
             let lower = error.to_lowercase();
             if lower.contains("maximum context length") || lower.contains("token limit") {
                 // AutoGPT retries these with less room for the answer.
-                max_tokens = max_tokens.map(|tokens| tokens * 85 / 100);
+                // In u128: a huge max_tokens must not overflow (a panic).
+                max_tokens = max_tokens.map(|tokens| (u128::from(tokens) * 85 / 100) as u64);
             }
             complaint = format!("Error calling LLM: {error}");
             continue;
@@ -401,8 +402,11 @@ mod tests {
         let limit = json!({"error": "maximum context length exceeded"});
         let (messages, _, max_tokens, ..) = chat(outcome(TEXT, input.clone(), std::slice::from_ref(&limit)));
         assert_eq!((messages.len(), max_tokens), (1, Some(85)), "same messages, less room");
-        let failed = outcome(TEXT, input, &[limit, json!({"error": "boom"})]);
+        let failed = outcome(TEXT, input, &[limit.clone(), json!({"error": "boom"})]);
         assert!(failed.effect.is_none() && failed.error.is_some_and(|e| e.contains("Error calling LLM: boom")));
+        let huge = json!({"prompt": "p", "max_tokens": u64::MAX});
+        let (_, _, max_tokens, ..) = chat(outcome(TEXT, huge, std::slice::from_ref(&limit)));
+        assert_eq!(max_tokens, Some(15_679_732_462_653_118_872), "85% of the most, without overflowing");
     }
 
     #[test]

@@ -40,7 +40,13 @@ fn calculator(input: &Input, _: &BlockContext) -> BlockResult {
     if !result.is_finite() {
         return Ok(vec![out("result", Value::Null)]);
     }
-    let value = if input.flag("round_result", false) { json!(result.round_ties_even() as i64) } else { json!(result) };
+    if !input.flag("round_result", false) {
+        return Ok(vec![out("result", result)]);
+    }
+    let rounded = result.round_ties_even();
+    // Past i64 a cast would saturate to a wrong number; Python's int is
+    // exact there, and the rounded float is the nearest JSON can carry.
+    let value = if rounded.abs() < 9_223_372_036_854_775_808.0 { json!(rounded as i64) } else { json!(rounded) };
     Ok(vec![out("result", value)])
 }
 
@@ -136,6 +142,16 @@ mod tests {
             "half to even"
         );
         assert_eq!(r(json!({"operation": "Power", "a": 2, "b": 10})), expect(json!([["result", 1024.0]])));
+        assert_eq!(r(json!({"operation": "Power", "a": 10, "b": 400})), expect(json!([["result", null]])), "overflow");
+        assert_eq!(
+            r(json!({"operation": "Power", "a": 10, "b": 20, "round_result": true})),
+            expect(json!([["result", 1e20]])),
+            "beyond i64 the rounded float, not i64::MAX"
+        );
+        assert_eq!(
+            r(json!({"operation": "Power", "a": 2, "b": 62, "round_result": true})),
+            expect(json!([["result", 4_611_686_018_427_387_904_i64]]))
+        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! (reference §5; behaviour and test cases from `backend/blocks/*.py`).
 //! A block is a pure function of its input and the run's context; waiting
 //! (CountdownTimer) is a step the worker carries out, so a stop can cut it.
+//! What one input can make a block do is bounded (the lists and texts it
+//! builds, how deep what it yields nests, its repeats and waits): past a
+//! bound, and on a panic, the block fails with an error, never the worker.
 
 mod basic;
 mod convert;
@@ -17,6 +20,7 @@ mod webhook;
 mod xml;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -209,6 +213,8 @@ static RUNNERS: LazyLock<HashMap<&'static str, Run>> = LazyLock::new(|| {
         runners.extend(family.iter().copied());
     }
     runners.extend(webhook::RUNNERS.iter().copied());
+    #[cfg(test)]
+    runners.insert(testing::PANICKING, testing::panicking);
     runners
 });
 
@@ -234,25 +240,35 @@ pub fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Ou
 /// far. A yielded `error` ends it as a failure, with the steps before it
 /// kept, as AutoGPT's `Block.execute` raises there.
 pub fn run_turn(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext, answers: &[Answer]) -> Outcome {
-    let name = domain::blocks::find(block_id).map_or("UnknownBlock", |b| b.name);
-    let fail = |message: &str| format!("raised by {name} with message: {message}. block_id: {block_id}");
-    let turn = if let Some(actor) = ACTORS.get(block_id) {
-        actor(&Input(input), ctx, answers)
+    let fail = |message: &str| block_error(block_id, message);
+    let call: Box<dyn Fn() -> Result<Turn, String> + '_> = if let Some(actor) = ACTORS.get(block_id) {
+        Box::new(move || actor(&Input(input), ctx, answers))
     } else if let Some(runner) = RUNNERS.get(block_id) {
-        runner(&Input(input), ctx).map(|steps| Turn { steps, effect: None })
+        Box::new(move || runner(&Input(input), ctx).map(|steps| Turn { steps, effect: None }))
     } else {
         return Outcome { steps: vec![], error: Some(fail("this block cannot run here")), effect: None };
     };
+    // A block is pure: a panic in it leaves nothing half-done behind, so it
+    // can be caught and end the node FAILED (as AutoGPT wraps an unexpected
+    // exception in `BlockUnknownError`) instead of killing the worker's task
+    // and leaving the node in flight for ever.
+    let turn = std::panic::catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let message = panic_message(panic.as_ref());
+        tracing::error!(block_id, %message, "a block panicked");
+        Err(message)
+    });
     match turn {
         Ok(Turn { steps, effect }) => {
-            let cut = steps.iter().position(|s| matches!(s, Step::Yield(pin, _) if pin == "error"));
+            let cut = steps.iter().enumerate().find_map(|(at, step)| match step {
+                Step::Yield(pin, Value::String(s)) if pin == "error" => Some((at, s.clone())),
+                Step::Yield(pin, other) if pin == "error" => Some((at, other.to_string())),
+                Step::Yield(_, value) | Step::Persist { value, .. } if deeper_than(value, MAX_NESTING) => {
+                    Some((at, format!("the output is nested deeper than {MAX_NESTING} levels")))
+                }
+                _ => None,
+            });
             match cut {
-                Some(at) => {
-                    let message = match &steps[at] {
-                        Step::Yield(_, Value::String(s)) => s.clone(),
-                        Step::Yield(_, other) => other.to_string(),
-                        _ => String::new(),
-                    };
+                Some((at, message)) => {
                     Outcome { steps: steps[..at].to_vec(), error: Some(fail(&message)), effect: None }
                 }
                 None => Outcome { steps, error: None, effect },
@@ -260,6 +276,63 @@ pub fn run_turn(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext, 
         }
         Err(message) => Outcome { steps: vec![], error: Some(fail(&message)), effect: None },
     }
+}
+
+/// Whether `value` nests more than `levels` arrays and objects deep
+/// (recursing no deeper than that).
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => levels == 0 || items.iter().any(|v| deeper_than(v, levels - 1)),
+        Value::Object(map) => levels == 0 || map.values().any(|v| deeper_than(v, levels - 1)),
+        _ => false,
+    }
+}
+
+/// Most items of a list, or entries of a dictionary, a block builds:
+/// AutoGPT's bound on StepThroughItems, applied to every collection a block
+/// grows, so that a loop cannot grow one without end.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// Longest text a block builds, in bytes: the request body limit's default,
+/// and AutoGPT's bound on the XML parser's input.
+pub const MAX_TEXT_BYTES: usize = 10 * 1024 * 1024;
+
+/// Deepest a value a block yields may nest. Each value is recorded inside
+/// an event and read back with serde_json, which refuses more than 128
+/// levels: a deeper one (a list added to itself in a loop, deep markup, a
+/// deep JSON answer) would leave its run's stream unreadable, so it fails
+/// the node instead, with room left for the envelopes around it.
+pub const MAX_NESTING: usize = 100;
+
+/// `Err` unless a collection of `len` items is within [`MAX_ITEMS`].
+fn within_items(what: &str, len: usize) -> Result<(), String> {
+    if len > MAX_ITEMS {
+        return Err(format!("Too many items in {what}: {len} (max {MAX_ITEMS})"));
+    }
+    Ok(())
+}
+
+/// `Err` unless a text of `len` bytes is within [`MAX_TEXT_BYTES`].
+fn within_text(what: &str, len: usize) -> Result<(), String> {
+    if len > MAX_TEXT_BYTES {
+        return Err(format!("{what} too large: {len} bytes (max {MAX_TEXT_BYTES} bytes)"));
+    }
+    Ok(())
+}
+
+/// A block's failure as AutoGPT's `BlockError` prints it.
+pub(crate) fn block_error(block_id: &str, message: &str) -> String {
+    let name = domain::blocks::find(block_id).map_or("UnknownBlock", |b| b.name);
+    format!("raised by {name} with message: {message}. block_id: {block_id}")
+}
+
+/// The text a panic was raised with.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the block panicked".to_owned())
 }
 
 /// `Step::Yield` of a pin and value.
@@ -272,10 +345,19 @@ pub(crate) mod testing {
     use serde_json::{json, Value};
     use uuid::Uuid;
 
-    use super::{run, run_turn, Answer, BlockContext, Outcome, Step};
+    use super::{run, run_turn, Answer, BlockContext, BlockResult, Input, Outcome, Step};
+
+    /// A block that panics, as a bug in a block's pure code would.
+    pub const PANICKING: &str = "00000000-0000-4000-8000-00000000dead";
+
+    /// Indexes past the end of its `items`: a panic in pure code.
+    pub fn panicking(input: &Input, _: &BlockContext) -> BlockResult {
+        let items = input.list("items");
+        Ok(vec![super::out("item", items[7].clone())])
+    }
 
     /// A run with nil ids and no timezone.
-    fn context() -> BlockContext {
+    pub fn context() -> BlockContext {
         BlockContext {
             user_id: Uuid::nil(),
             execution_id: Uuid::nil(),
@@ -317,5 +399,35 @@ pub(crate) mod testing {
             .iter()
             .map(|p| (p[0].as_str().expect("pin").to_owned(), p[1].clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::testing::{outcome, PANICKING};
+
+    #[test]
+    fn a_panicking_block_fails_with_autogpts_error_text_instead_of_unwinding() {
+        let failed = outcome(PANICKING, json!({"items": [1, 2]}), &[]);
+        let error = failed.error.expect("an error, not a panic");
+        assert!(error.starts_with("raised by UnknownBlock with message: index out of bounds"), "{error}");
+        assert!(error.ends_with(&format!("block_id: {PANICKING}")), "{error}");
+        assert!(failed.steps.is_empty() && failed.effect.is_none());
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_the_log_can_read_back_fails_the_node() {
+        let nest = |levels: usize| (0..levels).fold(json!("v"), |inner, _| json!([inner]));
+        let store = "1ff065e9-88e8-4358-9d82-8dc91f622ba9";
+        let kept = outcome(store, json!({"input": nest(100)}), &[]);
+        assert_eq!((kept.steps.len(), kept.error), (1, None), "the deepest allowed");
+        let refused = outcome(store, json!({"input": nest(101)}), &[]);
+        assert!(refused.steps.is_empty(), "{refused:?}");
+        let error = refused.error.expect("an error");
+        assert!(error.contains("the output is nested deeper than 100 levels"), "{error}");
+        let persist = "1d055e55-a2b9-4547-8311-907d05b0304d";
+        assert!(outcome(persist, json!({"key": "k", "value": nest(101)}), &[]).error.is_some());
     }
 }

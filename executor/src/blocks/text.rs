@@ -6,7 +6,7 @@ use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::basic::truthy;
-use super::{out, BlockContext, BlockResult, Input, Run};
+use super::{out, within_items, within_text, BlockContext, BlockResult, Input, Run};
 use crate::template;
 
 pub(super) const RUNNERS: &[(&str, Run)] = &[
@@ -87,7 +87,10 @@ fn texts(values: &[Value]) -> Vec<String> {
 }
 
 fn combine_texts(input: &Input, _: &BlockContext) -> BlockResult {
-    Ok(vec![out("output", texts(&input.list("input")).join(&input.text("delimiter", "")))])
+    let (texts, delimiter) = (texts(&input.list("input")), input.text("delimiter", ""));
+    let joints = texts.len().saturating_sub(1).saturating_mul(delimiter.len());
+    within_text("The combined text", texts.iter().fold(joints, |len, text| len.saturating_add(text.len())))?;
+    Ok(vec![out("output", texts.join(&delimiter))])
 }
 
 /// Split on the delimiter (stripping each piece unless told not to); an
@@ -101,6 +104,7 @@ fn text_split(input: &Input, _: &BlockContext) -> BlockResult {
     if delimiter.is_empty() {
         return Err("empty separator".into());
     }
+    within_items("the split", text.matches(delimiter.as_str()).count().saturating_add(1))?;
     let strip = input.flag("strip", true);
     let pieces: Vec<String> =
         text.split(delimiter.as_str()).map(|p| if strip { p.trim().to_owned() } else { p.to_owned() }).collect();
@@ -109,6 +113,11 @@ fn text_split(input: &Input, _: &BlockContext) -> BlockResult {
 
 fn text_replace(input: &Input, _: &BlockContext) -> BlockResult {
     let (text, old, new) = (input.text("text", ""), input.text("old", ""), input.text("new", ""));
+    // A short text and a long replacement multiply: the size is known
+    // before anything is built.
+    let inserts = if old.is_empty() { text.chars().count().saturating_add(1) } else { text.matches(&old).count() };
+    let removed = if old.is_empty() { 0 } else { inserts * old.len() };
+    within_text("The replaced text", (text.len() - removed).saturating_add(inserts.saturating_mul(new.len())))?;
     // Python's replace of "" inserts between every character.
     let replaced = if old.is_empty() {
         let mut s = new.clone();
@@ -188,6 +197,28 @@ mod tests {
         for (input, output) in cases {
             assert_eq!(yields(block, input.clone()), expect(output), "{input}");
         }
+    }
+
+    #[test]
+    fn texts_a_block_builds_are_bounded_in_size_and_splits_in_pieces() {
+        let error = |block: &str, input: serde_json::Value| match yields(block, input).pop() {
+            Some((pin, serde_json::Value::String(text))) if pin == "error" => text,
+            other => panic!("no error: {other:?}"),
+        };
+        let mega = "x".repeat(1 << 20);
+        let replace = "7e7c87ab-3469-4bcc-9abe-67705091b713";
+        let blown = error(replace, json!({"text": "a".repeat(100), "old": "a", "new": mega}));
+        assert!(blown.contains("The replaced text too large: 104857600 bytes (max 10485760 bytes)"), "{blown}");
+        assert!(error(replace, json!({"text": "abc", "old": "", "new": "y".repeat(3 << 20)})).contains("too large"));
+        let fits = yields(replace, json!({"text": "a".repeat(10), "old": "a", "new": mega}));
+        assert_eq!(fits[0].1.as_str().map(str::len), Some(10 << 20), "exactly the most");
+        let combine = "e30a4d42-7b7d-4e6a-b36e-1f9b8e3b7d85";
+        let joined = error(combine, json!({"input": vec!["a"; 12], "delimiter": mega}));
+        assert!(joined.contains("The combined text too large"), "{joined}");
+        let split = "d5ea33c8-a575-477a-b42f-2fe3be5055ec";
+        assert!(error(split, json!({"text": ",".repeat(10_000), "delimiter": ","})).contains("Too many items"));
+        let pieces = yields(split, json!({"text": ",".repeat(9_999), "delimiter": ","}));
+        assert_eq!(pieces[0].1.as_array().map(Vec::len), Some(10_000));
     }
 
     #[test]

@@ -100,11 +100,20 @@ fn current_date_and_time(input: &Input, ctx: &BlockContext) -> BlockResult {
     Ok(vec![out("date_time", date_time)])
 }
 
-/// A whole number of a unit, given as a number or as text.
+/// Most times a countdown repeats, and the longest it may wait in all (its
+/// wait times its repeats), as AutoGPT bounds the block: beyond them one
+/// node would build an endless list of steps or hold its run for ever.
+const MAX_REPEAT: u64 = 1000;
+const MAX_TOTAL_WAIT: u128 = 7 * 86_400;
+
+/// A whole, non-negative number of a unit, given as a number or as text.
 fn whole(input: &Input, field: &str) -> Result<u64, String> {
+    let negative = || format!("{field} must be non-negative");
     match input.get(field) {
         None => Ok(0),
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n < 0) => Err(negative()),
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("invalid literal for int(): {n}")),
+        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok_and(|n| n < 0) => Err(negative()),
         Some(Value::String(s)) => {
             s.trim().parse().map_err(|_| format!("invalid literal for int() with base 10: '{s}'"))
         }
@@ -114,16 +123,27 @@ fn whole(input: &Input, field: &str) -> Result<u64, String> {
 
 /// Wait the total time, then yield the message; `repeat` times.
 fn countdown_timer(input: &Input, _: &BlockContext) -> BlockResult {
-    let total = whole(input, "seconds")?
-        + whole(input, "minutes")? * 60
-        + whole(input, "hours")? * 3600
-        + whole(input, "days")? * 86_400;
+    // In u128 a sum of u64 fields times a bounded repeat cannot overflow.
+    let mut wait: u128 = 0;
+    for (field, unit) in [("seconds", 1), ("minutes", 60), ("hours", 3600), ("days", 86_400)] {
+        wait += u128::from(whole(input, field)?) * unit;
+    }
+    let repeat = if input.get("repeat").is_some() { whole(input, "repeat")? } else { 1 };
+    if !(1..=MAX_REPEAT).contains(&repeat) {
+        return Err(format!("Repeat must be between 1 and {MAX_REPEAT}, got {repeat}"));
+    }
+    let total = wait * u128::from(repeat);
+    if total > MAX_TOTAL_WAIT {
+        return Err(format!(
+            "Total wait of {total} seconds ({wait} s x {repeat}) exceeds max {MAX_TOTAL_WAIT} seconds (7 days)"
+        ));
+    }
     let message = input.get("input_message").cloned().unwrap_or_else(|| Value::String("timer finished".into()));
-    let repeat = input.get("repeat").and_then(Value::as_u64).unwrap_or(1);
+    let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(u64::MAX));
     let mut steps = Vec::new();
     for _ in 0..repeat {
-        if total > 0 {
-            steps.push(Step::Sleep(Duration::from_secs(total)));
+        if !wait.is_zero() {
+            steps.push(Step::Sleep(wait));
         }
         steps.push(out("output_message", message.clone()));
     }
@@ -138,7 +158,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use serde_json::{Map, Value};
 
-    use crate::blocks::testing::{expect, yields};
+    use crate::blocks::testing::{context, expect, yields};
     use crate::blocks::{run, BlockContext, Step};
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -201,5 +221,31 @@ mod tests {
         );
         assert_eq!(yields(block, json!({"seconds": "x"}))[0].0, "error");
         assert_eq!(yields(block, json!({"repeat": 2, "input_message": "m"})).len(), 2);
+    }
+
+    #[test]
+    fn the_countdown_is_bounded_in_repeats_and_in_its_total_wait() {
+        let block = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
+        let error = |input| match yields(block, input).pop() {
+            Some((pin, Value::String(text))) if pin == "error" => text,
+            other => panic!("no error: {other:?}"),
+        };
+        assert_eq!(yields(block, json!({"repeat": 1000})).len(), 1000, "the most repeats");
+        assert!(error(json!({"repeat": 1001})).contains("Repeat must be between 1 and 1000, got 1001"));
+        assert!(error(json!({"repeat": 1_000_000_000_000_u64})).contains("Repeat must be between 1 and 1000"));
+        assert!(error(json!({"repeat": 0})).contains("Repeat must be between 1 and 1000, got 0"));
+        assert!(error(json!({"repeat": "-3"})).contains("repeat must be non-negative"));
+        assert!(error(json!({"seconds": -1})).contains("seconds must be non-negative"));
+        let week = yields(block, json!({"days": 7}));
+        assert_eq!(week.len(), 1, "a week's wait is allowed: {week:?}");
+        assert!(error(json!({"days": 7, "seconds": 1})).contains("exceeds max 604800 seconds"));
+        assert!(error(json!({"days": 1, "repeat": 10})).contains("Total wait of 864000 seconds"), "wait x repeat");
+        // These overflowed a u64 (a panic in a debug build, a short wait
+        // after wrapping in a release one).
+        assert!(error(json!({"minutes": u64::MAX})).contains("exceeds max"));
+        assert!(error(json!({"days": "213503982334601"})).contains("exceeds max"));
+        let steps = run(block, json!({"hours": 2, "repeat": 3}).as_object().unwrap(), &context());
+        let waits: Vec<&Step> = steps.steps.iter().filter(|s| matches!(s, Step::Sleep(_))).collect();
+        assert_eq!(waits, vec![&Step::Sleep(std::time::Duration::from_secs(7200)); 3]);
     }
 }

@@ -14,7 +14,16 @@ use super::{out, BlockContext, BlockResult, Input, Run};
 pub(super) const RUNNERS: &[(&str, Run)] = &[("286380af-9529-4b55-8be0-1d7c854abdb5", xml_parser)];
 
 /// Largest input, as AutoGPT bounds it.
-const MAX_XML: usize = 10 * 1024 * 1024;
+const MAX_XML: usize = super::MAX_TEXT_BYTES;
+
+/// Deepest nesting of tags: the parse recurses once per level (a deeper
+/// document would overflow the stack and abort the process), and each level
+/// nests the value up to twice, which must stay within
+/// [`super::MAX_NESTING`].
+const MAX_DEPTH: i64 = 40;
+
+/// Most tags in one document: each becomes a map of its own.
+const MAX_ELEMENTS: usize = 100_000;
 
 static TOKENS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)(?P<escape>\\.)|(?P<comment><!--.*?-->)|(?P<open><\s*[^>/]+\s*>)|(?P<close></\s*[^>]+\s*>)|(?P<text>[^<]+)")
@@ -64,7 +73,7 @@ fn validate(tokens: &[Token]) -> Result<(), (bool, &'static str)> {
     if tokens.is_empty() {
         return Err((false, "XML input is empty."));
     }
-    let (mut depth, mut root_seen) = (0i64, false);
+    let (mut depth, mut root_seen, mut elements) = (0i64, false, 0usize);
     for token in tokens {
         match token {
             Token::Open(_) => {
@@ -72,6 +81,13 @@ fn validate(tokens: &[Token]) -> Result<(), (bool, &'static str)> {
                     return Err((false, "XML must have a single root element."));
                 }
                 depth += 1;
+                elements += 1;
+                if depth > MAX_DEPTH {
+                    return Err((false, "XML nests deeper than 40 levels."));
+                }
+                if elements > MAX_ELEMENTS {
+                    return Err((false, "XML has more than 100000 elements."));
+                }
                 root_seen |= depth == 1;
             }
             Token::Close(_) => {
@@ -215,5 +231,20 @@ mod tests {
         assert!(error("<a>1").contains("Error in input xml syntax: Unclosed tag"));
         assert!(error("<a>1</b>").contains("Mismatched tags: a and b"));
         assert!(error("text<a></a>").contains("text outside the root element"));
+    }
+
+    #[test]
+    fn documents_are_bounded_in_depth_and_elements() {
+        let error = |xml: &str| yields(XML, json!({"input_xml": xml}))[0].1.as_str().unwrap().to_owned();
+        let nested = |levels: usize| format!("{}v{}", "<a>".repeat(levels), "</a>".repeat(levels));
+        let forty = yields(XML, json!({"input_xml": nested(40)}));
+        assert_eq!(forty[0].0, "parsed_xml", "the deepest allowed: {forty:?}");
+        assert!(error(&nested(41)).contains("XML nests deeper than 40 levels."));
+        // Deep enough to have overflowed the stack of the recursive parse.
+        assert!(error(&nested(1_000_000)).contains("XML nests deeper than 40 levels."));
+        let wide = format!("<r>{}</r>", "<i>x</i>".repeat(100_000));
+        assert!(error(&wide).contains("XML has more than 100000 elements."));
+        let big = format!("<r>{}</r>", "x".repeat(10 << 20));
+        assert!(error(&big).contains("XML too large"));
     }
 }
