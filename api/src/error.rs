@@ -182,6 +182,9 @@ impl From<GraphError> for ApiError {
             GraphError::NotFound | GraphError::VersionNotFound(_) => Self::not_found(e.to_string()),
             GraphError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             GraphError::IdMismatch | GraphError::Invalid(_) => Self::bad_request(e.to_string()),
+            GraphError::TooLarge { field, .. } => {
+                Self::unprocessable(e.to_string(), vec![FieldError::new(field, e.to_string(), "too_long", Value::Null)])
+            }
             GraphError::Validation { message, node_errors } => Self::node_errors(message, json!(node_errors), false),
         }
     }

@@ -54,11 +54,14 @@ use crate::state::AppState;
         crate::routes::webhooks::webhook_ping,
         crate::routes::reviews::pending_reviews, crate::routes::reviews::execution_reviews,
         crate::routes::reviews::review_action,
+        crate::routes::builder::get_suggestions, crate::routes::builder::get_categories,
+        crate::routes::builder::get_blocks, crate::routes::builder::get_blocks_batch,
+        crate::routes::builder::get_providers, crate::routes::builder::search_menu, crate::routes::builder::get_counts,
         crate::routes::onboarding::get_onboarding, crate::routes::onboarding::update_onboarding,
         crate::routes::onboarding::complete_step, crate::routes::onboarding::reset_onboarding,
         crate::routes::onboarding::recommended_agents, crate::routes::onboarding::onboarding_enabled,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations"), (name = "review"), (name = "onboarding")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations"), (name = "review"), (name = "builder"), (name = "onboarding")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]

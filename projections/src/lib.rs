@@ -2,6 +2,7 @@
 //! rebuild) and one module per read model with the queries the API calls.
 
 pub mod api_keys;
+pub mod builder;
 pub mod credentials;
 pub mod credits;
 pub mod execution_views;

@@ -16,6 +16,14 @@ use crate::helpers::{send, spawn_app};
 const ALLOWED: &[(&str, &str)] = &[
     // Onboarding (issue 19).
     ("POST /api/onboarding/step 200: type {\"object\"}, reference {\"any\"}", "typed here: the onboarding as it stands after the step"),
+    // The builder's menu (issue 19).
+    ("GET /api/builder/blocks parameter query category: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/builder/blocks parameter query provider: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/builder/blocks parameter query type: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or one of the four kinds"),
+    ("GET /api/builder/search parameter query by_creator: type {\"array\"}, reference {\"array\", \"null\"}", "a list query parameter is absent or repeated; there is no null in a query string"),
+    ("GET /api/builder/search parameter query filter: type {\"array\"}, reference {\"array\", \"null\"}", "a list query parameter is absent or repeated; there is no null in a query string"),
+    ("GET /api/builder/search parameter query search_id: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("GET /api/builder/search parameter query search_query: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
     // Human review (issue 18).
     ("PendingHumanReviewModel.payload: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),
     ("ReviewItem.reviewed_data: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),

@@ -98,3 +98,36 @@ async fn a_run_is_refused_when_a_node_reached_only_by_links_misses_a_required_in
     assert_eq!(detail["node_errors"], expected, "only the template, only its format: {body}");
     assert_eq!(event_count(&app).await, before, "a refused run appends nothing");
 }
+
+#[tokio::test]
+async fn graphs_are_capped_in_nodes_links_and_lengths_and_a_large_one_validates_quickly() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = crate::support::user();
+    const STORE_VALUE: &str = "1ff065e9-88e8-4358-9d82-8dc91f622ba9";
+    let chain = |n: usize| {
+        let nodes: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"id": format!("n{i}"), "block_id": STORE_VALUE, "input_default": {"input": i}}))
+            .collect();
+        let links: Vec<serde_json::Value> = (1..n)
+            .map(|i| {
+                serde_json::json!({"source_id": format!("n{}", i - 1), "sink_id": format!("n{i}"),
+                "source_name": "output", "sink_name": "data"})
+            })
+            .collect();
+        serde_json::json!({"graph": {"name": "chain", "description": "", "nodes": nodes, "links": links}})
+    };
+    let started = std::time::Instant::now();
+    let (status, body) = app.post("/api/graphs", owner, &chain(2000)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    let before = crate::support::event_count(&app).await;
+    let (status, body) = app.post("/api/graphs", owner, &chain(2001)).await;
+    assert_eq!(status, 422, "{body}");
+    crate::support::assert_field_error(&body, "nodes");
+    let long_name =
+        serde_json::json!({"graph": {"name": "n".repeat(501), "description": "", "nodes": [], "links": []}});
+    let (status, body) = app.post("/api/graphs", owner, &long_name).await;
+    assert_eq!(status, 422, "{body}");
+    crate::support::assert_field_error(&body, "name");
+    assert_eq!(crate::support::event_count(&app).await, before, "a refused graph appended");
+}

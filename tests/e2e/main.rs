@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod binary;
+mod builder;
 mod consistency;
 mod console;
 mod contract;

@@ -4,6 +4,7 @@ mod admin;
 mod api_keys;
 pub(crate) mod audit;
 mod blocks;
+pub(crate) mod builder;
 mod console;
 mod credits;
 mod executions;
@@ -33,6 +34,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .merge(users::router(state))
         .merge(blocks::router())
+        .merge(builder::router(state))
         .merge(graphs::router(state))
         .merge(executions::router(state))
         .merge(credits::router(state))

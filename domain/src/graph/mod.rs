@@ -46,6 +46,14 @@ pub enum GraphError {
     /// The graph as a whole is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// A count or a length is over its limit.
+    #[error("{field}: at most {limit}")]
+    TooLarge {
+        /// The field, e.g. `nodes` or `name`.
+        field: &'static str,
+        /// Its limit (items or characters).
+        limit: usize,
+    },
 }
 
 /// State of one graph, folded from its stream.

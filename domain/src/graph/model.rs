@@ -4,20 +4,38 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+/// Most nodes in one graph version.
+pub const MAX_NODES: usize = 2000;
+/// Most links in one graph version.
+pub const MAX_LINKS: usize = 10_000;
+/// Most sub-graphs kept with one version.
+pub const MAX_SUB_GRAPHS: usize = 50;
+/// Longest graph name.
+pub const MAX_NAME_CHARS: usize = 500;
+/// Longest description or instructions.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+/// Longest id, block id, pin name or cron expression.
+pub const MAX_ID_CHARS: usize = 200;
+
 /// A link between an output pin of one node and an input pin of another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     /// Link id; reassigned on save.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub id: String,
     /// Node the value comes from.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub source_id: String,
     /// Node the value goes to.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub sink_id: String,
     /// Output pin of the source node.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub source_name: String,
     /// Input pin of the sink node.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub sink_name: String,
     /// A static link keeps delivering its last value.
     #[serde(default)]
@@ -30,8 +48,10 @@ pub struct Link {
 pub struct Node {
     /// Node id; reassigned on save.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub id: String,
     /// The block this node runs.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub block_id: String,
     /// Constant inputs, pin name to value.
     #[serde(default)]
@@ -63,30 +83,37 @@ pub struct GraphDraft {
     #[serde(default = "default_true")]
     pub is_active: bool,
     /// Display name: not blank.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500, pattern = r"\S"))]
     pub name: String,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub description: String,
     /// Instructions for the user running the agent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub instructions: Option<String>,
     /// Suggested schedule.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub recommended_schedule_cron: Option<String>,
     /// The nodes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 2000))]
     pub nodes: Vec<Node>,
     /// The links.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10000))]
     pub links: Vec<Link>,
     /// The graph this one was forked from.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub forked_from_id: Option<String>,
     /// The version it was forked from.
     #[serde(default)]
     pub forked_from_version: Option<i64>,
     /// Sub-graphs, kept as submitted.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub sub_graphs: Vec<Value>,
 }
 

@@ -27,6 +27,7 @@ pub fn validate_and_normalize(
     version: i32,
     is_active: bool,
 ) -> Result<GraphVersion, GraphError> {
+    check_limits(draft)?;
     if draft.name.trim().is_empty() {
         return Err(GraphError::Invalid("Graph name must not be empty".into()));
     }
@@ -53,9 +54,10 @@ pub fn validate_and_normalize(
         check_link_end(&mut errors, &by_id, &link.source_id, &link.source_name, PinSide::Output);
         check_link_end(&mut errors, &by_id, &link.sink_id, &link.sink_name, PinSide::Input);
     }
+    let fed = fed_pins(&draft.links);
     for node in &draft.nodes {
         if let Some((_, block)) = by_id.get(node.id.as_str()) {
-            check_required(&mut errors, node, block, &draft.links);
+            check_required(&mut errors, node, block, fed.get(node.id.as_str()));
             check_input_name(&mut errors, node, block);
         }
     }
@@ -63,6 +65,37 @@ pub fn validate_and_normalize(
         return Err(GraphError::Validation { message: "Graph validation failed".into(), node_errors: errors });
     }
     Ok(normalize(draft, &by_id, graph_id, version, is_active))
+}
+
+/// Every count and length of a draft within its limit, checked before
+/// anything else looks at it.
+fn check_limits(draft: &GraphDraft) -> Result<(), GraphError> {
+    use super::model::{MAX_ID_CHARS, MAX_LINKS, MAX_NAME_CHARS, MAX_NODES, MAX_SUB_GRAPHS, MAX_TEXT_CHARS};
+    let chars = |text: &str| text.chars().count();
+    let over = |field, limit| Err(GraphError::TooLarge { field, limit });
+    let counts = [
+        ("nodes", draft.nodes.len(), MAX_NODES),
+        ("links", draft.links.len(), MAX_LINKS),
+        ("sub_graphs", draft.sub_graphs.len(), MAX_SUB_GRAPHS),
+        ("name", chars(&draft.name), MAX_NAME_CHARS),
+        ("description", chars(&draft.description), MAX_TEXT_CHARS),
+        ("instructions", draft.instructions.as_deref().map_or(0, chars), MAX_TEXT_CHARS),
+        ("recommended_schedule_cron", draft.recommended_schedule_cron.as_deref().map_or(0, chars), MAX_ID_CHARS),
+        ("forked_from_id", draft.forked_from_id.as_deref().map_or(0, chars), MAX_ID_CHARS),
+    ];
+    if let Some((field, _, limit)) = counts.into_iter().find(|(_, n, limit)| n > limit) {
+        return over(field, limit);
+    }
+    if draft.nodes.iter().any(|n| chars(&n.id) > MAX_ID_CHARS || chars(&n.block_id) > MAX_ID_CHARS) {
+        return over("nodes", MAX_ID_CHARS);
+    }
+    let long_link = |l: &Link| {
+        [&l.id, &l.source_id, &l.sink_id, &l.source_name, &l.sink_name].iter().any(|t| chars(t) > MAX_ID_CHARS)
+    };
+    if draft.links.iter().any(long_link) {
+        return over("links", MAX_ID_CHARS);
+    }
+    Ok(())
 }
 
 fn add(errors: &mut NodeErrors, node: &str, field: &str, message: String) {
@@ -116,7 +149,17 @@ fn pin_exists(node: &Node, block: &Block, pin: &str, side: PinSide) -> bool {
             .is_some_and(|props| props.contains_key(pin)))
 }
 
-fn check_required(errors: &mut NodeErrors, node: &Node, block: &Block, links: &[Link]) {
+/// The pins each node is fed by a link, by node id: built once, so checks
+/// stay linear in nodes and links.
+fn fed_pins(links: &[Link]) -> HashMap<&str, HashSet<&str>> {
+    let mut fed: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for link in links {
+        fed.entry(link.sink_id.as_str()).or_default().insert(base_pin_name(&link.sink_name));
+    }
+    fed
+}
+
+fn check_required(errors: &mut NodeErrors, node: &Node, block: &Block, fed: Option<&HashSet<&str>>) {
     if !matches!(block.block_type, BlockType::Input | BlockType::Output | BlockType::Agent) {
         return;
     }
@@ -125,7 +168,7 @@ fn check_required(errors: &mut NodeErrors, node: &Node, block: &Block, links: &[
             .input_default
             .iter()
             .any(|(pin, value)| base_pin_name(pin) == field && !value.is_null() && value.as_str() != Some(""));
-        let linked = links.iter().any(|l| l.sink_id == node.id && base_pin_name(&l.sink_name) == field);
+        let linked = fed.is_some_and(|pins| pins.contains(field));
         if !has_default && !linked {
             add(errors, &node.id, field, "This field is required".into());
         }
@@ -140,10 +183,7 @@ fn check_required(errors: &mut NodeErrors, node: &Node, block: &Block, links: &[
 /// node would wait for ever and the run end as if it had nothing to do.
 /// Credentials fields are checked on their own. Linear in nodes and links.
 pub fn missing_run_inputs(graph: &GraphVersion) -> NodeErrors {
-    let mut fed: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for link in &graph.links {
-        fed.entry(link.sink_id.as_str()).or_default().insert(base_pin_name(&link.sink_name));
-    }
+    let fed = fed_pins(&graph.links);
     let mut errors = NodeErrors::new();
     for node in &graph.nodes {
         let Some(block) = blocks::find(&node.block_id) else { continue };
