@@ -8,7 +8,9 @@
 //! `422 idempotency_key_reused`; while the first is still running, a
 //! duplicate waits for it (up to the consistency timeout), then `409`. A
 //! request that failed with a 5xx or a conflict releases its key, so it can
-//! be retried.
+//! be retried. Once the handler has run, its answer is the answer: a record
+//! that cannot be kept is logged and the key released, never turned into a
+//! 5xx for a command that committed.
 //! The command context still derives event ids from the key, so even a key
 //! whose record was lost appends nothing twice.
 
@@ -95,15 +97,30 @@ async fn run_once(state: &AppState, key: String, request: Request, next: Next) -
         return Err(Outcome::Answer(id.replay(state, &fingerprint).await?));
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    // From here on the handler may have committed: whatever befalls the
+    // record, the client gets the handler's answer, never an error of ours.
     if response.status().is_server_error() || response.status() == StatusCode::CONFLICT {
         // Nothing was committed (a command that committed answers success),
         // and trying again may work: the key must not keep this answer.
-        id.release(state).await?;
+        id.release_or_log(state).await;
         return Ok(response);
     }
     let (head, body) = response.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(&e))?;
-    id.complete(state, head.status, &head.headers, &body).await?;
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => {
+            // The handler's own body failed: there is no answer to keep.
+            id.release_or_log(state).await;
+            return Err(Outcome::Error(ApiError::internal(&e)));
+        }
+    };
+    if let Err(e) = id.complete(state, head.status, &head.headers, &body).await {
+        // Without its record a retry runs the command again; the event ids
+        // derived from the key make that append nothing twice, while a
+        // claim left open would answer 409 until it is abandoned.
+        tracing::warn!(error = %e, route = %id.route, "the answer of a keyed request could not be kept");
+        id.release_or_log(state).await;
+    }
     Ok(Response::from_parts(head, Body::from(body)))
 }
 
@@ -171,7 +188,13 @@ impl Record {
         }
     }
 
-    async fn complete(&self, state: &AppState, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    async fn complete(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), sqlx::Error> {
         let kept: Map<String, Value> = KEPT_HEADERS
             .iter()
             .filter_map(|name| Some((name.to_string(), Value::from(headers.get(*name)?.to_str().ok()?))))
@@ -191,7 +214,7 @@ impl Record {
         Ok(())
     }
 
-    async fn release(&self, state: &AppState) -> ApiResult<()> {
+    async fn release(&self, state: &AppState) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3 AND status IS NULL")
             .bind(self.user)
             .bind(&self.route)
@@ -199,6 +222,14 @@ impl Record {
             .execute(state.pool())
             .await?;
         Ok(())
+    }
+
+    /// Release the key after the handler ran: a failure only leaves the
+    /// claim to be taken over once abandoned, so it is logged, not answered.
+    async fn release_or_log(&self, state: &AppState) {
+        if let Err(e) = self.release(state).await {
+            tracing::warn!(error = %e, route = %self.route, "an idempotency key could not be released");
+        }
     }
 }
 

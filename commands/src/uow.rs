@@ -85,11 +85,41 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         expected_version: i64,
         events: &[A::Event],
     ) -> Result<(), CommandError> {
+        self.record_ids_from::<A>(id, expected_version, events, None)
+    }
+
+    /// Queue events as [`record`](Self::record) does, for a decision that a
+    /// later request with the same idempotency key may rightly make again
+    /// (a switch turned off, then on): their ids derive from
+    /// `expected_version` too, so the second decision is not mistaken for a
+    /// repeat of the first and dropped. A true repeat loads the state the
+    /// first left and decides nothing, or, racing it, decides against the
+    /// same version and lands on the same ids.
+    pub fn record_once_per_version<A: Aggregate>(
+        &mut self,
+        id: Uuid,
+        expected_version: i64,
+        events: &[A::Event],
+    ) -> Result<(), CommandError> {
+        self.record_ids_from::<A>(id, expected_version, events, Some(expected_version))
+    }
+
+    fn record_ids_from<A: Aggregate>(
+        &mut self,
+        id: Uuid,
+        expected_version: i64,
+        events: &[A::Event],
+        id_version: Option<i64>,
+    ) -> Result<(), CommandError> {
         if events.is_empty() {
             return Ok(());
         }
         self.touch::<A>();
         let stream_id = stream_name::<A>(id);
+        let id_scope = match id_version {
+            Some(version) => format!("{stream_id}@{version}"),
+            None => stream_id.clone(),
+        };
         let mut new_events = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let data = encode_payload(event).map_err(|e| StoreError::Decode {
@@ -97,10 +127,11 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
                 event_type: event.event_type().to_owned(),
                 reason: e.to_string(),
             })?;
-            // Independent of the stream version: a retried request decides
-            // against a newer version but must produce the same ids.
+            // Independent of the stream version (unless asked otherwise): a
+            // retried request decides against a newer version but must
+            // produce the same ids.
             new_events.push(NewEvent {
-                event_id: self.ctx.event_id(&stream_id, i),
+                event_id: self.ctx.event_id(&id_scope, i),
                 event_type: event.event_type().to_owned(),
                 schema_version: event.schema_version(),
                 data,

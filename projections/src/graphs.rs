@@ -221,6 +221,39 @@ pub async fn get_graph(
     Ok(row.map(served))
 }
 
+/// Whether the store lists version `g.version` of graph `g.id` as approved:
+/// the versions of a creator's graph anyone else may read.
+const APPROVED_IN_STORE: &str = "EXISTS (SELECT FROM rm_store_versions v \
+     JOIN rm_store_listings l ON l.listing_id = v.listing_id \
+     WHERE l.graph_id = g.id AND v.agent_version = g.version AND v.status = 'APPROVED' \
+       AND NOT v.is_deleted AND NOT l.is_deleted)";
+
+/// One version of anyone's graph that the store lists as approved; without
+/// a version, the highest such. Versions saved since, pending, rejected or
+/// withdrawn are not found: only approved ones leave their creator's
+/// account. The whole model, as stored: whoever serves it to someone other
+/// than the creator strips it for export.
+pub async fn get_approved_version(
+    pool: &PgPool,
+    graph_id: Uuid,
+    version: Option<i32>,
+) -> Result<Option<Value>, QueryError> {
+    let row = match version {
+        Some(version) => {
+            let sql =
+                format!("SELECT {MODEL} FROM rm_graphs g WHERE g.id = $1 AND g.version = $2 AND {APPROVED_IN_STORE}");
+            sqlx::query_as(&sql).bind(graph_id).bind(version).fetch_optional(pool).await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {MODEL} FROM rm_graphs g WHERE g.id = $1 AND {APPROVED_IN_STORE} ORDER BY g.version DESC LIMIT 1"
+            );
+            sqlx::query_as(&sql).bind(graph_id).fetch_optional(pool).await?
+        }
+    };
+    Ok(row.map(served))
+}
+
 /// Every version of a user's graph, newest first.
 pub async fn list_versions(pool: &PgPool, user_id: Uuid, graph_id: Uuid) -> Result<Vec<Value>, QueryError> {
     let sql = format!("SELECT {MODEL} FROM rm_graphs WHERE id = $1 AND user_id = $2 ORDER BY version DESC");

@@ -160,3 +160,21 @@ async fn a_create_retried_with_its_idempotency_key_makes_no_second_key() {
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys").fetch_one(&app.pool).await.unwrap_or(0);
     assert_eq!(kept, 0, "no idempotency record keeps the secret");
 }
+
+#[tokio::test]
+async fn a_created_keys_secret_is_answered_even_when_a_read_model_cannot_be_read() {
+    let app = spawn_app().await;
+    let owner = user();
+    sqlx::query("ALTER TABLE api_key_usage RENAME TO api_key_usage_away").execute(&app.pool).await.unwrap();
+    let events = event_count(&app).await;
+    let created = create_key(&app, owner, &["READ_BLOCK"]).await;
+    let (id, secret) = id_and_secret(&created);
+    assert!(secret.starts_with("agpt_"), "{created}");
+    let info = &created["api_key"];
+    assert_eq!((info["head"].as_str(), info["tail"].as_str()), (Some(&secret[..8]), Some(&secret[secret.len() - 8..])));
+    assert_eq!((info["status"].as_str(), info["last_used_at"].clone()), (Some("ACTIVE"), Value::Null));
+    assert_eq!(event_count(&app).await, events + 1);
+    sqlx::query("ALTER TABLE api_key_usage_away RENAME TO api_key_usage").execute(&app.pool).await.unwrap();
+    let (status, listed) = app.get("/api/api-keys", owner).await;
+    assert_eq!((status, listed[0]["id"].as_str()), (200, Some(id.as_str())), "{listed}");
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{blocks, greeting_graph, sample_graph, send, spawn_app, TestApp};
-use crate::support::{admin_request, events_of_type, id_of, user};
+use crate::support::{admin_request, event_count, events_of_type, id_of, user};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 
@@ -313,4 +313,77 @@ async fn information_persisted_by_one_agent_is_retrieved_by_another_across_agent
     let (_, queued) = execute(&app, stranger, &theirs, json!({})).await;
     let run = ended(&app, stranger, &theirs, queued["id"].as_str().unwrap()).await;
     assert_eq!(run["outputs"]["global"], json!([null]), "{run}");
+}
+
+#[tokio::test]
+async fn a_share_token_is_random_and_a_retry_with_its_key_answers_the_same_one() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "token"})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    ended(&app, owner, &graph_id, &run_id).await;
+    let share = format!("/api/graphs/{graph_id}/executions/{run_id}/share");
+    let keyed = |key: &'static str| {
+        send(app.request(Method::POST, &share, owner).header("Idempotency-Key", key).json(&json!({})))
+    };
+    let token_of = |body: &Value| Uuid::parse_str(body["share_token"].as_str().unwrap_or_default()).expect("a uuid");
+
+    let (status, first) = keyed("share-key").await;
+    assert_eq!(status, 200, "{first}");
+    let token = token_of(&first);
+    assert_eq!(token.get_version_num(), 4, "random, not derived: {token}");
+    for scope in [owner, Uuid::nil()] {
+        assert_ne!(token, Uuid::new_v5(&scope, b"share/share-key"), "not derived from the user and the key");
+    }
+    let (status, again) = keyed("share-key").await;
+    assert_eq!((status, token_of(&again)), (200, token), "a retry with the key answers the same token");
+
+    // Unshared, then the key's record gone: sharing again with the same key
+    // makes a token nobody could have known before.
+    let (status, body) = app.delete(&share, owner).await;
+    assert_eq!(status, 204, "{body}");
+    sqlx::query("DELETE FROM idempotency_keys WHERE key = 'share-key'").execute(&app.pool).await.unwrap();
+    let (status, second) = keyed("share-key").await;
+    assert_eq!(status, 200, "{second}");
+    let fresh = token_of(&second);
+    assert_ne!(fresh, token, "a new share, a new token");
+    assert_eq!(fresh.get_version_num(), 4);
+    let (status, seen) = send(app.anonymous(Method::GET, &format!("/api/public/shared/{fresh}"))).await;
+    assert_eq!(status, 200, "the answered token is the one the log holds: {seen}");
+    let (status, _) = send(app.anonymous(Method::GET, &format!("/api/public/shared/{token}"))).await;
+    assert_eq!(status, 404, "the old token is gone");
+    let (status, again) = keyed("share-key").await;
+    assert_eq!((status, token_of(&again)), (200, fresh));
+    assert_eq!(events_of_type(&app, "ExecutionShared").await, 2);
+}
+
+#[tokio::test]
+async fn stopping_or_sharing_a_run_under_another_graphs_id_is_404_and_appends_nothing() {
+    let app = crate::helpers::spawn_app_with(|c| c.executor_workers = 0).await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let other_graph = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "mismatch"})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let under = |graph: &str, what: &str| format!("/api/graphs/{graph}/executions/{run_id}/{what}");
+
+    let events = event_count(&app).await;
+    let (status, body) = app.post(&under(&other_graph, "stop"), owner, &json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app.post(&under(&other_graph, "share"), owner, &json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+
+    let (status, shared) = app.post(&under(&graph_id, "share"), owner, &json!({})).await;
+    assert_eq!(status, 200, "{shared}");
+    let events = event_count(&app).await;
+    let (status, body) = app.delete(&under(&other_graph, "share"), owner).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+    let public = format!("/api/public/shared/{}", shared["share_token"].as_str().unwrap());
+    assert_eq!(send(app.anonymous(Method::GET, &public)).await.0, 200, "still shared");
+
+    let (status, stopped) = app.post(&under(&graph_id, "stop"), owner, &json!({})).await;
+    assert_eq!((status, stopped["status"].as_str()), (200, Some("TERMINATED")), "{stopped}");
 }

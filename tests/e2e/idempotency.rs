@@ -83,3 +83,30 @@ async fn concurrent_duplicates_wait_for_the_first_and_get_its_answer() {
     assert_eq!(*status, 200, "{first}");
     assert_eq!(listed_graph_ids(&app, owner).await, vec![id_of(first)], "one graph");
 }
+
+#[tokio::test]
+async fn a_committed_command_is_answered_even_when_its_idempotency_record_cannot_be_kept() {
+    let app = spawn_app().await;
+    let owner = user();
+    // Keeping a response fails from now on (claiming a key still works).
+    for statement in [
+        "CREATE FUNCTION refuse_kept_answer() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'the idempotency record cannot be kept'; END $$",
+        "CREATE TRIGGER refuse_kept_answer BEFORE UPDATE ON idempotency_keys FOR EACH ROW \
+         WHEN (NEW.status IS NOT NULL) EXECUTE FUNCTION refuse_kept_answer()",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.expect(statement);
+    }
+    let events = event_count(&app).await;
+    let (status, first) = post_graph(&app, owner, "k-unkept", "kept").await;
+    assert_eq!(status, 200, "the command committed, so it is answered: {first}");
+    let id = id_of(&first);
+    let committed = event_count(&app).await;
+    assert!(committed > events);
+    assert_eq!(listed_graph_ids(&app, owner).await, std::slice::from_ref(&id));
+
+    let (status, again) = post_graph(&app, owner, "k-unkept", "kept").await;
+    assert_eq!((status, id_of(&again)), (200, id.clone()), "a retry answers the same graph: {again}");
+    assert_eq!(event_count(&app).await, committed, "and appends nothing");
+    assert_eq!(listed_graph_ids(&app, owner).await, [id]);
+}

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{greeting_graph, send, spawn_app, TestApp};
-use crate::support::{admin_request, assert_error, events_of_type, id_of, user};
+use crate::support::{admin_request, assert_error, event_count, events_of_type, id_of, user};
 
 fn submission(graph_id: &str, slug: &str, name: &str) -> Value {
     json!({"agent_id": graph_id, "agent_version": 1, "slug": slug, "name": name, "sub_heading": format!("{name} sub"),
@@ -350,4 +350,191 @@ async fn the_store_is_read_through_the_external_api_with_a_read_store_key() {
     assert_eq!(status, 200);
     assert_eq!(get("/store/agents", &without).await.0, 403, "READ_STORE is needed");
     assert_eq!(get("/store/agents", "agpt_nonsense").await.0, 401);
+}
+
+/// A store agent in another user's library: the creator's graph with v1
+/// listed and approved and v2 saved since, unpublished.
+struct Held {
+    creator: Uuid,
+    holder: Uuid,
+    graph_id: String,
+    agent_id: String,
+}
+
+/// The graph of `creator` saved anew (a version of its own, not listed).
+async fn save_version(app: &TestApp, creator: Uuid, graph_id: &str, greeting: &str) {
+    let mut draft = greeting_graph();
+    draft["id"] = json!(graph_id);
+    draft["nodes"][1]["input_default"]["format"] = json!(greeting);
+    let (status, saved) = app.put(&format!("/api/graphs/{graph_id}"), creator, &draft).await;
+    assert_eq!(status, 200, "{saved}");
+}
+
+async fn held(app: &TestApp) -> Held {
+    let (creator, holder) = (user(), user());
+    let listing_version = listed(app, creator, "greeter", "Greeter", "Says hello", "tools").await;
+    let (_, detail) = app.get(&format!("/api/store/agents/{listing_version}"), holder).await;
+    let graph_id = detail["agentGraphId"].as_str().unwrap_or_else(|| panic!("{detail}")).to_owned();
+    save_version(app, creator, &graph_id, "Unreleased, {{name}}!").await;
+    let body = json!({"store_listing_version_id": listing_version});
+    let (status, agent) = app.post("/api/library/agents", holder, &body).await;
+    assert_eq!((status, agent["graph_version"].as_i64()), (201, Some(1)), "{agent}");
+    Held { creator, holder, graph_id, agent_id: id_of(&agent) }
+}
+
+#[tokio::test]
+async fn a_store_agents_holder_reads_only_approved_versions_and_never_the_creators_secrets() {
+    let app = spawn_app().await;
+    let h = held(&app).await;
+    let g = &h.graph_id;
+    for path in [format!("/api/graphs/{g}?version=2"), format!("/api/graphs/{g}/versions/2")] {
+        let (status, body) = app.get(&path, h.holder).await;
+        assert_eq!(status, 404, "{path}: an unpublished version is as if absent: {body}");
+    }
+    for path in
+        [format!("/api/graphs/{g}?version=1"), format!("/api/graphs/{g}/versions/1"), format!("/api/graphs/{g}")]
+    {
+        let (status, body) = app.get(&path, h.holder).await;
+        assert_eq!((status, body["version"].as_i64()), (200, Some(1)), "{path}: the approved version: {body}");
+        assert_eq!(body["user_id"], "", "{path}: served as exported");
+    }
+    let (status, _) = app.get(&format!("/api/graphs/{g}?version=1"), user()).await;
+    assert_eq!(status, 200, "an approved version is public, as the store's download is");
+    let (_, own) = app.get(&format!("/api/graphs/{g}"), h.creator).await;
+    assert_eq!((own["version"].as_i64(), own["user_id"].as_str()), (Some(2), Some(h.creator.to_string().as_str())));
+}
+
+#[tokio::test]
+async fn a_store_agents_holder_pins_only_approved_versions() {
+    let app = spawn_app().await;
+    let h = held(&app).await;
+    let path = format!("/api/library/agents/{}", h.agent_id);
+    let events = event_count(&app).await;
+    let (status, body) = app.patch(&path, h.holder, &json!({"graph_version": 2})).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+    let (status, body) = app.patch(&path, h.holder, &json!({"graph_version": 1, "is_favorite": true})).await;
+    assert_eq!((status, body["graph_version"].as_i64()), (200, Some(1)), "{body}");
+    let (status, body) = app.patch(&path, h.creator, &json!({"graph_version": 2})).await;
+    assert_eq!(status, 404, "not the creator's agent: {body}");
+    let own = format!("/api/library/agents/by-graph/{}", h.graph_id);
+    let (_, mine) = app.get(&own, h.creator).await;
+    let (status, body) =
+        app.patch(&format!("/api/library/agents/{}", id_of(&mine)), h.creator, &json!({"graph_version": 1})).await;
+    assert_eq!((status, body["graph_version"].as_i64()), (200, Some(1)), "the creator pins any of its own: {body}");
+}
+
+#[tokio::test]
+async fn a_store_agents_holder_runs_only_approved_versions() {
+    let app = spawn_app().await;
+    let h = held(&app).await;
+    let g = &h.graph_id;
+    let events = event_count(&app).await;
+    let (status, body) =
+        app.post(&format!("/api/graphs/{g}/execute/2"), h.holder, &json!({"inputs": {"name": "B"}})).await;
+    assert_eq!(status, 404, "{body}");
+    let preset = json!({"graph_id": g, "graph_version": 2, "inputs": {"name": "B"}, "credentials": {},
+                        "name": "sneaky", "description": ""});
+    let (status, body) = app.post("/api/library/presets", h.holder, &preset).await;
+    assert_eq!(status, 404, "{body}");
+    let schedule = json!({"name": "nightly", "cron": "0 3 * * *", "inputs": {"name": "B"}, "graph_version": 2});
+    let (status, body) = app.post(&format!("/api/graphs/{g}/schedules"), h.holder, &schedule).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+
+    let (status, queued) =
+        app.post(&format!("/api/graphs/{g}/execute/1"), h.holder, &json!({"inputs": {"name": "B"}})).await;
+    assert_eq!(status, 200, "{queued}");
+    let run = app.run_ended(h.holder, g, queued["id"].as_str().unwrap(), std::time::Duration::from_secs(15)).await;
+    assert_eq!(run["outputs"], json!({"greeting": ["Hello, B!"]}));
+    let (status, queued) =
+        app.post(&format!("/api/graphs/{g}/execute/2"), h.creator, &json!({"inputs": {"name": "A"}})).await;
+    assert_eq!(status, 200, "the creator runs any of its versions: {queued}");
+}
+
+#[tokio::test]
+async fn a_store_agents_holder_forks_only_a_version_that_is_still_approved() {
+    let app = spawn_app().await;
+    let h = held(&app).await;
+    let admin = user();
+    // v2 listed and approved, pinned by the holder, then rejected.
+    let mut second = submission(&h.graph_id, "greeter", "Greeter Two");
+    second["agent_version"] = json!(2);
+    let (status, submitted) = app.post("/api/store/submissions", h.creator, &second).await;
+    assert_eq!(status, 200, "{submitted}");
+    let v2 = submitted["store_listing_version_id"].as_str().unwrap().to_owned();
+    assert_eq!(review(&app, admin, &v2, true).await.0, 200);
+    let path = format!("/api/library/agents/{}", h.agent_id);
+    let (status, body) = app.patch(&path, h.holder, &json!({"graph_version": 2})).await;
+    assert_eq!((status, body["graph_version"].as_i64()), (200, Some(2)), "an approved version is pinned: {body}");
+    assert_eq!(app.get(&format!("/api/graphs/{}/versions/2", h.graph_id), h.holder).await.0, 200);
+    assert_eq!(review(&app, admin, &v2, false).await.0, 200);
+
+    let fork = format!("/api/library/agents/{}/fork", h.agent_id);
+    let events = event_count(&app).await;
+    let (status, body) = send(app.request(Method::POST, &fork, h.holder)).await;
+    assert_eq!(status, 404, "a rejected version is not forked: {body}");
+    let (status, body) =
+        app.post(&format!("/api/graphs/{}/execute/2", h.graph_id), h.holder, &json!({"inputs": {"name": "x"}})).await;
+    assert_eq!(status, 404, "nor run: {body}");
+    assert_eq!(app.get(&format!("/api/graphs/{}/versions/2", h.graph_id), h.holder).await.0, 404, "nor read");
+    assert_eq!(event_count(&app).await, events, "nothing appended");
+
+    let (status, _) = app.patch(&path, h.holder, &json!({"graph_version": 1})).await;
+    assert_eq!(status, 200);
+    let (status, forked) = send(app.request(Method::POST, &fork, h.holder)).await;
+    assert_eq!(status, 200, "{forked}");
+    let copy = forked["graph_id"].as_str().unwrap();
+    let (_, copied) = app.get(&format!("/api/graphs/{copy}"), h.holder).await;
+    assert_eq!(
+        (copied["forked_from_version"].as_i64(), copied["nodes"][1]["input_default"]["format"].as_str()),
+        (Some(1), Some("Hello, {{name}}!")),
+        "{copied}"
+    );
+}
+
+#[tokio::test]
+async fn a_downloaded_agent_holds_neither_its_creators_id_nor_their_credentials() {
+    let app = spawn_app().await;
+    let (creator, admin) = (user(), user());
+    let sub_graph = id_of(&app.create_graph(creator, crate::helpers::echo_graph()).await);
+    let credential = Uuid::new_v4();
+    let mut graph = greeting_graph();
+    graph["nodes"].as_array_mut().unwrap().extend([
+        json!({"id": "keyed", "block_id": crate::helpers::blocks::STORE_VALUE, "input_default": {
+            "input": "x",
+            "credentials": {"id": credential, "provider": "openai", "type": "api_key", "title": "creator's key"}}}),
+        json!({"id": "sub", "block_id": "e189baac-8c20-45a1-94a7-55177ea42565", "input_default": {
+            "user_id": creator, "graph_id": sub_graph, "graph_version": 1, "inputs": {},
+            "input_schema": {"type": "object", "properties": {"n": {}}}, "output_schema": {"type": "object", "properties": {"echo": {}}}}}),
+    ]);
+    let graph_id = id_of(&app.create_graph(creator, graph).await);
+    let (status, submitted) =
+        app.post("/api/store/submissions", creator, &submission(&graph_id, "keyed", "Keyed")).await;
+    assert_eq!(status, 200, "{submitted}");
+    let version = submitted["store_listing_version_id"].as_str().unwrap().to_owned();
+    let admin_path = format!("/api/store/admin/submissions/download/{version}");
+    let download = |path: String, admin_user: Option<Uuid>| {
+        let request = match admin_user {
+            Some(a) => admin_request(&app, Method::GET, &path, a),
+            None => app.anonymous(Method::GET, &path),
+        };
+        async move {
+            let response = request.send().await.expect("download");
+            (response.status().as_u16(), response.text().await.expect("body"))
+        }
+    };
+    let leaks = |file: &str| file.contains(&creator.to_string()) || file.contains(&credential.to_string());
+    let (status, file) = download(admin_path.clone(), Some(admin)).await;
+    assert_eq!(status, 200, "{file}");
+    assert!(!leaks(&file), "the admin's download is the export view: {file}");
+    assert_eq!(review(&app, admin, &version, true).await.0, 200);
+    let (status, file) = download(format!("/api/store/download/agents/{version}"), None).await;
+    assert_eq!(status, 200, "{file}");
+    assert!(!leaks(&file), "the public download is the export view: {file}");
+    let exported: Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(exported["user_id"], "");
+    assert_eq!(exported["nodes"].as_array().map(Vec::len), Some(5), "{exported}");
+    let (_, own) = app.get(&format!("/api/graphs/{graph_id}"), creator).await;
+    assert!(leaks(&own.to_string()), "the creator's own copy keeps both");
 }

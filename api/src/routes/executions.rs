@@ -88,7 +88,8 @@ pub(crate) async fn ensure_credits(state: &AppState, user_id: uuid::Uuid) -> Api
     request_body(content = ExecuteGraph, content_type = "application/json", description = "May be omitted"),
     responses((status = 200, description = "The run, queued", body = GraphExecutionMeta),
         (status = 400, description = "The graph cannot run with these inputs (node_errors)", body = ErrorBody),
-        (status = 402, description = "No credits left", body = ErrorBody)))]
+        (status = 402, description = "No credits left", body = ErrorBody),
+        (status = 404, description = "No such graph or version the caller may run (another's: not an approved store version in its library)", body = ErrorBody)))]
 pub(crate) async fn execute_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,7 +130,8 @@ pub(crate) async fn start_run(
 /// ended.
 #[utoipa::path(post, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/stop", operation_id = "postV1Stop graph execution", tag = "graphs",
     params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
-    responses((status = 200, description = "The run as stopped, or null", body = Option<GraphExecutionMeta>)))]
+    responses((status = 200, description = "The run as stopped, or null", body = Option<GraphExecutionMeta>),
+        (status = 404, description = "No such run of the caller's under this graph (nothing changed)", body = ErrorBody)))]
 pub(crate) async fn stop_execution(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,8 +140,8 @@ pub(crate) async fn stop_execution(
     let graph_id = parse_id(&graph_id, "Graph")?;
     let execution_id = parse_id(&graph_exec_id, "Execution")?;
     let (outcome, run, was_open) =
-        state.commands.stop_execution(&caller.ctx, caller.user.user_id, execution_id).await?;
-    let run = run.filter(|r| r.graph_id == graph_id).ok_or_else(|| ApiError::not_found("Execution not found"))?;
+        state.commands.stop_execution(&caller.ctx, caller.user.user_id, graph_id, execution_id).await?;
+    let run = run.ok_or_else(|| ApiError::not_found("Execution not found"))?;
     let body = was_open.then(|| GraphExecutionMeta::of_state(&run));
     Ok(state.answer(&outcome, axum::Json(body)).await)
 }
@@ -156,7 +158,7 @@ pub(crate) async fn list_executions(
 
 /// One page of a graph's runs, newest first.
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/executions", operation_id = "getV1List graph executions", tag = "graphs",
-    params(("graph_id" = String, Path), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000),
+    params(("graph_id" = String, Path), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000),
         ("page_size" = Option<i64>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, description = "The page", body = GraphExecutionsPaginated)))]
 pub(crate) async fn list_graph_executions(
@@ -199,7 +201,7 @@ pub(crate) async fn delete_execution(
 ) -> ApiResult<Committed<Response>> {
     let execution_id = parse_id(&graph_exec_id, "Execution")?;
     let (outcome, run) =
-        state.commands.change_run(&caller.ctx, caller.user.user_id, execution_id, RunChange::Delete).await?;
+        state.commands.change_run(&caller.ctx, caller.user.user_id, None, execution_id, RunChange::Delete).await?;
     run.ok_or_else(|| ApiError::not_found("Execution not found"))?;
     Ok(state.answer(&outcome, StatusCode::NO_CONTENT.into_response()).await)
 }
@@ -216,7 +218,8 @@ pub(crate) struct ShareResponse {
 /// Share one of the user's runs publicly (the same token when shared).
 #[utoipa::path(post, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/share", operation_id = "postV1Share graph execution", tag = "graphs",
     params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
-    responses((status = 200, description = "Shared", body = ShareResponse)))]
+    responses((status = 200, description = "Shared", body = ShareResponse),
+        (status = 404, description = "No such run of the caller's under this graph (nothing changed)", body = ErrorBody)))]
 pub(crate) async fn share_execution(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,7 +234,8 @@ pub(crate) async fn share_execution(
 /// Stop sharing one of the user's runs.
 #[utoipa::path(delete, path = "/api/graphs/{graph_id}/executions/{graph_exec_id}/share", operation_id = "deleteV1Unshare graph execution", tag = "graphs",
     params(("graph_id" = String, Path), ("graph_exec_id" = String, Path)),
-    responses((status = 204, description = "No longer shared")))]
+    responses((status = 204, description = "No longer shared"),
+        (status = 404, description = "No such run of the caller's under this graph (nothing changed)", body = ErrorBody)))]
 pub(crate) async fn unshare_execution(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,8 +254,9 @@ async fn change(
 ) -> ApiResult<(commands::Outcome, domain::execution::GraphExecution)> {
     let graph_id = parse_id(graph_id, "Graph")?;
     let execution_id = parse_id(graph_exec_id, "Execution")?;
-    let (outcome, run) = state.commands.change_run(&caller.ctx, caller.user.user_id, execution_id, change).await?;
-    let run = run.filter(|r| r.graph_id == graph_id).ok_or_else(|| ApiError::not_found("Execution not found"))?;
+    let user = caller.user.user_id;
+    let (outcome, run) = state.commands.change_run(&caller.ctx, user, Some(graph_id), execution_id, change).await?;
+    let run = run.ok_or_else(|| ApiError::not_found("Execution not found"))?;
     Ok((outcome, run))
 }
 

@@ -25,7 +25,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/graphs/{graph_id}/versions/active", put(set_active_version))
         .route("/graphs/{graph_id}/versions/{version}", get(get_graph_version))
         .route("/graphs/{graph_id}/settings", patch(update_graph_settings));
-    reads(routes, state, &[graphs::NAME, library::NAME])
+    reads(routes, state, &[graphs::NAME, library::NAME, projections::store::NAME])
 }
 
 /// Body of `POST /api/graphs`.
@@ -80,8 +80,16 @@ pub(crate) struct SetGraphActiveVersion {
     active_graph_version: i32,
 }
 
+/// A version of a graph as `user` may read it: any of its own; of another's
+/// (a store agent), only one the store lists as approved, as AutoGPT
+/// serves approved store graphs to non-owners, and stripped for export, as
+/// the store's download is: the creator's id and credentials stay theirs.
 async fn read_graph(state: &AppState, user: Uuid, id: Uuid, version: Option<i32>) -> ApiResult<Value> {
-    graphs::get_graph(state.pool(), user, id, version).await?.ok_or_else(|| ApiError::not_found("Graph not found"))
+    if let Some(own) = graphs::get_graph(state.pool(), user, id, version).await? {
+        return Ok(own);
+    }
+    let listed = graphs::get_approved_version(state.pool(), id, version).await?;
+    listed.map(view::for_export).ok_or_else(|| ApiError::not_found("Graph not found"))
 }
 
 /// The caller's graphs (active versions).
@@ -113,11 +121,13 @@ async fn saved_graph(state: &AppState, user_id: Uuid, created: &CreatedGraph) ->
     state.answer(&created.outcome, body).await
 }
 
-/// A graph; without `version`, its highest version.
+/// A graph; without `version`, its highest version. Another user's graph
+/// is found only in the versions the store lists as approved (exported).
 #[utoipa::path(get, path = "/api/graphs/{graph_id}", operation_id = "getV1Get specific graph", tag = "graphs",
     params(("graph_id" = String, Path), ("version" = Option<i32>, Query, minimum = -2147483648, maximum = 2147483647),
         ("for_export" = Option<bool>, Query)),
-    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The graph version", body = view::GraphModel),
+        (status = 404, description = "Not found (another's graph: not an approved store version)", body = ErrorBody)))]
 pub(crate) async fn get_graph(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,11 +138,13 @@ pub(crate) async fn get_graph(
     Ok(exported(model, q.for_export))
 }
 
-/// One version of a graph.
+/// One version of a graph (of another user's, only one the store lists as
+/// approved, exported).
 #[utoipa::path(get, path = "/api/graphs/{graph_id}/versions/{version}", operation_id = "getV1Get graph version", tag = "graphs",
     params(("graph_id" = String, Path), ("version" = i32, Path, minimum = -2147483648, maximum = 2147483647),
         ("for_export" = Option<bool>, Query)),
-    responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The graph version", body = view::GraphModel),
+        (status = 404, description = "Not found (another's graph: not an approved store version)", body = ErrorBody)))]
 pub(crate) async fn get_graph_version(
     State(state): State<AppState>,
     caller: Caller,

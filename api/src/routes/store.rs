@@ -165,12 +165,15 @@ pub(crate) async fn get_agent_graph(
     Ok(axum::Json(published_graph(&state, &version_id, Some(&user), true).await?.2))
 }
 
-/// A graph as a file to save: `agent_<graph id>_v<version>.json`.
-pub(crate) fn graph_file(graph_id: Uuid, version: i32, graph: &serde_json::Value) -> Response {
+/// A graph as a file to save: `agent_<graph id>_v<version>.json`, its
+/// export view only. A file leaves the owner's account (the public download
+/// needs no sign-in), so it carries neither the owner's user id nor the
+/// credentials the owner set on nodes.
+pub(crate) fn graph_file(graph_id: Uuid, version: i32, graph: serde_json::Value) -> Response {
     let disposition = format!("attachment; filename=agent_{graph_id}_v{version}.json");
     (
         [(header::CONTENT_TYPE, "application/json".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-        graph.to_string(),
+        domain::graph::view::for_export(graph).to_string(),
     )
         .into_response()
 }
@@ -179,14 +182,14 @@ pub(crate) fn graph_file(graph_id: Uuid, version: i32, graph: &serde_json::Value
 #[utoipa::path(get, path = "/api/store/download/agents/{store_listing_version_id}", operation_id = "getV2Download agent file", tag = "store",
     params(("store_listing_version_id" = String, Path)),
     security(()),
-    responses((status = 200, description = "The graph as a JSON file", body = Object),
+    responses((status = 200, description = "The graph as a JSON file, as exported (no user ids, no credentials)", body = Object),
         (status = 404, description = "Not listed", body = ErrorBody)))]
 pub(crate) async fn download_agent(
     State(state): State<AppState>,
     Path(version_id): Path<String>,
 ) -> ApiResult<Response> {
     let (graph_id, version, graph) = published_graph(&state, &version_id, None, false).await?;
-    Ok(graph_file(graph_id, version, &graph))
+    Ok(graph_file(graph_id, version, graph))
 }
 
 /// How creators may be ordered.

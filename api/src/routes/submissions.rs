@@ -306,7 +306,7 @@ pub(crate) async fn review_submission(
 /// Download any submission's graph, for admins.
 #[utoipa::path(get, path = "/api/store/admin/submissions/download/{store_listing_version_id}", operation_id = "getV2Admin download agent file", tag = "admin",
     params(("store_listing_version_id" = String, Path)),
-    responses((status = 200, description = "The graph as a JSON file", body = Object),
+    responses((status = 200, description = "The graph as a JSON file, as exported (no user ids, no credentials)", body = Object),
         (status = 403, description = "Admin access required", body = ErrorBody),
         (status = 404, description = "No such submission", body = ErrorBody)))]
 pub(crate) async fn admin_download(
@@ -315,5 +315,5 @@ pub(crate) async fn admin_download(
     Path(version_id): Path<String>,
 ) -> ApiResult<Response> {
     let (graph_id, version, graph) = published_graph(&state, &version_id, Some(&admin), false).await?;
-    Ok(graph_file(graph_id, version, &graph))
+    Ok(graph_file(graph_id, version, graph))
 }

@@ -1,10 +1,13 @@
 //! Starting and stopping graph runs. The executor appends the steps in
 //! between; these handlers only queue a run and end one on request.
 
+use std::collections::BTreeSet;
+
 use domain::aggregate::Aggregate;
 use domain::execution::engine;
 use domain::execution::{ExecutionEvent, ExecutionStatus, GraphExecution};
 use domain::graph::{Graph, GraphError, GraphVersion};
+use domain::store::StoreListing;
 use eventlog::EventStore;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -33,25 +36,61 @@ pub struct RunRequest {
     pub credentials: Map<String, Value>,
 }
 
+/// A graph a user may run, with its history and the versions open to it.
+pub(crate) struct RunnableGraph {
+    /// The graph's events, every version's.
+    pub history: Vec<domain::graph::GraphEvent>,
+    /// The versions the user may run (see [`usable_versions`]).
+    pub versions: BTreeSet<i32>,
+    /// The version run when none is named: of the user's own graph the
+    /// active one (else the latest); of a store agent, the one its library
+    /// agent pins.
+    pub default_version: i32,
+}
+
 /// A graph `user_id` may run, with its history: one it owns, or one in its
-/// library (added from the store).
+/// library (added from the store) of which some version is still approved.
 pub(crate) async fn runnable_graph<S: EventStore>(
     uow: &mut UnitOfWork<'_, S>,
     user_id: Uuid,
     graph_id: Uuid,
-) -> Result<(Graph, Vec<domain::graph::GraphEvent>), CommandError> {
+) -> Result<RunnableGraph, CommandError> {
     let (graph, _, history) = uow.load_with_events::<Graph>(graph_id).await?;
     if graph.id.is_none() || graph.deleted {
         return Err(GraphError::NotFound.into());
     }
-    if !graph.is_owned_by(user_id) {
-        let agent_id = domain::library::library_agent_id(user_id, graph_id);
-        let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
-        if !agent.is_visible_to(user_id) {
-            return Err(GraphError::NotFound.into());
-        }
+    if graph.is_owned_by(user_id) {
+        let default_version = graph.active_version.unwrap_or_else(|| graph.latest_version());
+        return Ok(RunnableGraph { versions: graph.versions, default_version, history });
     }
-    Ok((graph, history))
+    let agent_id = domain::library::library_agent_id(user_id, graph_id);
+    let (agent, _) = uow.load::<domain::library::LibraryAgent>(agent_id).await?;
+    if !agent.is_visible_to(user_id) {
+        return Err(GraphError::NotFound.into());
+    }
+    let versions = usable_versions(uow, user_id, &graph).await?;
+    if versions.is_empty() {
+        return Err(GraphError::NotFound.into());
+    }
+    Ok(RunnableGraph { versions, default_version: agent.graph_version, history })
+}
+
+/// The versions of `graph` that `user_id` may read, run, pin or copy: every
+/// version of its own graph; of another's, only those an admin approved
+/// that the store still lists. Adding a store agent to a library opens the
+/// creator's graph no further than that: a version saved since, or
+/// submitted but not approved, or rejected, is as if absent.
+pub(crate) async fn usable_versions<S: EventStore>(
+    uow: &mut UnitOfWork<'_, S>,
+    user_id: Uuid,
+    graph: &Graph,
+) -> Result<BTreeSet<i32>, CommandError> {
+    if graph.is_owned_by(user_id) {
+        return Ok(graph.versions.clone());
+    }
+    let Some(graph_id) = graph.id.filter(|_| !graph.deleted) else { return Ok(BTreeSet::new()) };
+    let (listing, _) = uow.load::<StoreListing>(domain::store::listing_id(graph_id)).await?;
+    Ok(listing.approved_agent_versions().intersection(&graph.versions).copied().collect())
 }
 
 impl<S: EventStore> Commands<S> {
@@ -99,20 +138,22 @@ impl<S: EventStore> Commands<S> {
         Ok(queued)
     }
 
-    /// Stop one of the user's runs: its open node executions and the run
-    /// end TERMINATED. Answers the run as it stands (`None` when it is not
-    /// the user's) and whether it was still open; a run that had already
-    /// ended is left as it was.
+    /// Stop one of the user's runs of `graph_id`: its open node executions
+    /// and the run end TERMINATED. Answers the run as it stands (`None`,
+    /// with nothing appended, when it is not the user's or not of that
+    /// graph) and whether it was still open; a run that had already ended
+    /// is left as it was.
     pub async fn stop_execution(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
+        graph_id: Uuid,
         execution_id: Uuid,
     ) -> Result<(Outcome, Option<GraphExecution>, bool), CommandError> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (mut state, version) = uow.load::<GraphExecution>(execution_id).await?;
-            if state.id.is_none() || state.user_id != user_id {
+            if state.id.is_none() || state.user_id != user_id || state.graph_id != graph_id {
                 return Ok((uow.commit().await?, None, false));
             }
             let events = engine::end_run(&mut state, ExecutionStatus::Terminated, None, self.now());
@@ -216,17 +257,20 @@ impl<S: EventStore> Commands<S> {
 }
 
 /// The graph version `user_id` may run: the graph exists, is the user's or
-/// in its library, and has that version (`None`: the active one, else the
-/// latest).
+/// in its library, and has that version open to the user (`None`: the
+/// [default](RunnableGraph::default_version) one).
 pub(crate) async fn runnable_version<S: EventStore>(
     uow: &mut UnitOfWork<'_, S>,
     user_id: Uuid,
     graph_id: Uuid,
     version: Option<i32>,
 ) -> Result<GraphVersion, CommandError> {
-    let (graph, history) = runnable_graph(uow, user_id, graph_id).await?;
-    let version = version.or(graph.active_version).unwrap_or_else(|| graph.latest_version());
-    let (saved, _) = find_version(&history, version).ok_or(GraphError::VersionNotFound(version))?;
+    let runnable = runnable_graph(uow, user_id, graph_id).await?;
+    let version = version.unwrap_or(runnable.default_version);
+    if !runnable.versions.contains(&version) {
+        return Err(GraphError::VersionNotFound(version).into());
+    }
+    let (saved, _) = find_version(&runnable.history, version).ok_or(GraphError::VersionNotFound(version))?;
     Ok(saved.clone())
 }
 
@@ -243,11 +287,13 @@ pub enum RunChange {
 
 impl<S: EventStore> Commands<S> {
     /// Delete, share or unshare one of the user's runs; answers the run after
-    /// (`None` when it is not the user's, or deleted).
+    /// (`None`, with nothing appended, when it is not the user's, is
+    /// deleted, or is not of `graph_id` when the caller names a graph).
     pub async fn change_run(
         &self,
         ctx: &CommandContext,
         user_id: Uuid,
+        graph_id: Option<Uuid>,
         execution_id: Uuid,
         change: RunChange,
     ) -> Result<(Outcome, Option<GraphExecution>), CommandError> {
@@ -255,21 +301,31 @@ impl<S: EventStore> Commands<S> {
         retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (mut state, version) = uow.load::<GraphExecution>(execution_id).await?;
-            if state.id.is_none() || state.user_id != user_id || state.deleted {
+            let other_graph = graph_id.is_some_and(|g| g != state.graph_id);
+            if state.id.is_none() || state.user_id != user_id || state.deleted || other_graph {
                 return Ok((uow.commit().await?, None));
             }
             let at = self.now();
             let event = match change {
                 RunChange::Delete => Some(ExecutionEvent::ExecutionDeleted { at }),
+                // Random, never derived from the request: whoever knows the
+                // user and the idempotency key must not know the token.
                 RunChange::Share if state.share_token.is_none() => {
-                    Some(ExecutionEvent::ExecutionShared { share_token: ctx.new_id("share"), at })
+                    Some(ExecutionEvent::ExecutionShared { share_token: Uuid::new_v4(), at })
                 }
                 RunChange::Unshare if state.share_token.is_some() => Some(ExecutionEvent::ExecutionUnshared { at }),
                 _ => None,
             };
             let events: Vec<ExecutionEvent> = event.into_iter().collect();
-            uow.record::<GraphExecution>(execution_id, version, &events)?;
+            // Sharing and unsharing alternate: the same key may share again
+            // after an unshare, which is a new decision, not a repeat.
+            uow.record_once_per_version::<GraphExecution>(execution_id, version, &events)?;
             let outcome = uow.commit().await?;
+            if outcome.appended == 0 && !events.is_empty() {
+                // A racing repeat of this request appended first: its token,
+                // as the log has it, not the one decided here.
+                return Ok((outcome, Some(self.load_execution(execution_id).await?.0)));
+            }
             for event in &events {
                 state.evolve(event);
             }

@@ -6,6 +6,7 @@ use domain::library::{
 };
 use uuid::Uuid;
 
+use super::execution::usable_versions;
 use super::library::find_version;
 use super::Commands;
 use crate::error::{CommandError, StoreError};
@@ -234,9 +235,13 @@ impl<S: EventStore> Commands<S> {
         let (agent, _) = uow.load::<LibraryAgent>(agent_id).await?;
         agent.ensure_visible(user_id)?;
         let source_id = agent.graph_id.ok_or(LibraryError::NotFound)?;
-        let (_, _, history) = uow.load_with_events::<Graph>(source_id).await?;
-        let (source, _) =
-            find_version(&history, agent.graph_version).ok_or(GraphError::VersionNotFound(agent.graph_version))?;
+        let (graph, _, history) = uow.load_with_events::<Graph>(source_id).await?;
+        // The pinned version may have left the store since it was pinned.
+        let not_found = GraphError::VersionNotFound(agent.graph_version);
+        if !usable_versions(&mut uow, user_id, &graph).await?.contains(&agent.graph_version) {
+            return Err(not_found.into());
+        }
+        let (source, _) = find_version(&history, agent.graph_version).ok_or(not_found)?;
         let mut draft = source.to_draft();
         draft.name = format!("{} (Copy)", source.name);
         draft.forked_from_id = Some(source.id.to_string());

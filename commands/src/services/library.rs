@@ -3,6 +3,7 @@ use domain::graph::{Graph, GraphEvent, GraphVersion};
 use domain::library::{LibraryAgent, LibraryAgentCommand, LibraryAgentPatch};
 use uuid::Uuid;
 
+use super::execution::usable_versions;
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -22,8 +23,12 @@ impl<S: EventStore> Commands<S> {
             let mut uow = UnitOfWork::new(&self.store, ctx);
             let (agent, version) = uow.load::<LibraryAgent>(agent_id).await?;
             agent.ensure_visible(user_id)?;
+            // A store agent is pinned only to a version the store lists.
             let known_versions = match (patch.graph_version, agent.graph_id) {
-                (Some(_), Some(graph_id)) => uow.load::<Graph>(graph_id).await?.0.versions,
+                (Some(_), Some(graph_id)) => {
+                    let (graph, _) = uow.load::<Graph>(graph_id).await?;
+                    usable_versions(&mut uow, user_id, &graph).await?
+                }
                 _ => Default::default(),
             };
             let events = agent.decide(LibraryAgentCommand::UpdateLibraryAgent {

@@ -68,8 +68,8 @@ impl<S: EventStore> Commands<S> {
                 (run.graph_id, run.graph_version, run.inputs, Map::new())
             }
         };
-        let (graph, _) = runnable_graph(&mut uow, user_id, graph_id).await?;
-        if !graph.versions.contains(&graph_version) {
+        let runnable = runnable_graph(&mut uow, user_id, graph_id).await?;
+        if !runnable.versions.contains(&graph_version) {
             return Err(GraphError::VersionNotFound(graph_version).into());
         }
         let preset_id = ctx.new_id("preset");

@@ -164,22 +164,34 @@ impl<'a> NodeModel<'a> {
 }
 
 /// Strip what must not leave the owner's account when exporting: user ids
-/// and credential inputs.
+/// and credential inputs, in the graph and in every sub-graph it carries
+/// (they are the owner's too).
 pub fn for_export(mut model: Value) -> Value {
     if let Some(obj) = model.as_object_mut() {
         obj.insert("user_id".into(), json!(""));
-        if let Some(nodes) = obj.get_mut("nodes").and_then(Value::as_array_mut) {
-            for node in nodes {
-                if let Some(defaults) = node.get_mut("input_default").and_then(Value::as_object_mut) {
-                    defaults.retain(|k, _| !k.contains("credentials"));
-                    if defaults.contains_key("user_id") {
-                        defaults.insert("user_id".into(), json!(""));
-                    }
+    }
+    strip_for_export(&mut model);
+    model
+}
+
+fn strip_for_export(model: &mut Value) {
+    let Some(obj) = model.as_object_mut() else { return };
+    if obj.contains_key("user_id") {
+        obj.insert("user_id".into(), json!(""));
+    }
+    if let Some(nodes) = obj.get_mut("nodes").and_then(Value::as_array_mut) {
+        for node in nodes {
+            if let Some(defaults) = node.get_mut("input_default").and_then(Value::as_object_mut) {
+                defaults.retain(|k, _| !k.contains("credentials"));
+                if defaults.contains_key("user_id") {
+                    defaults.insert("user_id".into(), json!(""));
                 }
             }
         }
     }
-    model
+    if let Some(sub_graphs) = obj.get_mut("sub_graphs").and_then(Value::as_array_mut) {
+        sub_graphs.iter_mut().for_each(strip_for_export);
+    }
 }
 
 /// JSON schema of the graph's inputs, one property per input-type node.
@@ -228,4 +240,23 @@ fn io_schema(graph: &GraphVersion, kind: BlockType, typed_value: bool) -> Value 
         properties.insert(name.to_owned(), Value::Object(prop));
     }
     json!({"type": "object", "properties": properties, "required": required})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_carries_no_user_id_or_credentials_at_any_depth() {
+        let owner = "0b8e3c4e-0000-4000-8000-000000000001";
+        let node = json!({"id": "n", "input_default": {"user_id": owner, "credentials": {"id": "c"},
+                          "openai_credentials": {"id": "c"}, "input": "kept"}});
+        let model = json!({"user_id": owner, "nodes": [node.clone()],
+                           "sub_graphs": [{"user_id": owner, "nodes": [node], "sub_graphs": []}]});
+        let exported = for_export(model);
+        assert!(!exported.to_string().contains(owner), "{exported}");
+        assert!(!exported.to_string().contains("credentials"), "{exported}");
+        assert_eq!(exported["sub_graphs"][0]["nodes"][0]["input_default"]["input"], "kept");
+        assert_eq!(exported["sub_graphs"][0]["user_id"], "");
+    }
 }

@@ -1,6 +1,8 @@
 //! The StoreListing aggregate: one per published graph, holding every
 //! submitted version and which approved one the store shows.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -81,6 +83,16 @@ impl StoreListing {
     /// A version of this listing.
     pub fn version(&self, version_id: Uuid) -> Option<&ListingVersion> {
         self.versions.iter().find(|v| v.version_id == version_id)
+    }
+
+    /// The graph versions an admin approved and the store still lists: the
+    /// only ones of the creator's graph that anyone else may read, run or
+    /// copy.
+    pub fn approved_agent_versions(&self) -> BTreeSet<i32> {
+        if !self.exists() {
+            return BTreeSet::new();
+        }
+        self.versions.iter().filter(|v| v.status == SubmissionStatus::Approved).map(|v| v.agent_version).collect()
     }
 
     /// Some version is approved.

@@ -80,3 +80,20 @@ fn bad_slugs_scores_and_usernames_are_refused() {
     assert!(claim.claim(owner, "username", "x", Utc::now()).unwrap().is_empty());
     assert!(matches!(claim.claim(Uuid::new_v4(), "username", "x", Utc::now()), Err(ListingError::Taken(_))));
 }
+
+#[test]
+fn only_versions_approved_and_still_approved_are_open_to_others() {
+    let (owner, graph) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut listing = StoreListing::default();
+    let v1 = submitted(&mut listing, owner, graph);
+    let version_id = Uuid::new_v4();
+    let events =
+        listing.submit(listing_id(graph), owner, graph, "my-agent", 2, version_id, details("B"), Utc::now()).unwrap();
+    events.iter().for_each(|e| listing.evolve(e));
+    assert!(listing.approved_agent_versions().is_empty(), "pending is not approved");
+    reviewed(&mut listing, v1, true);
+    reviewed(&mut listing, version_id, true);
+    assert_eq!(listing.approved_agent_versions(), [1, 2].into());
+    reviewed(&mut listing, version_id, false);
+    assert_eq!(listing.approved_agent_versions(), [1].into(), "a rejected version is closed again");
+}
