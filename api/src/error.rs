@@ -249,6 +249,8 @@ impl From<ApiKeyError> for ApiError {
         match e {
             ApiKeyError::NotFound => Self::not_found(e.to_string()),
             ApiKeyError::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            // A date in the past fits the schema: a rule beyond it.
+            ApiKeyError::InvalidExpiry => Self::bad_request(e.to_string()),
             ApiKeyError::InvalidName | ApiKeyError::InvalidDescription => {
                 let field = if e == ApiKeyError::InvalidName { "name" } else { "description" };
                 Self::unprocessable(e.to_string(), vec![FieldError::new(field, e.to_string(), "invalid", Value::Null)])

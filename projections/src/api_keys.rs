@@ -36,10 +36,11 @@ impl StreamProjector for ApiKeysProjector {
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             match event {
-                ApiKeyEvent::ApiKeyCreated { key_id, user_id, name, description, scopes, secret, at } => {
+                ApiKeyEvent::ApiKeyCreated { key_id, user_id, name, description, scopes, secret, expires_at, at } => {
                     sqlx::query(
                         "INSERT INTO rm_api_keys (id, user_id, name, description, scopes, status, head, tail, lookup, \
-                           created_at) VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                           created_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $7, $8, $9, $10) \
+                         ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(key_id)
                     .bind(user_id)
@@ -50,6 +51,7 @@ impl StreamProjector for ApiKeysProjector {
                     .bind(secret.tail)
                     .bind(secret.lookup)
                     .bind(at)
+                    .bind(expires_at)
                     .execute(conn)
                     .await?;
                 }
@@ -128,7 +130,7 @@ impl ApiKeyInfo {
             created_at: key.created_at?,
             last_used_at,
             revoked_at: key.revoked_at,
-            expires_at: None,
+            expires_at: key.expires_at,
             user_id: key.user_id?,
             kind: "api_key",
         })
@@ -149,7 +151,7 @@ impl ApiKeyInfo {
             created_at: row.try_get("created_at")?,
             last_used_at: row.try_get("last_used_at")?,
             revoked_at: row.try_get("revoked_at")?,
-            expires_at: None,
+            expires_at: row.try_get("expires_at")?,
             user_id: row.try_get("user_id")?,
             kind: "api_key",
         })
@@ -162,7 +164,7 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
 }
 
 const SELECT: &str = "SELECT k.id, k.user_id, k.name, k.description, k.scopes, k.status, k.head, k.tail, \
-     k.created_at, k.revoked_at, u.last_used_at FROM rm_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.id";
+     k.created_at, k.revoked_at, k.expires_at, u.last_used_at FROM rm_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.id";
 
 /// A user's keys, newest first; revoked keys are gone (revoking deletes).
 /// A key suspended stays listed.

@@ -178,3 +178,29 @@ async fn a_created_keys_secret_is_answered_even_when_a_read_model_cannot_be_read
     let (status, listed) = app.get("/api/api-keys", owner).await;
     assert_eq!((status, listed[0]["id"].as_str()), (200, Some(id.as_str())), "{listed}");
 }
+
+#[tokio::test]
+async fn a_key_with_an_expiry_works_until_then_and_is_refused_after() {
+    let app = spawn_app().await;
+    let owner = user();
+    let expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
+    let body = json!({"name": "short", "permissions": ["IDENTITY"], "expires_at": expires_at});
+    let (status, created) = app.post("/api/api-keys", owner, &body).await;
+    assert_eq!(status, 200, "{created}");
+    assert!(created["api_key"]["expires_at"].is_string(), "{created}");
+    let (_, secret) = id_and_secret(&created);
+    let me = || app.anonymous(Method::GET, "/external-api/v1/me").header("X-API-Key", secret.clone());
+    let (status, body) = send(me()).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, body) = send(me()).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "API key has expired");
+
+    let before = event_count(&app).await;
+    let past = json!({"name": "old", "permissions": ["IDENTITY"], "expires_at": chrono::Utc::now()});
+    let (status, body) = app.post("/api/api-keys", owner, &past).await;
+    assert_eq!(status, 400, "{body}");
+    assert_error(&body, "bad_request");
+    assert_eq!(event_count(&app).await, before);
+}

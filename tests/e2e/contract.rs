@@ -14,6 +14,8 @@ use crate::helpers::{send, spawn_app};
 
 /// Differences kept on purpose, each with its reason.
 const ALLOWED: &[(&str, &str)] = &[
+    // API keys that expire (issue 19).
+    ("CreateAPIKeyRequest.expires_at: not in the reference", "an optional expiry: the reference's APIKeyInfo has expires_at but no way to set it"),
     // Onboarding (issue 19).
     ("POST /api/onboarding/step 200: type {\"object\"}, reference {\"any\"}", "typed here: the onboarding as it stands after the step"),
     // The builder's menu (issue 19).

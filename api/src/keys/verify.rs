@@ -56,6 +56,9 @@ impl KeyAuth {
             ApiKeyStatus::Suspended => return Err(ApiError::unauthorized("API key is suspended")),
             ApiKeyStatus::Revoked => return Err(ApiError::unauthorized("API key is revoked")),
         }
+        if key.is_expired(chrono::Utc::now()) {
+            return Err(ApiError::unauthorized("API key has expired"));
+        }
         self.record_use(state, key_id).await;
         Ok((key_id, key))
     }

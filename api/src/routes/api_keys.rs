@@ -49,6 +49,9 @@ pub(crate) struct CreateApiKeyRequest {
     #[serde(default)]
     #[schema(max_length = 2000)]
     description: Option<String>,
+    /// When the key stops working (in the future); never when absent.
+    #[serde(default)]
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Answer of `POST /api/api-keys`: the key, and its secret, shown this once.
@@ -104,7 +107,13 @@ pub(crate) async fn create_api_key(
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;
-    let key = NewApiKey { name: body.name, description: body.description, scopes: body.permissions, secret };
+    let key = NewApiKey {
+        name: body.name,
+        description: body.description,
+        scopes: body.permissions,
+        secret,
+        expires_at: body.expires_at,
+    };
     let (outcome, created) = state.commands.create_api_key(&caller.ctx, caller.user.user_id, key).await?;
     // From the command's own state, read from nowhere: after the commit this
     // answer is the only copy of the secret, and a key made a moment ago has

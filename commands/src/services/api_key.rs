@@ -19,6 +19,8 @@ pub struct NewApiKey {
     pub scopes: Vec<ApiKeyPermission>,
     /// Hash, lookup digest, head and tail of the secret.
     pub secret: StoredSecret,
+    /// When it stops working, if ever.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A change to one of a user's keys.
@@ -51,6 +53,7 @@ impl<S: EventStore> Commands<S> {
                 description: key.description.clone(),
                 scopes: key.scopes.clone(),
                 secret: key.secret.clone(),
+                expires_at: key.expires_at,
                 now: self.now(),
             })?)
         })

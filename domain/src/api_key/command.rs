@@ -23,6 +23,8 @@ pub enum ApiKeyCommand {
         scopes: Vec<ApiKeyPermission>,
         /// What is kept of its secret.
         secret: StoredSecret,
+        /// When it stops working, if ever (in the future).
+        expires_at: Option<DateTime<Utc>>,
         /// The clock.
         now: DateTime<Utc>,
     },
@@ -57,7 +59,7 @@ impl ApiKey {
     /// scopes it has) appends nothing; a revoked key is not found.
     pub fn decide(&self, command: ApiKeyCommand) -> Result<Vec<ApiKeyEvent>, ApiKeyError> {
         match command {
-            ApiKeyCommand::CreateApiKey { key_id, user_id, name, description, scopes, secret, now } => {
+            ApiKeyCommand::CreateApiKey { key_id, user_id, name, description, scopes, secret, expires_at, now } => {
                 if self.id.is_some() {
                     return Err(ApiKeyError::AlreadyExists);
                 }
@@ -68,6 +70,9 @@ impl ApiKey {
                 if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
                     return Err(ApiKeyError::InvalidDescription);
                 }
+                if expires_at.is_some_and(|t| t <= now) {
+                    return Err(ApiKeyError::InvalidExpiry);
+                }
                 Ok(vec![ApiKeyEvent::ApiKeyCreated {
                     key_id,
                     user_id,
@@ -75,6 +80,7 @@ impl ApiKey {
                     description,
                     scopes: normalize_scopes(scopes),
                     secret,
+                    expires_at,
                     at: now,
                 }])
             }

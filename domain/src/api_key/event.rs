@@ -23,6 +23,9 @@ pub enum ApiKeyEvent {
         scopes: Vec<ApiKeyPermission>,
         /// What is kept of the secret.
         secret: StoredSecret,
+        /// When it stops working, if ever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
         /// When.
         at: DateTime<Utc>,
     },

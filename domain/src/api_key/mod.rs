@@ -104,6 +104,9 @@ pub enum ApiKeyError {
     /// The description is too long.
     #[error("description must be at most {MAX_DESCRIPTION_CHARS} characters")]
     InvalidDescription,
+    /// The expiry is not in the future.
+    #[error("expires_at must be in the future")]
+    InvalidExpiry,
 }
 
 /// State of one API key, folded from its stream.
@@ -127,6 +130,8 @@ pub struct ApiKey {
     pub created_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
@@ -135,6 +140,11 @@ impl ApiKey {
     /// stream keeps the history).
     pub fn is_visible_to(&self, user: Uuid) -> bool {
         self.id.is_some() && self.user_id == Some(user) && self.status != ApiKeyStatus::Revoked
+    }
+
+    /// The key's time is up at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
     }
 
     /// The key is accepted for requests needing `scope`: active, and granting it.
@@ -156,7 +166,7 @@ impl Aggregate for ApiKey {
 
     fn evolve(&mut self, event: &ApiKeyEvent) {
         match event {
-            ApiKeyEvent::ApiKeyCreated { key_id, user_id, name, description, scopes, secret, at } => {
+            ApiKeyEvent::ApiKeyCreated { key_id, user_id, name, description, scopes, secret, expires_at, at } => {
                 *self = Self {
                     id: Some(*key_id),
                     user_id: Some(*user_id),
@@ -167,6 +177,7 @@ impl Aggregate for ApiKey {
                     secret: Some(secret.clone()),
                     created_at: Some(*at),
                     revoked_at: None,
+                    expires_at: *expires_at,
                 };
             }
             ApiKeyEvent::ApiKeySuspended { .. } => self.status = ApiKeyStatus::Suspended,

@@ -21,6 +21,7 @@ fn create(user: Uuid, name: &str, scopes: Vec<ApiKeyPermission>) -> ApiKeyComman
         description: None,
         scopes,
         secret: secret(),
+        expires_at: None,
         now: Utc::now(),
     }
 }
