@@ -114,7 +114,7 @@ impl App {
         let scheduler = Scheduler::new(
             commands.clone(),
             clock,
-            SchedulerConfig { poll: config.scheduler_poll, ..Default::default() },
+            SchedulerConfig { poll: config.scheduler_poll, batch: config.scheduler_batch },
         );
         if config.scheduler_enabled {
             workers.push(scheduler.spawn(stop.clone()));
@@ -132,6 +132,7 @@ impl App {
             consistency_timeout: config.consistency_timeout,
             keys: Arc::default(),
             system_llm_key: config.outbound.openai_api_key.is_some(),
+            files: Arc::new(routes::FileStore::new(config.file_storage_dir.clone(), config.max_upload_bytes)),
         };
         let router = router(state.clone(), &config);
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;

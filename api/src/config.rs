@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -81,6 +82,9 @@ pub struct Config {
     pub scheduler_enabled: bool,
     /// How often the scheduler looks for due schedules.
     pub scheduler_poll: Duration,
+    /// Due schedules one look fires at most (`SCHEDULER_BATCH`), taken
+    /// round-robin across users.
+    pub scheduler_batch: i64,
     /// How often this instance seals the log's new events (`SEAL_INTERVAL_MS`,
     /// 0 turns sealing off here; any number of instances may seal).
     pub seal_interval: Option<Duration>,
@@ -94,6 +98,15 @@ pub struct Config {
     /// What blocks that call out may reach and how (`OPENAI_BASE_URL`,
     /// `OPENAI_API_KEY`, `OUTBOUND_ALLOW`, the timeouts and limits).
     pub outbound: Outbound,
+    /// Where uploaded files are kept (`FILE_STORAGE_DIR`, default
+    /// `./.autogpt-es/files`, relative to the working directory; created on
+    /// the first upload): `uploads/<user>/` and `media/<user>/`, each file
+    /// named by its SHA-256, never by the name the client sent.
+    pub file_storage_dir: PathBuf,
+    /// Largest file the upload routes take (`MAX_UPLOAD_BYTES`, default
+    /// 10 MiB; 413 beyond). The request, multipart framing included, must
+    /// also fit in `BODY_LIMIT_BYTES`.
+    pub max_upload_bytes: usize,
 }
 
 /// Settings of the blocks that call out.
@@ -131,6 +144,12 @@ impl Default for Outbound {
 
 /// Default largest request body (10 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Default largest uploaded file (10 MiB).
+pub const DEFAULT_MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// Default directory of uploaded files, relative to the working directory.
+pub const DEFAULT_FILE_STORAGE_DIR: &str = "./.autogpt-es/files";
 
 /// Default wait of a command for its projections.
 pub const DEFAULT_CONSISTENCY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -175,6 +194,7 @@ impl Config {
             scheduler_poll: Duration::from_millis(
                 parse_num(var("SCHEDULER_POLL_MS"), 1000, "SCHEDULER_POLL_MS")?.max(1),
             ),
+            scheduler_batch: parse_num(var("SCHEDULER_BATCH"), 100i64, "SCHEDULER_BATCH")?.clamp(1, 10_000),
             seal_interval: Some(parse_num(var("SEAL_INTERVAL_MS"), 10_000u64, "SEAL_INTERVAL_MS")?)
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
@@ -192,6 +212,8 @@ impl Config {
                 )?,
                 retries: parse_num(var("OUTBOUND_RETRIES"), 2, "OUTBOUND_RETRIES")?,
             },
+            file_storage_dir: PathBuf::from(var("FILE_STORAGE_DIR").unwrap_or_else(|| DEFAULT_FILE_STORAGE_DIR.into())),
+            max_upload_bytes: parse_num(var("MAX_UPLOAD_BYTES"), DEFAULT_MAX_UPLOAD, "MAX_UPLOAD_BYTES")?,
             credits: domain::credit::CreditRules {
                 starting_grant: parse_num(var("STARTING_CREDITS"), 1500, "STARTING_CREDITS")?,
                 count_threshold: parse_num(
@@ -226,10 +248,15 @@ impl Config {
             ws_buffer: crate::live::bus::CAPACITY,
             scheduler_enabled: true,
             scheduler_poll: Duration::from_secs(1),
+            scheduler_batch: 100,
             seal_interval: Some(Duration::from_secs(10)),
             encryption_key: None,
             encryption_old_keys: None,
             outbound: Outbound::default(),
+            // Not the working directory: embedding code (tests, benchmarks)
+            // should not leave files in a checkout.
+            file_storage_dir: std::env::temp_dir().join("autogpt-es-files"),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD,
         }
     }
 }

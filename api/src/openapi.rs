@@ -60,8 +60,12 @@ use crate::state::AppState;
         crate::routes::onboarding::get_onboarding, crate::routes::onboarding::update_onboarding,
         crate::routes::onboarding::complete_step, crate::routes::onboarding::reset_onboarding,
         crate::routes::onboarding::recommended_agents, crate::routes::onboarding::onboarding_enabled,
+        crate::routes::files::upload_file, crate::routes::files::download_file, crate::routes::files::upload_media,
+        crate::routes::files::get_media, crate::routes::store_search::search,
+        crate::routes::analytics::execution_analytics, crate::routes::analytics::analytics_config,
+        crate::routes::analytics::accuracy_trends,
     ),
-    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations"), (name = "review"), (name = "builder"), (name = "onboarding")),
+    tags((name = "auth"), (name = "blocks"), (name = "graphs"), (name = "credits"), (name = "library"), (name = "schedules"), (name = "admin"), (name = "health"), (name = "live"), (name = "store"), (name = "presets"), (name = "audit"), (name = "api-keys"), (name = "external"), (name = "integrations"), (name = "review"), (name = "builder"), (name = "onboarding"), (name = "files")),
     components(schemas(crate::routes::SortBy, crate::routes::store::AgentSortBy, crate::routes::store::CreatorSortBy)),
     modifiers(&CommonResponses, &Constraints, &ApiKeyScheme)
 )]

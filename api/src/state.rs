@@ -35,6 +35,8 @@ pub struct AppState {
     pub keys: Arc<crate::keys::KeyAuth>,
     /// The platform has its own key for the LLM blocks (`OPENAI_API_KEY`).
     pub system_llm_key: bool,
+    /// Where uploaded files are kept, and how large one may be.
+    pub files: Arc<crate::routes::FileStore>,
 }
 
 impl AppState {

@@ -25,7 +25,7 @@ use uuid::Uuid;
 pub struct SchedulerConfig {
     /// How often it looks for due schedules.
     pub poll: Duration,
-    /// Due schedules fired per look, most overdue first.
+    /// Due schedules fired per look, round-robin across users.
     pub batch: i64,
 }
 
@@ -112,10 +112,15 @@ impl Scheduler {
         })
     }
 
-    /// Fire every due schedule (up to the batch).
+    /// Fire due schedules, up to the batch, round-robin across users: each
+    /// user's most overdue first, then each user's second, and so on, so one
+    /// user's many schedules (failing ones too) cannot hold back another's.
     async fn tick(&self) -> Result<(), sqlx::Error> {
         let due: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM rm_schedules WHERE next_run_time <= $1 ORDER BY next_run_time, id LIMIT $2",
+            "SELECT id FROM (SELECT id, next_run_time, \
+               row_number() OVER (PARTITION BY user_id ORDER BY next_run_time, id) AS turn \
+               FROM rm_schedules WHERE next_run_time <= $1) due \
+             ORDER BY turn, next_run_time, id LIMIT $2",
         )
         .bind(self.clock.now())
         .bind(self.config.batch)

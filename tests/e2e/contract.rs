@@ -26,6 +26,11 @@ const ALLOWED: &[(&str, &str)] = &[
     ("GET /api/builder/search parameter query filter: type {\"array\"}, reference {\"array\", \"null\"}", "a list query parameter is absent or repeated; there is no null in a query string"),
     ("GET /api/builder/search parameter query search_id: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
     ("GET /api/builder/search parameter query search_query: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    // Uploads, store search, execution analytics (issue 19).
+    ("POST /api/store/submissions/media 200: type {\"string\"}, reference {\"any\"}", "typed here: the media's URL, a JSON string, as AutoGPT answers"),
+    ("GET /api/store/search parameter query content_types: type {\"array\"}, reference {\"array\", \"null\"}", "a list query parameter is absent or repeated; there is no null in a query string"),
+    ("GET /api/executions/admin/execution_accuracy_trends parameter query user_id: type {\"string\"}, reference {\"null\", \"string\"}", "a query parameter is absent or a string"),
+    ("ExecutionAnalyticsResponse.status_counts: not in the reference", "an addition: the runs matching the request per status, which the read model knows (no summaries are generated here)"),
     // Human review (issue 18).
     ("PendingHumanReviewModel.payload: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),
     ("ReviewItem.reviewed_data: type {\"any\"}, reference {\"array\", \"boolean\", \"integer\", \"null\", \"number\", \"object\", \"string\"}", "any JSON value: the same set, as an unconstrained schema"),

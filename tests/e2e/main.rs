@@ -5,6 +5,7 @@ mod helpers;
 mod support;
 
 mod agents;
+mod analytics;
 mod api_keys;
 mod audit;
 mod auth;
@@ -22,6 +23,7 @@ mod executors;
 mod export;
 mod external_api;
 mod feed;
+mod files;
 mod graphs;
 mod horizon;
 mod idempotency;

@@ -390,3 +390,42 @@ async fn concurrent_fires_of_one_slot_append_one_run() {
     // Once recorded, the slot is no longer due.
     assert_eq!(commands.fire_schedule(schedule_id).await.expect("fire"), FireOutcome::NotDue);
 }
+
+#[tokio::test]
+async fn a_look_fires_due_schedules_round_robin_across_users() {
+    let clock = TestClock::at("2026-01-15T10:00:30Z");
+    let url = fresh_database().await;
+    let mut config = Config::local(url.clone(), TEST_KEY);
+    config.db_pool_size = 6;
+    config.scheduler_poll = Duration::from_millis(50);
+    config.scheduler_batch = 3;
+    config.scheduler_enabled = true;
+    // Created while the clock stands still before the minute, so all come
+    // due at 10:01 together.
+    let app = App::build_with_clock(config, clock.clock()).await.expect("build app");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let app = TestApp::at(port, url).await;
+    let (busy, quiet) = (user(), user());
+    let busy_graph = id_of(&app.create_graph(busy, echo_graph()).await);
+    for _ in 0..6 {
+        assert_eq!(create(&app, busy, &busy_graph, every_minute()).await.0, 200);
+    }
+    let quiet_graph = id_of(&app.create_graph(quiet, echo_graph()).await);
+    let (status, quiet_schedule) = create(&app, quiet, &quiet_graph, every_minute()).await;
+    assert_eq!(status, 200);
+    clock.set("2026-01-15T10:01:00Z");
+    let fired = wait_for_fires(&app, 3).await;
+    let first_three: Vec<&Value> = fired.iter().take(3).collect();
+    let quiet_id = quiet_schedule["id"].as_str().unwrap();
+    let quiet_in_first_look = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM (SELECT stream_id FROM events WHERE event_type = 'ScheduleFired' \
+         ORDER BY position LIMIT 3) f WHERE stream_id = $1",
+    )
+    .bind(format!("schedule-{quiet_id}"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(quiet_in_first_look, 1, "the quiet user's schedule waited behind the busy one's: {first_three:?}");
+    wait_for_fires(&app, 7).await;
+}

@@ -1,6 +1,7 @@
 //! One module per resource, merged here under `/api` and its alias `/api/v1`.
 
 mod admin;
+pub(crate) mod analytics;
 mod api_keys;
 pub(crate) mod audit;
 mod blocks;
@@ -10,6 +11,7 @@ mod credits;
 mod executions;
 mod external;
 pub(crate) mod external_store;
+pub(crate) mod files;
 mod graphs;
 mod health;
 pub(crate) mod integrations;
@@ -19,6 +21,7 @@ pub(crate) mod presets;
 pub(crate) mod reviews;
 mod schedules;
 pub(crate) mod store;
+pub(crate) mod store_search;
 pub(crate) mod submissions;
 mod users;
 pub(crate) mod webhooks;
@@ -45,6 +48,8 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(presets::router(state))
         .merge(reviews::router(state))
         .merge(submissions::router(state))
+        .merge(store_search::router(state))
+        .merge(analytics::router(state))
         .merge(admin::router())
         .merge(audit::router());
     // API keys, credentials and webhook setup stay outside the idempotency
@@ -54,6 +59,9 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(api_keys::router(state))
         .merge(integrations::router(state))
         .merge(webhooks::router())
+        // Uploads stay outside too: content-addressed, a retry stores
+        // nothing new, and the layer would hold whole files in memory.
+        .merge(files::router())
 }
 
 /// The routes under `/external-api/v1`, authenticated by API key.
@@ -153,6 +161,7 @@ pub(crate) use external::{
     __path_external_execute_block, __path_external_execute_graph, __path_external_execution_results,
     __path_external_list_blocks, __path_external_me,
 };
+pub use files::FileStore;
 pub(crate) use graphs::{
     __path_create_graph, __path_delete_graph, __path_get_graph, __path_get_graph_version, __path_list_graph_versions,
     __path_list_graphs, __path_set_active_version, __path_update_graph, __path_update_graph_settings,
