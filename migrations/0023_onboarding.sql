@@ -8,7 +8,9 @@ CREATE TABLE rm_onboarding (
     integrations                      jsonb       NOT NULL DEFAULT '[]',
     other_integrations                text,
     selected_store_listing_version_id text,
-    agent_input                       jsonb,
+    -- json, not jsonb: kept as sent, so a number beyond f64 is read back as
+    -- it was accepted rather than expanded into digits no client parses.
+    agent_input                       json,
     onboarding_agent_execution_id     text,
     updated_at                        timestamptz NOT NULL
 );

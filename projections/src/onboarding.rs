@@ -51,7 +51,7 @@ impl StreamProjector for OnboardingProjector {
                            integrations = coalesce($5, integrations), \
                            other_integrations = coalesce($6, other_integrations), \
                            selected_store_listing_version_id = coalesce($7, selected_store_listing_version_id), \
-                           agent_input = coalesce($8, agent_input), \
+                           agent_input = coalesce($8::json, agent_input), \
                            onboarding_agent_execution_id = coalesce($9, onboarding_agent_execution_id), \
                            updated_at = $10 WHERE user_id = $1",
                     )
@@ -62,7 +62,8 @@ impl StreamProjector for OnboardingProjector {
                     .bind(patch.integrations.map(|i| json!(i)))
                     .bind(patch.other_integrations)
                     .bind(patch.selected_store_listing_version_id)
-                    .bind(patch.agent_input.map(Value::Object))
+                    // As text: a jsonb parameter would expand numbers first.
+                    .bind(patch.agent_input.map(|input| Value::Object(input).to_string()))
                     .bind(patch.onboarding_agent_execution_id)
                     .bind(at)
                     .execute(conn)

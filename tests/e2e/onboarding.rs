@@ -54,3 +54,15 @@ async fn the_onboarding_keeps_choices_and_steps_and_starts_over_on_reset() {
     let (status, agents) = app.get("/api/onboarding/agents", owner).await;
     assert_eq!((status, agents), (200, json!([])), "no store agents yet");
 }
+
+#[tokio::test]
+async fn an_agent_input_with_a_huge_number_reads_back_as_sent() {
+    let app = spawn_app().await;
+    let owner = user();
+    let patch = serde_json::from_str::<serde_json::Value>(r#"{"agentInput": {"n": 1e300, "m": -2.5e-300}}"#).unwrap();
+    let (status, saved) = app.patch("/api/onboarding", owner, &patch).await;
+    assert_eq!(status, 200, "{saved}");
+    let (status, read) = app.get("/api/onboarding", owner).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["agentInput"]["n"].as_f64(), Some(1e300));
+}

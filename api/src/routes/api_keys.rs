@@ -49,9 +49,12 @@ pub(crate) struct CreateApiKeyRequest {
     #[serde(default)]
     #[schema(max_length = 2000)]
     description: Option<String>,
-    /// When the key stops working (in the future); never when absent.
+    /// When the key stops working (RFC 3339, in the future); never when
+    /// absent. Read as text: a string that is no such time is a 400, as a
+    /// time in the past is.
     #[serde(default)]
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
 }
 
 /// Answer of `POST /api/api-keys`: the key, and its secret, shown this once.
@@ -97,6 +100,7 @@ async fn info_of(state: &AppState, key: &ApiKey) -> ApiResult<ApiKeyInfo> {
 #[utoipa::path(post, path = "/api/api-keys", operation_id = "postV1Create new api key", tag = "api-keys",
     request_body = CreateApiKeyRequest,
     responses((status = 200, description = "The key and its secret (shown once)", body = CreateApiKeyResponse),
+        (status = 400, description = "An expiry that is no time in the future", body = ErrorBody),
         (status = 422, description = "Bad name, description or permission", body = ErrorBody)))]
 pub(crate) async fn create_api_key(
     State(state): State<AppState>,
@@ -112,7 +116,14 @@ pub(crate) async fn create_api_key(
         description: body.description,
         scopes: body.permissions,
         secret,
-        expires_at: body.expires_at,
+        expires_at: match body.expires_at.as_deref() {
+            None => None,
+            Some(text) => Some(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|_| ApiError::bad_request("expires_at must be an RFC 3339 time"))?
+                    .with_timezone(&chrono::Utc),
+            ),
+        },
     };
     let (outcome, created) = state.commands.create_api_key(&caller.ctx, caller.user.user_id, key).await?;
     // From the command's own state, read from nowhere: after the commit this

@@ -154,7 +154,7 @@ pub(crate) async fn users_history(
     if !caller.user.is_admin {
         return Err(ApiError::forbidden("Admin access required"));
     }
-    in_range("page", q.page, 1, 1_000_000)?;
+    in_range("page", q.page, 1, super::MAX_PAGE)?;
     in_range("page_size", q.page_size, 1, 1000)?;
     let page = credits::users_history(state.pool(), q.search.as_deref(), q.transaction_filter, q.page, q.page_size);
     Ok(axum::Json(page.await?))

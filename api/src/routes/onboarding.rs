@@ -236,7 +236,7 @@ pub(crate) async fn recommended_agents(
 
 /// Whether onboarding is offered (always, here).
 #[utoipa::path(get, path = "/api/onboarding/enabled", operation_id = "getV1Is onboarding enabled", tag = "onboarding",
-    responses((status = 200, description = "Offered", body = bool)))]
+    responses((status = 200, description = "Offered", body = bool, content_type = "application/json")))]
 pub(crate) async fn onboarding_enabled(_caller: Caller) -> axum::Json<bool> {
     axum::Json(true)
 }
