@@ -92,25 +92,8 @@ pub async fn store_window(
         sql.push("ts_rank(search, websearch_to_tsquery('english', ").push_bind(text.to_owned()).push(")) DESC, ");
     }
     sql.push("updated_at DESC, listing_id LIMIT ").push_bind(take).push(" OFFSET ").push_bind(skip);
-    let items = sql
-        .build()
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(StoreAgent {
-                slug: r.try_get("slug")?,
-                agent_name: r.try_get("agent_name")?,
-                agent_image: r.try_get("agent_image")?,
-                creator: r.try_get("creator")?,
-                creator_avatar: r.try_get("creator_avatar")?,
-                sub_heading: r.try_get("sub_heading")?,
-                description: r.try_get("description")?,
-                runs: r.try_get("runs")?,
-                rating: r.try_get("rating")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let items =
+        sql.build().fetch_all(pool).await?.iter().map(StoreAgent::of_row).collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Window { items, total })
 }
 

@@ -111,22 +111,7 @@ pub async fn list_agents(pool: &PgPool, q: &StoreQuery) -> Result<StoreAgentsRes
         // A search page past the last: ask for the count alone.
         (None, None) => count_matches(pool, q).await?,
     };
-    let agents = rows
-        .iter()
-        .map(|r| {
-            Ok(StoreAgent {
-                slug: r.try_get("slug")?,
-                agent_name: r.try_get("agent_name")?,
-                agent_image: r.try_get("agent_image")?,
-                creator: r.try_get("creator")?,
-                creator_avatar: r.try_get("creator_avatar")?,
-                sub_heading: r.try_get("sub_heading")?,
-                description: r.try_get("description")?,
-                runs: r.try_get("runs")?,
-                rating: r.try_get("rating")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let agents = rows.iter().map(StoreAgent::of_row).collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(StoreAgentsResponse { agents, pagination: Pagination::of(total, q.page, q.page_size) })
 }
 

@@ -31,6 +31,24 @@ pub struct StoreAgent {
     pub rating: f64,
 }
 
+impl StoreAgent {
+    /// A store page's row (`rm_store_agents`' listed columns).
+    pub(crate) fn of_row(r: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            slug: r.try_get("slug")?,
+            agent_name: r.try_get("agent_name")?,
+            agent_image: r.try_get("agent_image")?,
+            creator: r.try_get("creator")?,
+            creator_avatar: r.try_get("creator_avatar")?,
+            sub_heading: r.try_get("sub_heading")?,
+            description: r.try_get("description")?,
+            runs: r.try_get("runs")?,
+            rating: r.try_get("rating")?,
+        })
+    }
+}
+
 /// A page of listed agents.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoreAgentsResponse {
