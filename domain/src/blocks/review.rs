@@ -7,6 +7,9 @@ use serde_json::Value;
 use super::schema::{any, boolean, enumeration, integer, string, Schema};
 use super::{Block, BlockType, BASIC};
 
+/// The longest a review may wait before its timeout decides: 30 days.
+pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
+
 /// The block's id.
 pub const HUMAN_IN_THE_LOOP: &str = "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d";
 
@@ -35,7 +38,12 @@ pub(super) fn blocks() -> Vec<Block> {
         )
         .field(
             "timeout_seconds",
-            integer().desc("Seconds to wait for a decision; 0 waits for ever.").default(Value::from(0)).advanced(true),
+            integer()
+                .desc("Seconds to wait for a decision (at most 30 days); 0 waits for ever.")
+                .default(Value::from(0))
+                .advanced(true)
+                .extra("minimum", Value::from(0))
+                .extra("maximum", Value::from(MAX_TIMEOUT_SECONDS)),
         )
         .field(
             "timeout_action",

@@ -8,7 +8,17 @@ pub(super) const ACTING: &[(&str, Act)] = &[(domain::blocks::review::HUMAN_IN_TH
 
 fn human_in_the_loop(input: &Input, _: &BlockContext, answers: &[Answer]) -> Result<Turn, String> {
     let Some(answer) = answers.first() else {
-        let timeout_seconds = input.get("timeout_seconds").and_then(serde_json::Value::as_u64).filter(|s| *s > 0);
+        let timeout_seconds = match input.get("timeout_seconds") {
+            None => None,
+            Some(value) => match value.as_u64() {
+                Some(0) => None,
+                Some(s) if s <= domain::blocks::review::MAX_TIMEOUT_SECONDS => Some(s),
+                _ => {
+                    let max = domain::blocks::review::MAX_TIMEOUT_SECONDS;
+                    return Err(format!("timeout_seconds must be a whole number from 0 to {max}"));
+                }
+            },
+        };
         let effect = Effect::Review {
             payload: input.value("data"),
             instructions: input.get("name").map(|_| input.text("name", "")),
@@ -68,5 +78,9 @@ mod tests {
         assert_eq!(rejected.steps, vec![Step::Yield("rejected_data".into(), json!({"a": 1}))]);
         let failed = outcome(ID, input, &[json!({"status": "FAILED", "message": "The review timed out"})]);
         assert!(failed.error.unwrap().contains("The review timed out"));
+        for bad in [json!(-1), json!(1.5), json!(30 * 24 * 3600 + 1)] {
+            let refused = outcome(ID, json!({"data": 1, "name": "n", "timeout_seconds": bad}), &[]);
+            assert!(refused.error.unwrap().contains("timeout_seconds"), "{bad}");
+        }
     }
 }
