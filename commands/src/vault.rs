@@ -56,7 +56,7 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// A key from 32 bytes.
     pub fn from_bytes(key: [u8; 32]) -> Self {
-        let id = Sha256::digest(key)[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let id = eventlog::seal::hex(&Sha256::digest(key)[..8]);
         Self { id, key }
     }
 
@@ -80,7 +80,8 @@ impl MasterKey {
     }
 }
 
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+/// The bytes a string of hex digits spells, if it is one.
+pub(crate) fn hex_bytes(text: &str) -> Option<Vec<u8>> {
     (text.len().is_multiple_of(2) && text.is_ascii())
         .then(|| (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect())
         .flatten()

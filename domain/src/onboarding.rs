@@ -10,32 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::aggregate::{Aggregate, EventType};
 
-/// AutoGPT's `OnboardingStep` names.
-pub const STEPS: [&str; 22] = [
-    "WELCOME",
-    "USAGE_REASON",
-    "INTEGRATIONS",
-    "AGENT_CHOICE",
-    "AGENT_NEW_RUN",
-    "AGENT_INPUT",
-    "CONGRATS",
-    "VISIT_COPILOT",
-    "GET_RESULTS",
-    "MARKETPLACE_VISIT",
-    "MARKETPLACE_ADD_AGENT",
-    "MARKETPLACE_RUN_AGENT",
-    "BUILDER_SAVE_AGENT",
-    "RE_RUN_AGENT",
-    "SCHEDULE_AGENT",
-    "RUN_AGENTS",
-    "RUN_3_DAYS",
-    "TRIGGER_WEBHOOK",
-    "RUN_14_DAYS",
-    "RUN_AGENTS_100",
-    "BUILDER_OPEN",
-    "BUILDER_RUN_AGENT",
-];
-
 /// What the UI may change (`UserOnboardingUpdate`); `None` keeps a field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

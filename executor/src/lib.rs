@@ -84,7 +84,14 @@ pub struct ExecutorStatus {
 struct State {
     running: HashMap<Uuid, Uuid>,
     status: ExecutorStatus,
+    /// When due reviews were last looked for.
+    reviews_swept: Option<std::time::Instant>,
 }
+
+/// How often an executor looks for reviews whose time is up: dispatch runs
+/// on every move of the executions model, far more often than timeouts
+/// need (they are whole seconds).
+const REVIEW_SWEEP: Duration = Duration::from_secs(1);
 
 /// The executor of one instance.
 #[derive(Clone)]
@@ -239,6 +246,13 @@ impl Executor {
     /// Decide the reviews whose time is up (any instance may: the run's
     /// expected version lets one decision through).
     async fn time_out_reviews(&self) -> Result<(), sqlx::Error> {
+        {
+            let mut state = self.lock();
+            if state.reviews_swept.is_some_and(|at| at.elapsed() < REVIEW_SWEEP) {
+                return Ok(());
+            }
+            state.reviews_swept = Some(std::time::Instant::now());
+        }
         let due: Vec<Uuid> = sqlx::query_scalar(
             "SELECT DISTINCT execution_id FROM rm_reviews WHERE status = 'WAITING' AND timeout_at <= now() LIMIT 50",
         )

@@ -198,10 +198,9 @@ impl Session {
                     self.channels.remove(&channel);
                     return vec![message("unsubscribe", Value::Null, Some(true), Some(&channel), None)];
                 }
-                if !self.channels.contains(&channel) && self.channels.len() >= MAX_CHANNELS {
+                if !self.subscribe(&channel) {
                     return vec![error("Too many subscriptions on this connection")];
                 }
-                self.channels.insert(channel.clone());
                 let mut out = vec![message(&method, Value::Null, Some(true), Some(&channel), None)];
                 if let Some(after) = data["after"].as_str() {
                     match after.parse::<ConsistencyToken>() {
@@ -214,14 +213,23 @@ impl Session {
             "subscribe_graph_executions" => {
                 let Some(graph) = data["graph_id"].as_str() else { return vec![error("Subscription data missing")] };
                 let channel = format!("{}|graph#{graph}|executions", self.user);
-                if !self.channels.contains(&channel) && self.channels.len() >= MAX_CHANNELS {
+                if !self.subscribe(&channel) {
                     return vec![error("Too many subscriptions on this connection")];
                 }
-                self.channels.insert(channel.clone());
                 vec![message(&method, Value::Null, Some(true), Some(&channel), None)]
             }
             _ => vec![error("Message type is not processed by the server")],
         }
+    }
+
+    /// Hold `channel`, unless the connection holds [`MAX_CHANNELS`] others
+    /// already; answers whether it is held.
+    fn subscribe(&mut self, channel: &str) -> bool {
+        if !self.channels.contains(channel) && self.channels.len() >= MAX_CHANNELS {
+            return false;
+        }
+        self.channels.insert(channel.to_owned());
+        true
     }
 
     /// The pushes of one of the user's runs after `after`, from the log.

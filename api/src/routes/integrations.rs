@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-use super::parse_id;
+use super::{at_most_chars, parse_id};
 use crate::consistency::{reads, Committed};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
@@ -88,18 +88,6 @@ impl std::fmt::Debug for CredentialsInput {
     }
 }
 
-fn too_long(field: &str, max: usize) -> ApiError {
-    let message = format!("{field} must be at most {max} characters");
-    ApiError::unprocessable(message.clone(), vec![FieldError::new(field, message, "string_too_long", Value::Null)])
-}
-
-fn check_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
-    if value.chars().count() > max {
-        return Err(too_long(field, max));
-    }
-    Ok(())
-}
-
 /// A header name as HTTP allows it (a token).
 fn is_header_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
@@ -118,15 +106,15 @@ impl CredentialsInput {
         };
         let new = match self {
             Self::ApiKey { title, api_key, expires_at } => {
-                check_len("api_key", &api_key, MAX_SECRET_CHARS)?;
+                at_most_chars("api_key", &api_key, MAX_SECRET_CHARS)?;
                 NewCredential {
                     meta: CredentialMeta { expires_at, ..meta(CredentialKind::ApiKey, title) },
                     secret: Secret { api_key: Some(api_key), ..Secret::default() },
                 }
             }
             Self::UserPassword { title, username, password } => {
-                check_len("username", &username, MAX_NAME_CHARS)?;
-                check_len("password", &password, MAX_SECRET_CHARS)?;
+                at_most_chars("username", &username, MAX_NAME_CHARS)?;
+                at_most_chars("password", &password, MAX_SECRET_CHARS)?;
                 NewCredential {
                     meta: meta(CredentialKind::UserPassword, title),
                     secret: Secret { username: Some(username), password: Some(password), ..Secret::default() },

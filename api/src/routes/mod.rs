@@ -127,6 +127,19 @@ pub(crate) fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> Result<(), 
     ))
 }
 
+/// A 422 naming `field` when `text` holds more than `max` characters (a
+/// body field whose bound the schema states as `maxLength`).
+pub(crate) fn at_most_chars(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if text.chars().count() <= max {
+        return Ok(());
+    }
+    let message = format!("{field} must be at most {max} characters");
+    Err(ApiError::unprocessable(
+        message.clone(),
+        vec![crate::error::FieldError::new(field, message, "string_too_long", serde_json::Value::Null)],
+    ))
+}
+
 /// Parse an integer path parameter (a graph version); anything else is a
 /// 422 naming `field`, as FastAPI answers.
 pub(crate) fn int_path(raw: &str, field: &str) -> Result<i32, ApiError> {

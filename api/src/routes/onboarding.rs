@@ -29,7 +29,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// AutoGPT's `OnboardingStep`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum OnboardingStep {
     Welcome,
@@ -65,21 +65,20 @@ impl OnboardingStep {
     }
 }
 
-/// The steps a client may complete itself (`POST /api/onboarding/step`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub(crate) enum ClientStep {
-    Welcome,
-    UsageReason,
-    Integrations,
-    AgentChoice,
-    AgentNewRun,
-    AgentInput,
-    Congrats,
-    VisitCopilot,
-    MarketplaceVisit,
-    BuilderOpen,
-}
+/// The steps a client may complete itself (`POST /api/onboarding/step`);
+/// the others the platform completes.
+const CLIENT_STEPS: [OnboardingStep; 10] = [
+    OnboardingStep::Welcome,
+    OnboardingStep::UsageReason,
+    OnboardingStep::Integrations,
+    OnboardingStep::AgentChoice,
+    OnboardingStep::AgentNewRun,
+    OnboardingStep::AgentInput,
+    OnboardingStep::Congrats,
+    OnboardingStep::VisitCopilot,
+    OnboardingStep::MarketplaceVisit,
+    OnboardingStep::BuilderOpen,
+];
 
 /// Body of `PATCH /api/onboarding` (`UserOnboardingUpdate`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,12 +116,7 @@ pub(crate) struct OnboardingUpdate {
 pub(crate) struct IntegrationName(String);
 
 fn too_long(field: &str, text: Option<&String>, max: usize) -> ApiResult<()> {
-    if text.is_some_and(|t| t.chars().count() > max) {
-        let message = format!("{field} must be at most {max} characters");
-        let error = crate::error::FieldError::new(field, message.clone(), "string_too_long", Value::Null);
-        return Err(crate::error::ApiError::unprocessable(message, vec![error]));
-    }
-    Ok(())
+    text.map_or(Ok(()), |text| super::at_most_chars(field, text, max))
 }
 
 impl OnboardingUpdate {
@@ -191,7 +185,7 @@ pub(crate) async fn update_onboarding(
 /// Query of `POST /api/onboarding/step`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct StepQuery {
-    step: ClientStep,
+    step: OnboardingStep,
 }
 
 /// Complete an onboarding step (once).
@@ -204,8 +198,12 @@ pub(crate) async fn complete_step(
     caller: Caller,
     Query(q): Query<StepQuery>,
 ) -> ApiResult<Committed<axum::Json<OnboardingView>>> {
-    let step = serde_json::to_value(q.step).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let outcome = state.commands.complete_onboarding_step(&caller.ctx, caller.user.user_id, &step).await?;
+    if !CLIENT_STEPS.contains(&q.step) {
+        let message = format!("{} is completed by the platform, not by a client", q.step.name());
+        let error = crate::error::FieldError::new("step", message.clone(), "enum", Value::String(q.step.name()));
+        return Err(crate::error::ApiError::unprocessable(message, vec![error]));
+    }
+    let outcome = state.commands.complete_onboarding_step(&caller.ctx, caller.user.user_id, &q.step.name()).await?;
     Ok(answer(&state, &caller, &outcome).await)
 }
 

@@ -124,9 +124,7 @@ pub(crate) async fn review_action(
     let user = caller.user.user_id;
     let mut by_run: BTreeMap<Uuid, Vec<ReviewDecision>> = BTreeMap::new();
     for item in body.reviews {
-        if item.message.as_ref().is_some_and(|m| m.chars().count() > MAX_MESSAGE_CHARS) {
-            return Err(invalid("message", format!("at most {MAX_MESSAGE_CHARS} characters")));
-        }
+        super::at_most_chars("message", item.message.as_deref().unwrap_or_default(), MAX_MESSAGE_CHARS)?;
         let node_exec_id = parse_id(&item.node_exec_id, "Review")?;
         let run = reviews::run_of(state.pool(), user, node_exec_id).await?;
         let run = run.ok_or_else(|| ApiError::not_found(format!("Review {node_exec_id} not found")))?;

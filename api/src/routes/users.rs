@@ -177,13 +177,7 @@ pub(crate) async fn set_preferences(
     caller: Caller,
     Json(body): Json<PreferencesRequest>,
 ) -> ApiResult<Committed<axum::Json<users::NotificationPreferenceView>>> {
-    if body.email.chars().count() > 254 {
-        let message = "email must be at most 254 characters";
-        return Err(ApiError::unprocessable(
-            message,
-            vec![FieldError::new("email", message, "string_too_long", json!(null))],
-        ));
-    }
+    super::at_most_chars("email", &body.email, 254)?;
     if let Some(unknown) = body.preferences.keys().find(|k| !domain::user::NOTIFICATION_TYPES.contains(&k.as_str())) {
         let message = format!("Unknown notification type: {unknown}");
         return Err(ApiError::unprocessable(

@@ -124,13 +124,13 @@ impl From<WebhookError> for CommandError {
 pub fn webhook_signature(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac(secret.as_bytes());
     mac.update(body);
-    format!("{SIGNATURE_PREFIX}{}", hex(&mac.finalize().into_bytes()))
+    format!("{SIGNATURE_PREFIX}{}", eventlog::seal::hex(&mac.finalize().into_bytes()))
 }
 
 /// The delivery id of a delivery that names none: its body's SHA-256, so
 /// that a sender repeating the same body is still answered with one run.
 pub fn default_delivery_id(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
+    eventlog::seal::hex(&Sha256::digest(body))
 }
 
 fn hmac(key: &[u8]) -> Hmac<Sha256> {
@@ -138,22 +138,11 @@ fn hmac(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
-}
-
 /// Whether `header` (`sha256=<hex>`) signs `body` under `secret`. The
 /// comparison takes the same time wherever the first difference is.
 fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
     let Some(("sha256" | "SHA256", given)) = header.trim().split_once('=') else { return false };
-    let Some(given) = unhex(given) else { return false };
+    let Some(given) = crate::vault::hex_bytes(given) else { return false };
     let mut mac = hmac(secret);
     mac.update(body);
     mac.verify_slice(&given).is_ok()
@@ -163,7 +152,7 @@ fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
 fn fresh_secret() -> WebhookSecret {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
-    WebhookSecret(hex(&bytes))
+    WebhookSecret(eventlog::seal::hex(&bytes))
 }
 
 impl<S: EventStore> Commands<S> {
