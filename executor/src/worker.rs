@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::blocks::{self, BlockContext, Effect, Step};
 use crate::outside::Outside;
+use crate::MAX_REQUESTS;
 
 /// How often a worker with blocks running looks whether its run was
 /// stopped.
@@ -29,9 +30,6 @@ const STOP_CHECK: Duration = Duration::from_millis(500);
 
 /// Node executions of one run running at once.
 const MAX_PARALLEL_NODES: usize = 16;
-
-/// Most requests one node execution's block may make.
-use crate::MAX_REQUESTS;
 
 /// How often a block's report is decided again after the stream moved.
 const MAX_REDECIDE: usize = 5;
