@@ -18,6 +18,7 @@ use crate::aggregate::{derived_id, Aggregate};
 /// Per-user execution settings of a library agent (AutoGPT's GraphSettings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(try_from = "SettingsObject")]
 pub struct GraphSettings {
     /// Ask a human before human-in-the-loop blocks proceed.
     #[serde(default = "yes")]
@@ -25,6 +26,30 @@ pub struct GraphSettings {
     /// Ask a human before sensitive actions.
     #[serde(default)]
     pub sensitive_action_safe_mode: bool,
+}
+
+/// Settings as sent. Serde's derive would also read a struct whose fields
+/// all have defaults from `[]`; the schema says object, so only a map is read.
+#[derive(Deserialize)]
+struct SettingsObject(serde_json::Map<String, serde_json::Value>);
+
+impl TryFrom<SettingsObject> for GraphSettings {
+    type Error = serde_json::Error;
+
+    fn try_from(SettingsObject(map): SettingsObject) -> Result<Self, Self::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            #[serde(default = "yes")]
+            human_in_the_loop_safe_mode: bool,
+            #[serde(default)]
+            sensitive_action_safe_mode: bool,
+        }
+        let f: Fields = serde_json::from_value(serde_json::Value::Object(map))?;
+        Ok(Self {
+            human_in_the_loop_safe_mode: f.human_in_the_loop_safe_mode,
+            sensitive_action_safe_mode: f.sensitive_action_safe_mode,
+        })
+    }
 }
 
 fn yes() -> bool {

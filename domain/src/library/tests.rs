@@ -70,3 +70,14 @@ fn another_user_sees_not_found_and_delete_is_soft() {
     assert!(after.is_deleted);
     assert!(!after.is_visible_to(user));
 }
+
+#[test]
+fn settings_are_read_from_an_object_only() {
+    let empty: GraphSettings = serde_json::from_str("{}").unwrap();
+    assert_eq!(empty, GraphSettings::default());
+    let off: GraphSettings = serde_json::from_str(r#"{"human_in_the_loop_safe_mode":false}"#).unwrap();
+    assert!(!off.human_in_the_loop_safe_mode);
+    assert!(serde_json::from_str::<GraphSettings>("[]").is_err());
+    assert!(serde_json::from_str::<GraphSettings>("[false, true]").is_err());
+    assert!(serde_json::from_str::<GraphSettings>(r#"{"sensitive_action_safe_mode":"yes"}"#).is_err());
+}
