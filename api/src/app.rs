@@ -94,8 +94,12 @@ impl App {
         let mut workers = projections.spawn(stop.clone()).await?;
         workers.extend(forwarder);
         let vault = vault(&config, store.pool()).await?;
-        let commands =
-            Arc::new(Commands::with_clock(store, clock.clone()).with_credit_rules(config.credits).with_vault(vault));
+        let commands = Arc::new(
+            Commands::with_clock(store, clock.clone())
+                .with_credit_rules(config.credits)
+                .with_vault(vault)
+                .with_quotas(config.quotas),
+        );
         let executor = Executor::new(
             commands.clone(),
             ExecutorConfig {

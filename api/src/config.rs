@@ -65,8 +65,10 @@ pub struct Config {
     pub consistency_timeout: Duration,
     /// Runs this instance carries out at once.
     pub executor_workers: usize,
-    /// Runs of one user this instance carries out at once.
+    /// Runs of one user carried out at once, across instances.
     pub executor_per_user: usize,
+    /// The most graphs, schedules, API keys and presets a user may hold.
+    pub quotas: domain::quota::QuotaLimits,
     /// How long a worker holds a run without renewing before another takes
     /// it over.
     pub executor_lease: Duration,
@@ -186,7 +188,20 @@ impl Config {
                 "CONSISTENCY_TIMEOUT_MS",
             )?),
             executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
-            executor_per_user: parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
+            // AutoGPT's name first; ours, from before, still read.
+            executor_per_user: match var("MAX_CONCURRENT_GRAPH_EXECUTIONS_PER_USER") {
+                Some(v) => parse_num(Some(v), 25, "MAX_CONCURRENT_GRAPH_EXECUTIONS_PER_USER")?,
+                None => parse_num(var("EXECUTOR_PER_USER"), 25, "EXECUTOR_PER_USER")?,
+            },
+            quotas: {
+                let d = domain::quota::QuotaLimits::default();
+                domain::quota::QuotaLimits {
+                    graphs: parse_num(var("MAX_GRAPHS_PER_USER"), d.graphs, "MAX_GRAPHS_PER_USER")?,
+                    schedules: parse_num(var("MAX_SCHEDULES_PER_USER"), d.schedules, "MAX_SCHEDULES_PER_USER")?,
+                    api_keys: parse_num(var("MAX_API_KEYS_PER_USER"), d.api_keys, "MAX_API_KEYS_PER_USER")?,
+                    presets: parse_num(var("MAX_PRESETS_PER_USER"), d.presets, "MAX_PRESETS_PER_USER")?,
+                }
+            },
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
             db_pool_size: parse_num(var("DB_POOL_SIZE"), 32, "DB_POOL_SIZE")?,
             ws_buffer: parse_num(var("WS_BUFFER"), crate::live::bus::CAPACITY, "WS_BUFFER")?.max(1),
@@ -242,6 +257,7 @@ impl Config {
             consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
             executor_workers: 10,
             executor_per_user: 25,
+            quotas: domain::quota::QuotaLimits::default(),
             executor_lease: Duration::from_secs(15),
             credits: domain::credit::CreditRules::default(),
             db_pool_size: 32,

@@ -283,6 +283,7 @@ impl From<CommandError> for ApiError {
             CommandError::Run(e) => e.into(),
             CommandError::Listing(e) => e.into(),
             CommandError::NotFound(_) => Self::not_found(e.to_string()),
+            CommandError::Quota(_) => Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", e.to_string()),
             CommandError::ApiKey(e) => e.into(),
             CommandError::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Store(e) => Self::internal(&e),

@@ -37,6 +37,9 @@ pub enum CommandError {
     /// A credential could not be sealed or opened.
     #[error(transparent)]
     Vault(crate::vault::VaultError),
+    /// The user holds as many of a kind as allowed.
+    #[error(transparent)]
+    Quota(#[from] domain::quota::QuotaExceeded),
     /// The named thing does not exist for this user.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -12,7 +12,7 @@ use crate::context::CommandContext;
 use crate::error::{CommandError, StoreError};
 
 /// How many times a command is re-decided after a conflict before giving up.
-pub const MAX_ATTEMPTS: usize = 5;
+pub const MAX_ATTEMPTS: usize = 10;
 
 /// What a command did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,7 +101,21 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         expected_version: i64,
         events: &[A::Event],
     ) -> Result<(), CommandError> {
-        self.record_ids_from::<A>(id, expected_version, events, Some(expected_version))
+        self.record_ids_from::<A>(id, expected_version, events, Some(expected_version.to_string()))
+    }
+
+    /// Queue events as [`record`](Self::record) does, on a stream many
+    /// requests share (a user's quota): their ids derive from `subject` too,
+    /// so two requests reusing one idempotency key for different things do
+    /// not collide there, while a true repeat still lands on the same ids.
+    pub fn record_about<A: Aggregate>(
+        &mut self,
+        id: Uuid,
+        expected_version: i64,
+        events: &[A::Event],
+        subject: Uuid,
+    ) -> Result<(), CommandError> {
+        self.record_ids_from::<A>(id, expected_version, events, Some(subject.to_string()))
     }
 
     fn record_ids_from<A: Aggregate>(
@@ -109,15 +123,15 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         id: Uuid,
         expected_version: i64,
         events: &[A::Event],
-        id_version: Option<i64>,
+        id_scope: Option<String>,
     ) -> Result<(), CommandError> {
         if events.is_empty() {
             return Ok(());
         }
         self.touch::<A>();
         let stream_id = stream_name::<A>(id);
-        let id_scope = match id_version {
-            Some(version) => format!("{stream_id}@{version}"),
+        let id_scope = match id_scope {
+            Some(scope) => format!("{stream_id}@{scope}"),
             None => stream_id.clone(),
         };
         let mut new_events = Vec::with_capacity(events.len());
@@ -156,21 +170,30 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
 
 /// Run one attempt of a command, re-running it from scratch after a
 /// conflict, at most [`MAX_ATTEMPTS`] times; then answer `Conflict`.
+/// Between attempts it waits a random while under a doubling ceiling:
+/// writers racing on one stream (a user's quota) would otherwise re-read and
+/// collide again in lockstep.
 pub async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, CommandError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CommandError>>,
 {
-    for _ in 1..MAX_ATTEMPTS {
+    for tried in 1..MAX_ATTEMPTS {
         match attempt().await {
             Err(CommandError::Conflict) => {
-                tracing::debug!("conflict, re-deciding");
-                continue;
+                tracing::debug!(tried, "conflict, re-deciding");
+                tokio::time::sleep(conflict_backoff(tried)).await;
             }
             other => return other,
         }
     }
     attempt().await
+}
+
+/// Up to 1 ms after the first conflict, doubling to at most 64 ms.
+fn conflict_backoff(tried: usize) -> std::time::Duration {
+    let ceiling_us = 1_000u64 << tried.saturating_sub(1).min(6);
+    std::time::Duration::from_micros(rand::random_range(0..=ceiling_us))
 }
 
 /// The common command shape: load one aggregate, decide, append what it

@@ -13,6 +13,7 @@ pub mod library;
 pub mod memory;
 pub mod onboarding;
 pub mod preset;
+pub mod quota;
 pub mod schedule;
 pub mod store;
 pub mod user;

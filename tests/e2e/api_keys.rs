@@ -173,7 +173,7 @@ async fn a_created_keys_secret_is_answered_even_when_a_read_model_cannot_be_read
     let info = &created["api_key"];
     assert_eq!((info["head"].as_str(), info["tail"].as_str()), (Some(&secret[..8]), Some(&secret[secret.len() - 8..])));
     assert_eq!((info["status"].as_str(), info["last_used_at"].clone()), (Some("ACTIVE"), Value::Null));
-    assert_eq!(event_count(&app).await, events + 1);
+    assert_eq!(event_count(&app).await, events + 2, "the key and its quota place");
     sqlx::query("ALTER TABLE api_key_usage_away RENAME TO api_key_usage").execute(&app.pool).await.unwrap();
     let (status, listed) = app.get("/api/api-keys", owner).await;
     assert_eq!((status, listed[0]["id"].as_str()), (200, Some(id.as_str())), "{listed}");

@@ -24,7 +24,10 @@ async fn the_admin_route_names_the_transaction_holding_the_horizon_and_what_it_h
 
     let report = admin_report(&app).await;
     let horizon = &report["horizon"];
-    assert_eq!(horizon["held_back_events"], 2, "the graph and its library agent are held back: {report}");
+    assert_eq!(
+        horizon["held_back_events"], 3,
+        "the graph, its library agent and its quota place are held back: {report}"
+    );
     let oldest = &horizon["oldest_transaction"];
     assert_eq!(oldest["pid"], pid, "{report}");
     assert_eq!(oldest["database"], "postgres");

@@ -34,6 +34,7 @@ mod metrics;
 mod onboarding;
 mod order;
 mod projections;
+mod quotas;
 mod rebuild;
 mod reviews;
 mod schedules;

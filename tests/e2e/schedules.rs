@@ -364,6 +364,14 @@ async fn a_fire_that_cannot_start_a_run_is_recorded_and_the_schedule_moves_on() 
     }
     assert_eq!(created["graph_id"], graph_id.as_str());
     next_run_moves_to(&app, owner, "2026-01-15T10:02:00Z").await;
+
+    // Failing again, it waits twice as long, then four times: fewer looks at
+    // a schedule that cannot run.
+    clock.set("2026-01-15T10:02:02Z");
+    next_run_moves_to(&app, owner, "2026-01-15T10:04:00Z").await;
+    clock.set("2026-01-15T10:04:01Z");
+    next_run_moves_to(&app, owner, "2026-01-15T10:08:00Z").await;
+    assert_eq!(events_of_type(&app, "ScheduleFireFailed").await, 3);
 }
 
 #[tokio::test]

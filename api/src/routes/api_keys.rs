@@ -101,7 +101,8 @@ async fn info_of(state: &AppState, key: &ApiKey) -> ApiResult<ApiKeyInfo> {
     request_body = CreateApiKeyRequest,
     responses((status = 200, description = "The key and its secret (shown once)", body = CreateApiKeyResponse),
         (status = 400, description = "An expiry that is no time in the future", body = ErrorBody),
-        (status = 422, description = "Bad name, description or permission", body = ErrorBody)))]
+        (status = 422, description = "Bad name, description or permission", body = ErrorBody),
+        (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,

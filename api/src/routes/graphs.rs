@@ -103,7 +103,7 @@ pub(crate) async fn list_graphs(State(state): State<AppState>, caller: Caller) -
 #[utoipa::path(post, path = "/api/graphs", operation_id = "postV1Create new graph", tag = "graphs",
     request_body = CreateGraph,
     responses((status = 200, description = "The graph version", body = view::GraphModel), (status = 400, description = "Validation failed with node_errors", body = ErrorBody),
-        (status = 422, description = "Body does not fit the schema", body = ErrorBody)))]
+        (status = 422, description = "Body does not fit the schema", body = ErrorBody), (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn create_graph(
     State(state): State<AppState>,
     caller: Caller,

@@ -186,7 +186,8 @@ pub(crate) async fn delete_agent(
 /// Copy the agent's graph into a new graph of the caller's own.
 #[utoipa::path(post, path = "/api/library/agents/{library_agent_id}/fork", operation_id = "postV2Fork library agent", tag = "library",
     params(("library_agent_id" = String, Path)),
-    responses((status = 200, description = "The library agent of the fork", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, description = "The library agent of the fork", body = LibraryAgentView), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn fork_agent(
     State(state): State<AppState>,
     caller: Caller,

@@ -115,7 +115,8 @@ async fn answer_preset(state: &AppState, outcome: &Outcome, user: Uuid, id: Uuid
 #[utoipa::path(post, path = "/api/library/presets", operation_id = "postV2Create a new preset", tag = "presets",
     request_body = CreatePreset,
     responses((status = 200, description = "The preset", body = PresetView),
-        (status = 404, description = "No such graph, version or run", body = ErrorBody)))]
+        (status = 404, description = "No such graph, version or run", body = ErrorBody),
+        (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn create_preset(
     State(state): State<AppState>,
     caller: Caller,

@@ -55,7 +55,8 @@ pub(crate) struct ScheduleCreationRequest {
     request_body(content = ScheduleCreationRequest, content_type = "application/json"),
     responses((status = 200, description = "The schedule", body = GraphExecutionJobInfo),
         (status = 400, description = "The graph cannot run with these inputs (node_errors)", body = ErrorBody),
-        (status = 404, description = "No such graph or version the caller may run", body = ErrorBody)))]
+        (status = 404, description = "No such graph or version the caller may run", body = ErrorBody),
+        (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn create_schedule(
     State(state): State<AppState>,
     caller: Caller,

@@ -98,7 +98,8 @@ pub(crate) struct SetupTrigger {
     request_body = SetupTrigger,
     responses((status = 200, description = "The preset, its webhook with its secret (shown only here)", body = PresetView),
         (status = 400, description = "The graph has no webhook trigger node, or several", body = ErrorBody),
-        (status = 404, description = "No such graph or version for the caller", body = ErrorBody)))]
+        (status = 404, description = "No such graph or version for the caller", body = ErrorBody),
+        (status = 429, description = "Quota reached: the caller holds as many as allowed; delete some first", body = ErrorBody)))]
 pub(crate) async fn setup_trigger(
     State(state): State<AppState>,
     caller: Caller,

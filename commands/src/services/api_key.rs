@@ -1,11 +1,13 @@
-use domain::api_key::{ApiKey, ApiKeyCommand, ApiKeyPermission, StoredSecret};
+use domain::api_key::{ApiKey, ApiKeyCommand, ApiKeyEvent, ApiKeyPermission, StoredSecret};
+use domain::quota::QuotaKind;
+use domain::Aggregate;
 use eventlog::EventStore;
 use uuid::Uuid;
 
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::uow::{decide_on, Outcome};
+use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
 
 /// A key to make: what the user asked for, and what is kept of the secret
 /// the API generated (the secret itself never comes this far).
@@ -45,7 +47,7 @@ impl<S: EventStore> Commands<S> {
         key: NewApiKey,
     ) -> Result<(Outcome, ApiKey), CommandError> {
         let key_id = ctx.new_id("api_key");
-        decide_on::<ApiKey, _, _>(&self.store, ctx, key_id, |state| {
+        self.decide_on_key(ctx, user_id, key_id, |state| {
             Ok(state.decide(ApiKeyCommand::CreateApiKey {
                 key_id,
                 user_id,
@@ -60,6 +62,43 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
+    /// Decide on a key and append, with its quota place: taken by a new
+    /// key, given back by a revoked one, in the same append.
+    async fn decide_on_key<F>(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        key_id: Uuid,
+        decide: F,
+    ) -> Result<(Outcome, ApiKey), CommandError>
+    where
+        F: Fn(&ApiKey) -> Result<Vec<ApiKeyEvent>, CommandError>,
+    {
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (mut state, version) = uow.load::<ApiKey>(key_id).await?;
+            let events = decide(&state)?;
+            for event in &events {
+                match event {
+                    ApiKeyEvent::ApiKeyCreated { .. } => {
+                        self.take_place(&mut uow, user_id, QuotaKind::ApiKey, key_id).await?;
+                    }
+                    ApiKeyEvent::ApiKeyRevoked { .. } => {
+                        self.give_place_back(&mut uow, user_id, QuotaKind::ApiKey, key_id).await?;
+                    }
+                    _ => {}
+                }
+            }
+            uow.record::<ApiKey>(key_id, version, &events)?;
+            let outcome = uow.commit().await?;
+            for event in &events {
+                state.evolve(event);
+            }
+            Ok((outcome, state))
+        })
+        .await
+    }
+
     /// Suspend, revoke or re-scope one of `user_id`'s keys; answers the key
     /// as it now stands.
     pub async fn change_api_key(
@@ -69,7 +108,7 @@ impl<S: EventStore> Commands<S> {
         key_id: Uuid,
         change: ApiKeyChange,
     ) -> Result<(Outcome, ApiKey), CommandError> {
-        decide_on::<ApiKey, _, _>(&self.store, ctx, key_id, |state| {
+        self.decide_on_key(ctx, user_id, key_id, |state| {
             let now = self.now();
             let command = match &change {
                 ApiKeyChange::Suspend => ApiKeyCommand::SuspendApiKey { user_id, now },

@@ -4,6 +4,7 @@ use domain::graph::{Graph, GraphCommand, GraphDraft, GraphError, GraphEvent, Gra
 use domain::library::{
     library_agent_id, GraphSettings, LibraryAgent, LibraryAgentCommand, LibraryAgentPatch, LibraryError,
 };
+use domain::quota::QuotaKind;
 use uuid::Uuid;
 
 use super::execution::usable_versions;
@@ -64,10 +65,18 @@ impl<S: EventStore> Commands<S> {
             is_created_by_user: true,
             now: self.now(),
         })?;
-        let mut uow = UnitOfWork::new(&self.store, ctx);
-        uow.record::<Graph>(graph_id, 0, &events)?;
-        uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
-        let outcome = uow.commit().await?;
+        let outcome = retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            // A retried request finds its graph saved and takes no second place.
+            let (_, version) = uow.load::<Graph>(graph_id).await?;
+            if version == 0 {
+                self.take_place(&mut uow, user_id, QuotaKind::Graph, graph_id).await?;
+                uow.record::<Graph>(graph_id, 0, &events)?;
+                uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
+            }
+            uow.commit().await
+        })
+        .await?;
         let decided = events.into_iter().find_map(|e| match e {
             GraphEvent::GraphCreated { graph, at, .. } => Some((graph, at)),
             _ => None,
@@ -195,6 +204,7 @@ impl<S: EventStore> Commands<S> {
             let events = graph.decide(GraphCommand::DeleteGraph { user_id, now: self.now() })?;
             let count = graph.versions.len();
             uow.record::<Graph>(graph_id, version, &events)?;
+            self.give_place_back(&mut uow, user_id, QuotaKind::Graph, graph_id).await?;
             let library_agent_id = library_agent_id(user_id, graph_id);
             let (agent, agent_version) = uow.load::<LibraryAgent>(library_agent_id).await?;
             if agent.is_visible_to(user_id) {

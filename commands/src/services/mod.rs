@@ -9,6 +9,7 @@ mod graph;
 mod library;
 mod onboarding;
 mod preset;
+mod quota;
 mod review;
 mod schedule;
 mod store;
@@ -45,6 +46,7 @@ pub struct Commands<S> {
     credit_rules: CreditRules,
     ledgers: credit::LedgerCache,
     vault: Option<crate::vault::Vault>,
+    quotas: domain::quota::QuotaLimits,
 }
 
 impl<S: EventStore> Commands<S> {
@@ -61,6 +63,7 @@ impl<S: EventStore> Commands<S> {
             credit_rules: CreditRules::default(),
             ledgers: credit::LedgerCache::default(),
             vault: None,
+            quotas: domain::quota::QuotaLimits::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 use domain::execution::GraphExecution;
 use domain::graph::GraphError;
 use domain::preset::{Preset, PresetEvent, PresetPatch};
+use domain::quota::QuotaKind;
 use eventlog::EventStore;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -55,6 +56,15 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         preset: NewPreset,
     ) -> Result<(Outcome, Uuid), CommandError> {
+        retry_on_conflict(|| self.create_preset_once(ctx, user_id, preset.clone())).await
+    }
+
+    async fn create_preset_once(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        preset: NewPreset,
+    ) -> Result<(Outcome, Uuid), CommandError> {
         let mut uow = UnitOfWork::new(&self.store, ctx);
         let (graph_id, graph_version, inputs, credentials) = match preset.source {
             PresetSource::Inputs { graph_id, graph_version, inputs, credentials } => {
@@ -85,6 +95,7 @@ impl<S: EventStore> Commands<S> {
             webhook_id: None,
             at: self.now(),
         };
+        self.take_place(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
         uow.record::<Preset>(preset_id, 0, &[created])?;
         Ok((uow.commit().await?, preset_id))
     }
@@ -117,6 +128,7 @@ impl<S: EventStore> Commands<S> {
             let (preset, version) = uow.load::<Preset>(preset_id).await?;
             let events = preset.delete(user_id, self.now()).ok_or(CommandError::NotFound(PRESET))?;
             uow.record::<Preset>(preset_id, version, &events)?;
+            self.give_place_back(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
             let webhook = self.retire_webhook(&mut uow, &preset).await?;
             Ok((uow.commit().await?, webhook))
         })

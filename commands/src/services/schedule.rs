@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::execution::engine;
+use domain::quota::QuotaKind;
 use domain::schedule::{Schedule, ScheduleCommand};
 use domain::user::{User, TIMEZONE_NOT_SET};
 use eventlog::EventStore;
@@ -16,7 +17,7 @@ use super::execution::runnable_version;
 use super::{Commands, RunRequest};
 use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::uow::{decide_on, retry_on_conflict, Outcome, UnitOfWork};
+use crate::uow::{retry_on_conflict, Outcome, UnitOfWork};
 
 /// What to schedule.
 #[derive(Debug, Clone)]
@@ -104,6 +105,9 @@ impl<S: EventStore> Commands<S> {
                 credentials: r.credentials,
                 now,
             })?;
+            if !events.is_empty() {
+                self.take_place(&mut uow, r.user_id, QuotaKind::Schedule, schedule_id).await?;
+            }
             uow.record::<Schedule>(schedule_id, version, &events)?;
             let outcome = uow.commit().await?;
             for event in &events {
@@ -121,11 +125,15 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         schedule_id: Uuid,
     ) -> Result<Outcome, CommandError> {
-        let (outcome, _) = decide_on::<Schedule, _, _>(&self.store, ctx, schedule_id, |schedule| {
-            Ok(schedule.decide(ScheduleCommand::DeleteSchedule { user_id, now: self.now() })?)
+        retry_on_conflict(|| async {
+            let mut uow = UnitOfWork::new(&self.store, ctx);
+            let (schedule, version) = uow.load::<Schedule>(schedule_id).await?;
+            let events = schedule.decide(ScheduleCommand::DeleteSchedule { user_id, now: self.now() })?;
+            uow.record::<Schedule>(schedule_id, version, &events)?;
+            self.give_place_back(&mut uow, user_id, QuotaKind::Schedule, schedule_id).await?;
+            uow.commit().await
         })
-        .await?;
-        Ok(outcome)
+        .await
     }
 
     /// Fire a schedule if a slot is due now (see `domain::schedule::DueFire`

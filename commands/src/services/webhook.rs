@@ -9,6 +9,7 @@ use aes_gcm::aead::OsRng;
 use domain::execution::{engine, ExecutionEvent, GraphExecution};
 use domain::graph::{credentials, trigger, GraphError};
 use domain::preset::{Preset, PresetEvent};
+use domain::quota::QuotaKind;
 use domain::webhook::{delivery_stream_id, Webhook, WebhookCommand, WebhookDelivery, WebhookError};
 use eventlog::EventStore;
 use hmac::{Hmac, Mac};
@@ -196,6 +197,7 @@ impl<S: EventStore> Commands<S> {
             ciphertext: String::new(),
         };
         existing.decide(create(placeholder))?;
+        self.take_place(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
         let secret = fresh_secret();
         let vault = self.webhook_vault()?;
         let sealed = vault.seal(webhook_id, secret.expose().as_bytes()).await.map_err(CommandError::Vault)?;

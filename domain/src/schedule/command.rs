@@ -118,6 +118,7 @@ impl Schedule {
                         ScheduleEvent::ScheduleFired { fire_time, execution_id, missed_since, next_run_time, at: now }
                     }
                     Err(reason) => {
+                        let next_run_time = self.backed_off(fire_time, now).or(next_run_time);
                         ScheduleEvent::ScheduleFireFailed { fire_time, reason, missed_since, next_run_time, at: now }
                     }
                 }])
@@ -129,6 +130,19 @@ impl Schedule {
                 Ok(vec![ScheduleEvent::ScheduleDeleted { user_id, at: now }])
             }
         }
+    }
+
+    /// The slot after a failed fire of `slot`, decided at `now`: not before
+    /// the backoff of one more failure in a row has passed since the slot,
+    /// so a schedule that cannot run (its graph gone, its user out of
+    /// credits) is tried ever more rarely instead of taking the scheduler's
+    /// time every minute.
+    fn backed_off(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let spec = CronSpec::parse(&self.cron, &self.timezone).ok()?;
+        let wait = failure_backoff(self.failures_in_a_row.saturating_add(1));
+        // `next_after` is strictly after: a second short, so a wait of one
+        // minute still lands on the next minute's slot.
+        spec.next_after((slot + wait - chrono::Duration::seconds(1)).max(now))
     }
 
     /// The fire due at `now`, if any (see [`DueFire`] for the policy).
@@ -145,4 +159,11 @@ impl Schedule {
             next_run_time: spec.next_after(fire_time.max(now)),
         })
     }
+}
+
+/// The least wait before the next fire of a schedule whose last `failures`
+/// fires in a row failed: a minute after the first, doubling, at most a day.
+pub fn failure_backoff(failures: u32) -> chrono::Duration {
+    let minutes = 1_i64 << failures.saturating_sub(1).min(11);
+    chrono::Duration::minutes(minutes).min(chrono::Duration::days(1))
 }

@@ -6,7 +6,7 @@ mod command;
 mod cron;
 mod event;
 
-pub use command::{DueFire, ScheduleCommand};
+pub use command::{failure_backoff, DueFire, ScheduleCommand};
 pub use cron::{in_zone, CronSpec};
 pub use event::ScheduleEvent;
 
@@ -63,6 +63,8 @@ pub struct Schedule {
     pub next_run_time: Option<DateTime<Utc>>,
     /// The last slot that fired (or failed to).
     pub last_fire_time: Option<DateTime<Utc>>,
+    /// Fires in a row that failed; a fire that queues a run resets it.
+    pub failures_in_a_row: u32,
     /// Deleted: never fires again.
     pub deleted: bool,
     /// When it was created.
@@ -107,14 +109,20 @@ impl Aggregate for Schedule {
                     credentials: credentials.clone(),
                     next_run_time: *next_run_time,
                     last_fire_time: None,
+                    failures_in_a_row: 0,
                     deleted: false,
                     created_at: Some(*at),
                 };
             }
-            ScheduleEvent::ScheduleFired { fire_time, next_run_time, .. }
-            | ScheduleEvent::ScheduleFireFailed { fire_time, next_run_time, .. } => {
+            ScheduleEvent::ScheduleFired { fire_time, next_run_time, .. } => {
                 self.last_fire_time = Some(*fire_time);
                 self.next_run_time = *next_run_time;
+                self.failures_in_a_row = 0;
+            }
+            ScheduleEvent::ScheduleFireFailed { fire_time, next_run_time, .. } => {
+                self.last_fire_time = Some(*fire_time);
+                self.next_run_time = *next_run_time;
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
             }
             ScheduleEvent::ScheduleDeleted { .. } => self.deleted = true,
         }

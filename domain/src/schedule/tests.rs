@@ -149,3 +149,26 @@ fn odd_expressions_are_refused_or_accepted_but_never_panic() {
         let _ = CronSpec::parse(cron, "UTC").map(|s| (s.next_after(now), s.latest_at_or_before(now)));
     }
 }
+
+#[test]
+fn a_schedule_failing_in_a_row_waits_ever_longer_and_a_success_resets_it() {
+    let mut schedule = created("* * * * *", "UTC", at("2026-01-15T10:00:30Z"));
+    let mut fired_at = vec![];
+    let mut now = at("2026-01-15T10:01:00Z");
+    for _ in 0..5 {
+        let due = schedule.due(now).unwrap();
+        fired_at.push(due.fire_time);
+        let events = schedule.decide(ScheduleCommand::RecordFire { due, run: Err("graph gone".into()), now }).unwrap();
+        schedule.evolve(&events[0]);
+        now = schedule.next_run_time.unwrap();
+    }
+    let minutes: Vec<i64> = fired_at.windows(2).map(|w| (w[1] - w[0]).num_minutes()).collect();
+    assert_eq!(minutes, [1, 2, 4, 8], "a minute after the first failure, doubling");
+    assert_eq!(schedule.failures_in_a_row, 5);
+    let due = schedule.due(now).unwrap();
+    let events = schedule.decide(ScheduleCommand::RecordFire { due, run: Ok(Uuid::new_v4()), now }).unwrap();
+    schedule.evolve(&events[0]);
+    assert_eq!(schedule.failures_in_a_row, 0);
+    assert_eq!(schedule.next_run_time, Some(now + chrono::Duration::minutes(1)), "back on its cron");
+    assert_eq!(failure_backoff(40), chrono::Duration::days(1), "never more than a day");
+}

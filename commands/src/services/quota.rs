@@ -1,0 +1,50 @@
+//! Taking and giving back a user's quota places inside another command's
+//! unit of work, so the place and the thing it counts are one append.
+
+use domain::quota::{Quota, QuotaKind, QuotaLimits};
+use eventlog::EventStore;
+use uuid::Uuid;
+
+use super::Commands;
+use crate::error::CommandError;
+use crate::uow::UnitOfWork;
+
+impl<S: EventStore> Commands<S> {
+    /// The same handlers holding users to `limits`.
+    pub fn with_quotas(mut self, limits: QuotaLimits) -> Self {
+        self.quotas = limits;
+        self
+    }
+
+    /// The limits users are held to.
+    pub fn quotas(&self) -> &QuotaLimits {
+        &self.quotas
+    }
+
+    /// Take `user_id`'s place for a new `resource_id` of `kind` in `uow`,
+    /// or refuse when the user holds as many as allowed.
+    pub(crate) async fn take_place(
+        &self,
+        uow: &mut UnitOfWork<'_, S>,
+        user_id: Uuid,
+        kind: QuotaKind,
+        resource_id: Uuid,
+    ) -> Result<(), CommandError> {
+        let (quota, version) = uow.load::<Quota>(user_id).await?;
+        let events = quota.take(kind, resource_id, self.quotas.of(kind), self.now())?;
+        uow.record_about::<Quota>(user_id, version, &events, resource_id)
+    }
+
+    /// Give a deleted resource's place back in `uow`.
+    pub(crate) async fn give_place_back(
+        &self,
+        uow: &mut UnitOfWork<'_, S>,
+        user_id: Uuid,
+        kind: QuotaKind,
+        resource_id: Uuid,
+    ) -> Result<(), CommandError> {
+        let (quota, version) = uow.load::<Quota>(user_id).await?;
+        let events = quota.give_back(kind, resource_id, self.now());
+        uow.record_about::<Quota>(user_id, version, &events, resource_id)
+    }
+}
