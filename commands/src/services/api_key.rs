@@ -4,6 +4,7 @@ use domain::Aggregate;
 use eventlog::EventStore;
 use uuid::Uuid;
 
+use super::quota::Place;
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -81,10 +82,10 @@ impl<S: EventStore> Commands<S> {
             for event in &events {
                 match event {
                     ApiKeyEvent::ApiKeyCreated { .. } => {
-                        self.take_place(&mut uow, user_id, QuotaKind::ApiKey, key_id).await?;
+                        self.move_place(&mut uow, user_id, (QuotaKind::ApiKey, key_id), Place::Take).await?;
                     }
                     ApiKeyEvent::ApiKeyRevoked { .. } => {
-                        self.give_place_back(&mut uow, user_id, QuotaKind::ApiKey, key_id).await?;
+                        self.move_place(&mut uow, user_id, (QuotaKind::ApiKey, key_id), Place::GiveBack).await?;
                     }
                     _ => {}
                 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::execution::usable_versions;
 use super::library::find_version;
+use super::quota::Place;
 use super::Commands;
 use crate::error::{CommandError, StoreError};
 use eventlog::codec::decode;
@@ -70,7 +71,7 @@ impl<S: EventStore> Commands<S> {
             // A retried request finds its graph saved and takes no second place.
             let (_, version) = uow.load::<Graph>(graph_id).await?;
             if version == 0 {
-                self.take_place(&mut uow, user_id, QuotaKind::Graph, graph_id).await?;
+                self.move_place(&mut uow, user_id, (QuotaKind::Graph, graph_id), Place::Take).await?;
                 uow.record::<Graph>(graph_id, 0, &events)?;
                 uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;
             }
@@ -204,7 +205,7 @@ impl<S: EventStore> Commands<S> {
             let events = graph.decide(GraphCommand::DeleteGraph { user_id, now: self.now() })?;
             let count = graph.versions.len();
             uow.record::<Graph>(graph_id, version, &events)?;
-            self.give_place_back(&mut uow, user_id, QuotaKind::Graph, graph_id).await?;
+            self.move_place(&mut uow, user_id, (QuotaKind::Graph, graph_id), Place::GiveBack).await?;
             let library_agent_id = library_agent_id(user_id, graph_id);
             let (agent, agent_version) = uow.load::<LibraryAgent>(library_agent_id).await?;
             if agent.is_visible_to(user_id) {

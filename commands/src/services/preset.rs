@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::execution::{runnable_graph, RunRequest};
+use super::quota::Place;
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -95,7 +96,7 @@ impl<S: EventStore> Commands<S> {
             webhook_id: None,
             at: self.now(),
         };
-        self.take_place(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
+        self.move_place(&mut uow, user_id, (QuotaKind::Preset, preset_id), Place::Take).await?;
         uow.record::<Preset>(preset_id, 0, &[created])?;
         Ok((uow.commit().await?, preset_id))
     }
@@ -128,7 +129,7 @@ impl<S: EventStore> Commands<S> {
             let (preset, version) = uow.load::<Preset>(preset_id).await?;
             let events = preset.delete(user_id, self.now()).ok_or(CommandError::NotFound(PRESET))?;
             uow.record::<Preset>(preset_id, version, &events)?;
-            self.give_place_back(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
+            self.move_place(&mut uow, user_id, (QuotaKind::Preset, preset_id), Place::GiveBack).await?;
             let webhook = self.retire_webhook(&mut uow, &preset).await?;
             Ok((uow.commit().await?, webhook))
         })

@@ -9,6 +9,15 @@ use super::Commands;
 use crate::error::CommandError;
 use crate::uow::UnitOfWork;
 
+/// Which way a quota place moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A new resource takes one.
+    Take,
+    /// A deleted resource gives its own back.
+    GiveBack,
+}
+
 impl<S: EventStore> Commands<S> {
     /// The same handlers holding users to `limits`.
     pub fn with_quotas(mut self, limits: QuotaLimits) -> Self {
@@ -21,30 +30,21 @@ impl<S: EventStore> Commands<S> {
         &self.quotas
     }
 
-    /// Take `user_id`'s place for a new `resource_id` of `kind` in `uow`,
-    /// or refuse when the user holds as many as allowed.
-    pub(crate) async fn take_place(
+    /// Take `user_id`'s place for a new `resource_id` of `kind` in `uow`
+    /// (refused when the user holds as many as allowed), or give a deleted
+    /// one's place back.
+    pub(crate) async fn move_place(
         &self,
         uow: &mut UnitOfWork<'_, S>,
         user_id: Uuid,
-        kind: QuotaKind,
-        resource_id: Uuid,
+        (kind, resource_id): (QuotaKind, Uuid),
+        change: Place,
     ) -> Result<(), CommandError> {
         let (quota, version) = uow.load::<Quota>(user_id).await?;
-        let events = quota.take(kind, resource_id, self.quotas.of(kind), self.now())?;
-        uow.record_about::<Quota>(user_id, version, &events, resource_id)
-    }
-
-    /// Give a deleted resource's place back in `uow`.
-    pub(crate) async fn give_place_back(
-        &self,
-        uow: &mut UnitOfWork<'_, S>,
-        user_id: Uuid,
-        kind: QuotaKind,
-        resource_id: Uuid,
-    ) -> Result<(), CommandError> {
-        let (quota, version) = uow.load::<Quota>(user_id).await?;
-        let events = quota.give_back(kind, resource_id, self.now());
+        let events = match change {
+            Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now())?,
+            Place::GiveBack => quota.give_back(kind, resource_id, self.now()),
+        };
         uow.record_about::<Quota>(user_id, version, &events, resource_id)
     }
 }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::execution::runnable_version;
+use super::quota::Place;
 use super::{Commands, RunRequest};
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -106,7 +107,7 @@ impl<S: EventStore> Commands<S> {
                 now,
             })?;
             if !events.is_empty() {
-                self.take_place(&mut uow, r.user_id, QuotaKind::Schedule, schedule_id).await?;
+                self.move_place(&mut uow, r.user_id, (QuotaKind::Schedule, schedule_id), Place::Take).await?;
             }
             uow.record::<Schedule>(schedule_id, version, &events)?;
             let outcome = uow.commit().await?;
@@ -130,7 +131,7 @@ impl<S: EventStore> Commands<S> {
             let (schedule, version) = uow.load::<Schedule>(schedule_id).await?;
             let events = schedule.decide(ScheduleCommand::DeleteSchedule { user_id, now: self.now() })?;
             uow.record::<Schedule>(schedule_id, version, &events)?;
-            self.give_place_back(&mut uow, user_id, QuotaKind::Schedule, schedule_id).await?;
+            self.move_place(&mut uow, user_id, (QuotaKind::Schedule, schedule_id), Place::GiveBack).await?;
             uow.commit().await
         })
         .await

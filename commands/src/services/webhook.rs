@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::execution::runnable_version;
+use super::quota::Place;
 use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -197,7 +198,7 @@ impl<S: EventStore> Commands<S> {
             ciphertext: String::new(),
         };
         existing.decide(create(placeholder))?;
-        self.take_place(&mut uow, user_id, QuotaKind::Preset, preset_id).await?;
+        self.move_place(&mut uow, user_id, (QuotaKind::Preset, preset_id), Place::Take).await?;
         let secret = fresh_secret();
         let vault = self.webhook_vault()?;
         let sealed = vault.seal(webhook_id, secret.expose().as_bytes()).await.map_err(CommandError::Vault)?;
