@@ -43,6 +43,10 @@ enum Command {
     /// Export or import the log as NDJSON.
     #[command(subcommand)]
     Events(events_cli::EventsCommand),
+    /// Render one template job from stdin under limits (the server runs
+    /// this itself for templates that could grow without bound).
+    #[command(name = "render-template", hide = true)]
+    RenderTemplate,
 }
 
 #[derive(Subcommand)]
@@ -85,9 +89,26 @@ struct TokenArgs {
     ttl: i64,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
+    // The renderer is a single thread under tight limits: no runtime, no
+    // worker threads taking address space before its work starts.
+    if matches!(command, Command::RenderTemplate) {
+        return ExitCode::from(executor::sandbox::serve_child());
+    }
+    if let Ok(binary) = std::env::current_exe() {
+        executor::sandbox::use_renderer(binary);
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(main_with(command)),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_with(command: Command) -> ExitCode {
     let logs = tracing_subscriber::fmt().with_env_filter(
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
@@ -117,7 +138,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = match command {
-        Command::Token(_) => None,
+        Command::Token(_) | Command::RenderTemplate => None,
         _ => private_database(&mut config).await?,
     };
     let result = run_with_database(command, config).await;
@@ -144,6 +165,8 @@ async fn private_database(config: &mut Config) -> Result<Option<embedded::Cluste
 async fn run_with_database(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => serve(config).await,
+        // Answered in `main`, before any configuration is read.
+        Command::RenderTemplate => Err("render-template takes no database".into()),
         Command::Migrate => {
             let pool = db::connect(config.database_url.expose(), 2).await?;
             db::migrate(&pool).await?;

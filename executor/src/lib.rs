@@ -13,6 +13,7 @@ pub mod blocks;
 mod lease;
 pub mod net;
 pub mod outside;
+pub mod sandbox;
 pub mod scheduler;
 mod template;
 mod worker;

@@ -33,8 +33,25 @@ fn environment(autoescape: bool) -> Environment<'static> {
 }
 
 /// Render `template` with `values` as its variables; a render whose text
-/// would pass [`MAX_TEXT_BYTES`] stops there, an error.
+/// would pass [`MAX_TEXT_BYTES`] stops there, an error. A template that
+/// could build values without bound on the way (see [`bounded`]) is
+/// rendered in a child process under memory and CPU limits, when this
+/// process knows its renderer (the server always does).
 pub fn render(template: &str, values: &Map<String, serde_json::Value>, autoescape: bool) -> Result<String, String> {
+    if !bounded(template) {
+        if let Some(rendered) = crate::sandbox::render(template, values, autoescape) {
+            return rendered;
+        }
+    }
+    render_here(template, values, autoescape)
+}
+
+/// Render in this process (see [`render`]).
+pub(crate) fn render_here(
+    template: &str,
+    values: &Map<String, serde_json::Value>,
+    autoescape: bool,
+) -> Result<String, String> {
     let env = environment(autoescape);
     let compiled = env.template_from_str(template).map_err(|e| describe(&e))?;
     let mut rendered = Capped { text: Vec::new(), overflowed: false };
@@ -44,6 +61,84 @@ pub fn render(template: &str, values: &Map<String, serde_json::Value>, autoescap
         Err(_) if rendered.overflowed => Err(format!("Template output too large (max {MAX_TEXT_BYTES} bytes)")),
         Err(e) => Err(describe(&e)),
     }
+}
+
+/// Tags that cannot keep a value from one step for the next (`set`,
+/// `with`, macros, namespaces would).
+const PLAIN_TAGS: &[&str] = &["if", "elif", "else", "endif", "for", "endfor", "break", "continue"];
+
+/// Filters, functions and methods whose result is at most a constant times
+/// the size of what they are given. The others (`replace`, `join`,
+/// `center`, `format`, `urlencode`, `map` naming any filter, …) can
+/// multiply it, again with each use.
+const PLAIN_CALLS: &[&str] = &[
+    "abs",
+    "bool",
+    "capitalize",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "endswith",
+    "first",
+    "float",
+    "int",
+    "items",
+    "keys",
+    "last",
+    "length",
+    "list",
+    "lower",
+    "lstrip",
+    "max",
+    "min",
+    "range",
+    "reverse",
+    "round",
+    "rstrip",
+    "safe",
+    "sort",
+    "split",
+    "startswith",
+    "string",
+    "strip",
+    "title",
+    "trim",
+    "unique",
+    "upper",
+    "values",
+];
+
+/// Whether every value a render of `template` makes stays within a constant
+/// times the size of its inputs and the template: no operator that joins
+/// or repeats values (`~`, `+`, `*`, `**`), no tag that keeps a value
+/// across steps, no filter or call outside [`PLAIN_CALLS`]. Fuel bounds the
+/// steps and [`Capped`] the text, but neither what a step allocates: a
+/// doubling in a loop over a namespace reaches gigabytes in 40 steps. A
+/// template the lexer refuses is bounded: it will not compile either.
+pub(crate) fn bounded(template: &str) -> bool {
+    use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
+    let (mut before, mut previous): (Option<Token<'_>>, Option<Token<'_>>) = (None, None);
+    let mut tokens = tokenize(template, false, Default::default(), WhitespaceConfig::default()).peekable();
+    while let Some(next) = tokens.next() {
+        let Ok((token, _)) = next else { return true };
+        let called = matches!(tokens.peek(), Some(Ok((Token::ParenOpen, _))));
+        let plain = match (&before, &previous, &token) {
+            (_, _, Token::Plus | Token::Mul | Token::Pow | Token::Tilde) => false,
+            (_, Some(Token::BlockStart), Token::Ident(name)) => PLAIN_TAGS.contains(name),
+            // A test (`is defined`, `is not divisibleby(3)`) answers yes or no.
+            (_, Some(Token::Ident("is")), Token::Ident(_))
+            | (Some(Token::Ident("is")), Some(Token::Ident("not")), Token::Ident(_)) => true,
+            (_, Some(Token::Pipe), Token::Ident(name)) => PLAIN_CALLS.contains(name),
+            (_, _, Token::Ident(name)) => !called || PLAIN_CALLS.contains(name),
+            _ => true,
+        };
+        if !plain {
+            return false;
+        }
+        (before, previous) = (previous, Some(token));
+    }
+    true
 }
 
 /// A render's text, refusing to grow past [`MAX_TEXT_BYTES`]: fuel bounds a
@@ -283,5 +378,33 @@ mod tests {
         assert_eq!(eleven, Err("Template output too large (max 10485760 bytes)".into()));
         let literal = format!("{{% for i in range(20) %}}{}{{% endfor %}}", "y".repeat(1 << 20));
         assert!(render(&literal, &Map::new(), false).is_err_and(|e| e.contains("too large")));
+    }
+
+    #[test]
+    fn templates_that_can_only_copy_their_inputs_render_here_the_others_do_not() {
+        for plain in [
+            "Hello, {{ name }}!",
+            "{% for k, v in d.items() %}{{ k|upper }}={{ v|default('-') }}{% endfor %}",
+            "{% if x is not defined %}none{% elif x is divisibleby(3) %}{{ x - 1 }}{% endif %}",
+            "{{ '~ + *' }} and ~ + * in the text",
+            "{{ items|sort|first }} {{ s.split(',')|length }} {% for i in range(3) %}{{ loop.index }}{% endfor %}",
+        ] {
+            assert!(bounded(plain), "{plain}");
+        }
+        for growing in [
+            "{{ a ~ b }}",
+            "{{ a + b }}",
+            "{{ 'x' * 100 }}",
+            "{% set ns = namespace(s='x') %}{{ ns.s }}",
+            "{% macro m(s) %}{{ s }}{% endmacro %}{{ m(x) }}",
+            "{{ x|replace('a', x) }}",
+            "{{ x.replace('a', x) }}",
+            "{{ xs|join(x) }}",
+            "{{ 1|format('%.2000000000f') }}",
+            "{{ xs|map('urlencode')|list }}",
+            "{{ \"}}\" ~ x }}",
+        ] {
+            assert!(!bounded(growing), "{growing}");
+        }
     }
 }

@@ -143,6 +143,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Start a server on an existing database (a second instance sharing one).
 pub async fn spawn_app_on(url: String, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    // Templates that could grow without bound render in the server's
+    // binary under limits, as the server itself arranges in `main`.
+    executor::sandbox::use_renderer(env!("CARGO_BIN_EXE_autogpt-es").into());
     let mut config = Config::local(url.clone(), TEST_KEY);
     // Tests run side by side, some with two instances, on one Postgres
     // server (100 connections by default): each instance keeps to a few.

@@ -131,3 +131,25 @@ async fn graphs_are_capped_in_nodes_links_and_lengths_and_a_large_one_validates_
     crate::support::assert_field_error(&body, "name");
     assert_eq!(crate::support::event_count(&app).await, before, "a refused graph appended");
 }
+
+#[tokio::test]
+async fn a_template_that_doubles_a_value_stops_at_its_memory_limit_and_the_server_goes_on() {
+    let app = spawn_app().await;
+    let caller = user();
+    let path = format!("/api/blocks/{}/execute", blocks::FILL_TEMPLATE);
+    // 2^31 bytes after 31 doublings: rendered in the server's own process,
+    // gigabytes; in the renderer's, refused at its limit.
+    let doubling = "{% set ns = namespace(s='x') %}{% for i in range(31) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}\
+                    {{ ns.s|length }}";
+    let (status, body) = app.post(&path, caller, &json!({"format": doubling, "values": {}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("exceeded its limits")), "{body}");
+    // The same constructs within bounds render, in the renderer.
+    let small = doubling.replace("range(31)", "range(3)");
+    let (status, body) = app.post(&path, caller, &json!({"format": small, "values": {}})).await;
+    assert_eq!((status, body), (200, json!({"output": ["8"]})));
+    let (status, body) = app.post(&path, caller, &json!({"format": "{{ a ~ b }}", "values": {"a": 1, "b": "c"}})).await;
+    assert_eq!((status, body), (200, json!({"output": ["1c"]})));
+    let (status, _) = app.get("/health", caller).await;
+    assert_eq!(status, 200, "the server is still there");
+}
