@@ -7,17 +7,20 @@
 //! `data` and `metadata` as JSON strings holding the stored text (a raw
 //! payload could span lines, and re-serializing it would change the bytes the
 //! hash covers), and `hash` in hex. Import inserts into an empty log keeping
-//! `position` and `tx_id`, lets the trigger of migration 0016 recompute each
-//! hash and refuses the whole import at the first one that differs from the
-//! exported hash: an export edited on the way is never loaded.
+//! `position` and `tx_id`, recomputing each hash along its stream's chain as
+//! the append does, and refuses the whole import at the first one that
+//! differs from the exported hash: an export edited on the way is never
+//! loaded. It keeps the last hash of every stream it has seen, a few dozen
+//! bytes per stream.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use api::{db, Config};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use commands::PgEventStore;
-use eventlog::seal::hex;
+use eventlog::seal::{event_hash, hex, HashedFields};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
@@ -90,12 +93,15 @@ async fn export(pool: &PgPool) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 const IMPORT_SQL: &str = "\
-INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type, schema_version, recorded_at, data, metadata)
+INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type, schema_version, recorded_at, data, metadata,
+                    hash)
 OVERRIDING SYSTEM VALUE
-SELECT p, t, s, v, e, ty, sv, r, d::json, m::json
+SELECT p, t, s, v, e, ty, sv, r, d::json, m::json, h
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::int4[],
-            $8::timestamptz[], $9::text[], $10::text[]) AS u(p, t, s, v, e, ty, sv, r, d, m)
-RETURNING position, hash";
+            $8::timestamptz[], $9::text[], $10::text[], $11::bytea[]) AS u(p, t, s, v, e, ty, sv, r, d, m, h)";
+
+/// Each stream's last version and hash, as the import goes.
+type Chains = HashMap<String, (i64, [u8; 32])>;
 
 async fn import(pool: PgPool) -> Result<(), Box<dyn std::error::Error>> {
     // All or nothing: a refused line leaves the log as empty as it was.
@@ -105,6 +111,7 @@ async fn import(pool: PgPool) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("the log already holds {existing} events: import loads into an empty log only").into());
     }
     let mut batch = Vec::with_capacity(BATCH);
+    let mut chains = Chains::new();
     let mut count = 0u64;
     for (n, text) in std::io::stdin().lock().lines().enumerate() {
         let text = text?;
@@ -112,7 +119,8 @@ async fn import(pool: PgPool) -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let line: Line = serde_json::from_str(&text).map_err(|e| format!("line {}: {e}", n + 1))?;
-        batch.push(line);
+        let hash = chained(&mut chains, &line)?;
+        batch.push((line, hash));
         if batch.len() == BATCH {
             count += insert(&mut tx, &mut batch).await?;
         }
@@ -131,46 +139,64 @@ async fn import(pool: PgPool) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Insert a batch (emptying it) and check each recomputed hash.
+/// The line's hash, chained from its stream's previous version (from
+/// nothing when that is missing, so a gap shows as a difference), checked
+/// against the export's.
+fn chained(chains: &mut Chains, line: &Line) -> Result<[u8; 32], String> {
+    let prev = match chains.get(&line.stream_id) {
+        Some((version, hash)) if *version == line.version - 1 => hash.as_slice(),
+        _ => &[],
+    };
+    let fields = HashedFields {
+        stream_id: &line.stream_id,
+        version: line.version,
+        event_id: line.event_id,
+        event_type: &line.event_type,
+        schema_version: line.schema_version,
+        recorded_at: line.recorded_at,
+        data: &line.data,
+        metadata: &line.metadata,
+    };
+    let hash = event_hash(prev, &fields);
+    let position = line.position;
+    match line.hash.as_deref() {
+        Some(exported) if exported == hex(&hash) => {}
+        Some(exported) => {
+            return Err(format!(
+                "event at position {position}: its content hashes to {}, the export says {exported} \
+                 (altered, or an event before it in its stream is missing); nothing was imported",
+                hex(&hash)
+            ))
+        }
+        None => return Err(format!("event at position {position} has no hash in the export")),
+    }
+    chains.insert(line.stream_id.clone(), (line.version, hash));
+    Ok(hash)
+}
+
+/// Insert a batch of checked lines (emptying it).
 async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    batch: &mut Vec<Line>,
+    batch: &mut Vec<(Line, [u8; 32])>,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     if batch.is_empty() {
         return Ok(0);
     }
-    let column = |f: fn(&Line) -> i64| batch.iter().map(f).collect::<Vec<_>>();
-    let rows = sqlx::query(IMPORT_SQL)
+    let column = |f: fn(&Line) -> i64| batch.iter().map(|(l, _)| f(l)).collect::<Vec<_>>();
+    let done = sqlx::query(IMPORT_SQL)
         .bind(column(|l| l.position))
         .bind(column(|l| l.tx_id))
-        .bind(batch.iter().map(|l| l.stream_id.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.stream_id.as_str()).collect::<Vec<_>>())
         .bind(column(|l| l.version))
-        .bind(batch.iter().map(|l| l.event_id).collect::<Vec<_>>())
-        .bind(batch.iter().map(|l| l.event_type.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|l| l.schema_version).collect::<Vec<_>>())
-        .bind(batch.iter().map(|l| l.recorded_at).collect::<Vec<_>>())
-        .bind(batch.iter().map(|l| l.data.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|l| l.metadata.as_str()).collect::<Vec<_>>())
-        .fetch_all(&mut **tx)
+        .bind(batch.iter().map(|(l, _)| l.event_id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.event_type.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.schema_version).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.recorded_at).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.data.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(l, _)| l.metadata.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
+        .execute(&mut **tx)
         .await?;
-    let exported: std::collections::HashMap<i64, Option<&str>> =
-        batch.iter().map(|l| (l.position, l.hash.as_deref())).collect();
-    for row in &rows {
-        let position: i64 = row.try_get("position")?;
-        let recomputed = hex(&row.try_get::<Vec<u8>, _>("hash")?);
-        match exported.get(&position).copied().flatten() {
-            Some(hash) if hash == recomputed => {}
-            Some(hash) => {
-                return Err(format!(
-                    "event at position {position}: its content hashes to {recomputed}, the export says {hash} \
-                     (altered, or an event before it in its stream is missing); nothing was imported"
-                )
-                .into())
-            }
-            None => return Err(format!("event at position {position} has no hash in the export").into()),
-        }
-    }
-    let inserted = rows.len() as u64;
     batch.clear();
-    Ok(inserted)
+    Ok(done.rows_affected())
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod audit_verify;
+mod chain;
 pub mod codec;
 pub mod error;
 pub mod horizon;

@@ -1,6 +1,7 @@
 //! Tamper evidence: the per-stream hash chain of migration 0016, computed
-//! here byte for byte as the database's trigger computes it, and seals, a
-//! chain of digests over the global order below the horizon.
+//! here byte for byte as its `event_content` encodes it (by the append since
+//! migration 0025, and by verify and import), and seals, a chain of digests
+//! over the global order below the horizon.
 //!
 //! The event hash makes a changed event visible (its stored hash no longer
 //! matches its content) and a removed one too when a later event of its
@@ -47,8 +48,8 @@ fn length_prefixed(hasher: &mut Sha256, text: &str) {
 }
 
 /// The event's hash: `sha256(prev_hash || content)` with `content` encoded
-/// as documented in `migrations/0016_event_hashes.sql` (the trigger
-/// `events_chain_hash` computes the same). `prev_hash` is the hash of the
+/// as documented in `migrations/0016_event_hashes.sql` (its SQL function
+/// `event_content` encodes the same). `prev_hash` is the hash of the
 /// stream's previous version, empty for version 1.
 pub fn event_hash(prev_hash: &[u8], event: &HashedFields<'_>) -> [u8; 32] {
     let mut hasher = Sha256::new();
@@ -212,7 +213,8 @@ mod tests {
     use super::*;
 
     /// The bytes of the migration's encoding, spelled out once more by hand:
-    /// a change to `event_hash` that the trigger does not share fails here.
+    /// a change to `event_hash` that the documented format does not share
+    /// fails here.
     #[test]
     fn event_hash_hashes_the_documented_bytes() {
         let event = HashedFields {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use eventlog::audit_verify::{verify, ProblemKind};
 use eventlog::seal::{event_hash, seal, seals, HashedFields};
 use eventlog::store::{EventMetadata, EventStore, NewEvent, StreamWrite};
+use eventlog::{PgEventStore, StoreError};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
@@ -198,7 +199,7 @@ async fn events_of_one_multi_event_append_chain_to_each_other() {
         assert_eq!(event_hash(&prev, &fields).as_slice(), stored, "{} v{}", fields.stream_id, fields.version);
         prev = stored;
     }
-    // The trigger spells the encoding out; event_content is its reference.
+    // The append computes the hash in Rust; event_content is its reference.
     let by_reference: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events e WHERE e.hash = sha256(coalesce((SELECT p.hash FROM events p \
          WHERE p.stream_id = e.stream_id AND p.version = e.version - 1), '\\x'::bytea) || event_content(e))",
@@ -206,7 +207,7 @@ async fn events_of_one_multi_event_append_chain_to_each_other() {
     .fetch_one(store.pool())
     .await
     .unwrap();
-    assert_eq!(by_reference, 6, "the trigger and event_content encode the same bytes");
+    assert_eq!(by_reference, 6, "the append and event_content encode the same bytes");
     settled(store.pool()).await;
     let report = verify(store.pool(), |_| {}).await.unwrap();
     assert!(report.ok, "{report:?}");
@@ -229,4 +230,38 @@ async fn the_server_seals_the_log_periodically() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(verify_over_http(&app).await["ok"], true);
+}
+
+#[tokio::test]
+async fn an_append_chains_only_from_the_hash_stored_at_its_expected_version() {
+    let store = fresh_store().await;
+    let one =
+        |expected_version, n| StreamWrite { stream_id: "counter-c".into(), expected_version, events: vec![event(n)] };
+    let count = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap()
+    };
+    store.append(&[one(0, 1)]).await.unwrap();
+    // Behind the writer's back, the stored hash of version 1 changes.
+    sqlx::query("UPDATE events SET hash = sha256(hash) WHERE stream_id = 'counter-c'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // The writer still holds the hash it appended; chaining from it would
+    // not link to what is stored: refused, nothing appended.
+    let refused = store.append(&[one(1, 2)]).await;
+    assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
+    assert_eq!(count(store.pool().clone()).await, 1);
+    // The conflict made it forget: a retry chains from what is stored.
+    store.append(&[one(1, 2)]).await.unwrap();
+    // A store that knows the hash and one that asks the log race at one
+    // version: one chain, one winner.
+    let other = PgEventStore::new(store.pool().clone());
+    let (mine, theirs) = ([one(2, 3)], [one(2, 4)]);
+    let (a, b) = tokio::join!(store.append(&mine), other.append(&theirs));
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    settled(store.pool()).await;
+    let report = verify(store.pool(), |_| {}).await.unwrap();
+    let problem = report.first_problem.expect("the changed hash is found");
+    assert_eq!((problem.stream_id.as_deref(), problem.version), (Some("counter-c"), Some(1)), "{problem:?}");
+    assert_eq!(report.events_checked, 3);
 }
