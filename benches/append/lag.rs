@@ -87,7 +87,7 @@ struct Sample {
 }
 
 async fn paced(settings: &Settings, store: &PgEventStore, projections: &Projections) -> Res<Lag> {
-    let commands = Commands::new(store.clone());
+    let commands = Commands::new(store.clone()).with_quotas(domain::quota::QuotaLimits::UNLIMITED);
     let draft = graph_draft()?;
     let users: Vec<Uuid> = (0..WRITERS).map(|_| Uuid::new_v4()).collect();
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));

@@ -18,8 +18,8 @@
 //!   unique `event_id`: 8 dedicated connections, autocommit, one row per
 //!   statement. This is the ceiling: one commit (one WAL flush) per event.
 //! - (e) the command path of `POST /api/graphs` in process:
-//!   `Commands::create_graph` (2 events, graph created and library agent
-//!   added, in one append) with a fresh `CommandContext::for_user` each, 8
+//!   `Commands::create_graph` (3 events, graph created, library agent
+//!   added and the user's quota place taken, in one append) with a fresh `CommandContext::for_user` each, 8
 //!   tasks with a user each, on the draft decoded from (d)'s body; no HTTP,
 //!   no waiting for projectors. Right after (a), which it is compared with
 //!   by operations (commands/s over inserts/s).
@@ -44,8 +44,8 @@
 //!   taken next to it (the machine's speed drifts over a run).
 //! - (d) `POST /api/graphs` over HTTP/1.1 (hyper, keep-alive) to the real server
 //!   (`App::build` on port 0, same database), 8 clients with a user each, a
-//!   graph of two StoreValue nodes and a link. Each request appends 2 events
-//!   (graph created, library agent added) in one append, waits for the graphs
+//!   graph of two StoreValue nodes and a link. Each request appends 3 events
+//!   (graph created, library agent added, quota place taken) in one append, waits for the graphs
 //!   and library projections (read-your-writes) and reads the graph back.
 //!   The projectors first replay the log of the phases before (they apply
 //!   (e)'s graphs and skip the rest); the bench waits for that, then runs a
@@ -124,8 +124,9 @@ type Res<T> = Result<T, BoxError>;
 const ALL_PHASES: &str = "abcCdefgxwsrv";
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
-/// Events a created graph appends: graph created, library agent added.
-const EVENTS_PER_GRAPH: f64 = 2.0;
+/// Events a created graph appends: graph created, library agent added,
+/// quota place taken.
+const EVENTS_PER_GRAPH: f64 = 3.0;
 
 async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Results> {
     let wanted = |phase: char| settings.wanted(phase);
@@ -142,7 +143,7 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
     if wanted('e') {
         checkpoint(pool).await;
         let e = command::create_graphs(settings, &store).await?;
-        r.e = Some(report("(e) Commands::create_graph, 8 tasks, 2 ev/cmd", e, EVENTS_PER_GRAPH));
+        r.e = Some(report("(e) Commands::create_graph, 8 tasks, 3 ev/cmd", e, EVENTS_PER_GRAPH));
     }
     if wanted('b') {
         checkpoint(pool).await;
@@ -168,7 +169,7 @@ async fn run_phases(settings: &Settings, url: &str, pool: &PgPool) -> Res<Result
         let again = wanted('a') && "ebcCf".chars().any(wanted);
         let (a_again, d) = http::http(settings, url, again).await?;
         r.a_again = a_again;
-        r.d = Some(report("(d) POST /api/graphs, 8 clients, 2 ev/req", d, EVENTS_PER_GRAPH));
+        r.d = Some(report("(d) POST /api/graphs, 8 clients, 3 ev/req", d, EVENTS_PER_GRAPH));
     }
     if wanted('g') {
         checkpoint(pool).await;

@@ -1,6 +1,7 @@
 //! The write side: command handlers that load aggregates from the event
 //! store, let the pure domain decide, and append what it decided.
 
+mod cache;
 pub mod clock;
 pub mod context;
 pub mod error;

@@ -8,6 +8,7 @@ use eventlog::codec::{decode, encode_payload};
 use eventlog::store::{EventStore, GlobalPosition, NewEvent, StreamWrite};
 use uuid::Uuid;
 
+use crate::cache::StateCache;
 use crate::context::CommandContext;
 use crate::error::{CommandError, StoreError};
 
@@ -58,6 +59,21 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
     pub async fn load<A: Aggregate>(&mut self, id: Uuid) -> Result<(A, i64), CommandError> {
         let (state, version, _) = self.load_with_events::<A>(id).await?;
         Ok((state, version))
+    }
+
+    /// Load an aggregate kept in `cache`, reading only the events after the
+    /// kept version (for streams read on every command of a user).
+    pub(crate) async fn load_cached<A: Aggregate + Clone>(
+        &mut self,
+        id: Uuid,
+        cache: &StateCache<A>,
+    ) -> Result<(A, i64), CommandError> {
+        self.touch::<A>();
+        let loaded = cache.load(self.store, id).await?;
+        if let Some(position) = loaded.read_up_to {
+            self.read_position = self.read_position.max(position);
+        }
+        Ok((loaded.state, loaded.version))
     }
 
     /// Load an aggregate with its decoded history (for commands that need

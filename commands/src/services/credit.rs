@@ -3,12 +3,8 @@
 //! in-memory copy of each ledger spares re-reading its whole stream for
 //! every charge (only the events after the copy's version are read).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use domain::aggregate::{stream_name, Aggregate};
+use domain::aggregate::Aggregate;
 use domain::credit::{CreditError, CreditLedger, TransactionType, Usage};
-use eventlog::codec::decode;
 use eventlog::EventStore;
 use uuid::Uuid;
 
@@ -16,24 +12,6 @@ use super::Commands;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::uow::{retry_on_conflict, Outcome, UnitOfWork, MAX_ATTEMPTS};
-
-/// Ledgers as last read, with their stream version.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LedgerCache(Arc<Mutex<HashMap<Uuid, (CreditLedger, i64)>>>);
-
-impl LedgerCache {
-    fn get(&self, user: Uuid) -> (CreditLedger, i64) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&user).cloned().unwrap_or_default()
-    }
-
-    fn put(&self, user: Uuid, ledger: CreditLedger, version: i64) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let newer = map.get(&user).is_none_or(|(_, v)| *v <= version);
-        if newer {
-            map.insert(user, (ledger, version));
-        }
-    }
-}
 
 /// What charging a node execution did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +25,8 @@ pub enum Charged {
 impl<S: EventStore> Commands<S> {
     /// A user's ledger as the log has it now.
     async fn ledger(&self, user_id: Uuid) -> Result<(CreditLedger, i64), CommandError> {
-        let (mut ledger, mut version) = self.ledgers.get(user_id);
-        for recorded in self.store.read_stream(&stream_name::<CreditLedger>(user_id), version).await? {
-            ledger.evolve(&decode::<CreditLedger>(&recorded)?);
-            version = recorded.version;
-        }
-        self.ledgers.put(user_id, ledger.clone(), version);
-        Ok((ledger, version))
+        let loaded = self.ledgers.load(&self.store, user_id).await?;
+        Ok((loaded.state, loaded.version))
     }
 
     /// A user's balance (the starting grant before anything was recorded).

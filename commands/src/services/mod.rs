@@ -44,7 +44,8 @@ pub struct Commands<S> {
     store: S,
     clock: Clock,
     credit_rules: CreditRules,
-    ledgers: credit::LedgerCache,
+    ledgers: crate::cache::StateCache<domain::credit::CreditLedger>,
+    quota_states: crate::cache::StateCache<domain::quota::Quota>,
     vault: Option<crate::vault::Vault>,
     quotas: domain::quota::QuotaLimits,
 }
@@ -61,7 +62,8 @@ impl<S: EventStore> Commands<S> {
             store,
             clock,
             credit_rules: CreditRules::default(),
-            ledgers: credit::LedgerCache::default(),
+            ledgers: crate::cache::StateCache::default(),
+            quota_states: crate::cache::StateCache::default(),
             vault: None,
             quotas: domain::quota::QuotaLimits::default(),
         }

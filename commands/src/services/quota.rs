@@ -40,7 +40,7 @@ impl<S: EventStore> Commands<S> {
         (kind, resource_id): (QuotaKind, Uuid),
         change: Place,
     ) -> Result<(), CommandError> {
-        let (quota, version) = uow.load::<Quota>(user_id).await?;
+        let (quota, version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
         let events = match change {
             Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now())?,
             Place::GiveBack => quota.give_back(kind, resource_id, self.now()),
