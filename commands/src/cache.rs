@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::error::CommandError;
 
+/// States kept per aggregate type; past this the cache starts over (a miss
+/// costs one read of a stream).
+const CAPACITY: usize = 10_000;
+
 /// States of one aggregate type by id, shared by clones.
 #[derive(Debug)]
 pub(crate) struct StateCache<A>(Arc<Mutex<HashMap<Uuid, (A, i64)>>>);
@@ -54,15 +58,29 @@ impl<A: Aggregate + Clone> StateCache<A> {
         Ok(Loaded { state, version, read_up_to })
     }
 
-    fn get(&self, id: Uuid) -> (A, i64) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned().unwrap_or_default()
+    /// The kept state, if any, without asking the log.
+    pub(crate) fn peek(&self, id: Uuid) -> Option<(A, i64)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
     }
 
-    fn put(&self, id: Uuid, state: A, version: i64) {
+    fn get(&self, id: Uuid) -> (A, i64) {
+        self.peek(id).unwrap_or_default()
+    }
+
+    /// Keep `state` at `version` unless a newer one is kept.
+    pub(crate) fn put(&self, id: Uuid, state: A, version: i64) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= CAPACITY && !map.contains_key(&id) {
+            map.clear();
+        }
         let newer = map.get(&id).is_none_or(|(_, v)| *v <= version);
         if newer {
             map.insert(id, (state, version));
         }
+    }
+
+    /// Drop the kept state (it proved stale).
+    pub(crate) fn forget(&self, id: Uuid) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     }
 }

@@ -36,12 +36,23 @@ pub struct UnitOfWork<'a, S> {
     writes: Vec<StreamWrite>,
     read_position: GlobalPosition,
     categories: Vec<&'static str>,
+    /// What to do once the append landed, or was refused as stale.
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    on_conflict: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl<'a, S: EventStore> UnitOfWork<'a, S> {
     /// Start an attempt.
     pub fn new(store: &'a S, ctx: &'a CommandContext) -> Self {
-        Self { store, ctx, writes: Vec::new(), read_position: GlobalPosition::START, categories: Vec::new() }
+        Self {
+            store,
+            ctx,
+            writes: Vec::new(),
+            read_position: GlobalPosition::START,
+            categories: Vec::new(),
+            after_commit: Vec::new(),
+            on_conflict: Vec::new(),
+        }
     }
 
     /// Who runs the command, and how its ids are made.
@@ -61,19 +72,46 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         Ok((state, version))
     }
 
-    /// Load an aggregate kept in `cache`, reading only the events after the
-    /// kept version (for streams read on every command of a user).
-    pub(crate) async fn load_cached<A: Aggregate + Clone>(
-        &mut self,
-        id: Uuid,
-        cache: &StateCache<A>,
-    ) -> Result<(A, i64), CommandError> {
+    /// Load an aggregate kept in `cache` (a stream read on every command of
+    /// a user). A kept state is trusted without asking the log: the append
+    /// at its version is refused if the stream moved on, and then the kept
+    /// state is dropped, so the retry reads what is new. Without one, only
+    /// the events after the kept version are read.
+    pub(crate) async fn load_cached<A>(&mut self, id: Uuid, cache: &StateCache<A>) -> Result<(A, i64), CommandError>
+    where
+        A: Aggregate + Clone + Send + 'static,
+    {
         self.touch::<A>();
+        if let Some(kept) = cache.peek(id) {
+            let cache = cache.clone();
+            self.on_conflict.push(Box::new(move || cache.forget(id)));
+            return Ok(kept);
+        }
         let loaded = cache.load(self.store, id).await?;
         if let Some(position) = loaded.read_up_to {
             self.read_position = self.read_position.max(position);
         }
         Ok((loaded.state, loaded.version))
+    }
+
+    /// Keep in `cache` the state `events` lead to from `state` at
+    /// `version`, once the append of this unit of work has landed.
+    pub(crate) fn keep_after_commit<A>(
+        &mut self,
+        cache: &StateCache<A>,
+        id: Uuid,
+        (state, version): (A, i64),
+        events: &[A::Event],
+    ) where
+        A: Aggregate + Clone + Send + 'static,
+    {
+        let mut state = state;
+        for event in events {
+            state.evolve(event);
+        }
+        let version = version + events.len() as i64;
+        let cache = cache.clone();
+        self.after_commit.push(Box::new(move || cache.put(id, state, version)));
     }
 
     /// Load an aggregate with its decoded history (for commands that need
@@ -178,7 +216,17 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         if appended == 0 {
             return Ok(Outcome { position: self.read_position, appended: 0, categories: self.categories });
         }
-        let result = self.store.append(&self.writes).await?;
+        let result = match self.store.append(&self.writes).await {
+            Ok(result) => result,
+            Err(e) => {
+                let e = CommandError::from(e);
+                if matches!(e, CommandError::Conflict) {
+                    self.on_conflict.into_iter().for_each(|forget| forget());
+                }
+                return Err(e);
+            }
+        };
+        self.after_commit.into_iter().for_each(|keep| keep());
         let position = result.last().unwrap_or(self.read_position);
         Ok(Outcome { position, appended: if result.duplicate { 0 } else { appended }, categories: self.categories })
     }

@@ -6,7 +6,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{greeting_graph, spawn_app_with, TestApp};
+use crate::helpers::{greeting_graph, spawn_app_on, spawn_app_with, TestApp};
 use crate::support::{assert_error, event_count, events_of_type, id_of, user};
 
 async fn create_graph(app: &TestApp, owner: uuid::Uuid) -> (u16, Value) {
@@ -82,4 +82,29 @@ async fn schedules_api_keys_and_presets_have_limits_of_their_own() {
         assert_eq!(app.post(path, owner, body).await.0, 200, "{path}: room again after a delete");
         assert_eq!(app.post(path, owner, body).await.0, 429, "{path}");
     }
+}
+
+#[tokio::test]
+async fn two_instances_share_one_quota_whatever_each_remembers() {
+    let first = spawn_app_with(|c| c.quotas.graphs = 3).await;
+    let second = spawn_app_on(first.url.clone(), |c| c.quotas.graphs = 3).await;
+    let owner = user();
+    let mut mine = vec![];
+    for _ in 0..2 {
+        let (status, graph) = create_graph(&first, owner).await;
+        assert_eq!(status, 200, "{graph}");
+        mine.push(id_of(&graph));
+    }
+    // The second instance takes the last place; the first still remembers
+    // two of three taken, and must not take a fourth.
+    assert_eq!(create_graph(&second, owner).await.0, 200);
+    let (status, body) = create_graph(&first, owner).await;
+    assert_eq!(status, 429, "{body}");
+    // The second deletes a graph it never saw made; its place comes back,
+    // and the first, remembering a full quota, sees the room.
+    assert_eq!(second.delete(&format!("/api/graphs/{}", mine[0]), owner).await.0, 200);
+    assert_eq!(create_graph(&first, owner).await.0, 200);
+    assert_eq!(create_graph(&second, owner).await.0, 429);
+    assert_eq!(events_of_type(&first, "QuotaTaken").await, 4);
+    assert_eq!(events_of_type(&first, "QuotaReturned").await, 1);
 }

@@ -68,9 +68,14 @@ impl<S: EventStore> Commands<S> {
         })?;
         let outcome = retry_on_conflict(|| async {
             let mut uow = UnitOfWork::new(&self.store, ctx);
-            // A retried request finds its graph saved and takes no second place.
-            let (_, version) = uow.load::<Graph>(graph_id).await?;
-            if version == 0 {
+            // A retried request (the id comes from its idempotency key) finds
+            // its graph saved and takes no second place; without a key the
+            // id is fresh and there is nothing to look for.
+            let saved = match ctx.idempotency_key {
+                Some(_) => uow.load::<Graph>(graph_id).await?.1 > 0,
+                None => false,
+            };
+            if !saved {
                 self.move_place(&mut uow, user_id, (QuotaKind::Graph, graph_id), Place::Take).await?;
                 uow.record::<Graph>(graph_id, 0, &events)?;
                 uow.record::<LibraryAgent>(library_agent_id, 0, &added)?;

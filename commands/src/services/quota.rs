@@ -40,11 +40,24 @@ impl<S: EventStore> Commands<S> {
         (kind, resource_id): (QuotaKind, Uuid),
         change: Place,
     ) -> Result<(), CommandError> {
-        let (quota, version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
-        let events = match change {
-            Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now())?,
-            Place::GiveBack => quota.give_back(kind, resource_id, self.now()),
+        let decide = |quota: &Quota| match change {
+            Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now()),
+            Place::GiveBack => Ok(quota.give_back(kind, resource_id, self.now())),
         };
-        uow.record_about::<Quota>(user_id, version, &events, resource_id)
+        let (mut quota, mut version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
+        let mut decided = decide(&quota);
+        // Only an append checks a kept state against the log. A decision
+        // that appends nothing (a refusal, a place already taken or never
+        // held) is made again on the log's state: another instance may have
+        // moved this user's places.
+        if !matches!(&decided, Ok(events) if !events.is_empty()) {
+            self.quota_states.forget(user_id);
+            (quota, version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
+            decided = decide(&quota);
+        }
+        let events = decided?;
+        uow.record_about::<Quota>(user_id, version, &events, resource_id)?;
+        uow.keep_after_commit(&self.quota_states, user_id, (quota, version), &events);
+        Ok(())
     }
 }
