@@ -58,13 +58,26 @@ impl<A: Aggregate + Clone> StateCache<A> {
         Ok(Loaded { state, version, read_up_to })
     }
 
-    /// The kept state, if any, without asking the log.
-    pub(crate) fn peek(&self, id: Uuid) -> Option<(A, i64)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    /// `f` of the kept state and its version, if one is kept, without asking
+    /// the log and without copying the state (decisions are quick and pure).
+    pub(crate) fn with_kept<R>(&self, id: Uuid, f: impl FnOnce(&A, i64) -> R) -> Option<R> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).map(|(state, version)| f(state, *version))
+    }
+
+    /// Fold `events`, appended at `from_version`, into the kept state, if
+    /// it is still at that version.
+    pub(crate) fn advance(&self, id: Uuid, from_version: i64, events: &[A::Event]) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((state, version)) = map.get_mut(&id).filter(|(_, v)| *v == from_version) {
+            for event in events {
+                state.evolve(event);
+            }
+            *version += events.len() as i64;
+        }
     }
 
     fn get(&self, id: Uuid) -> (A, i64) {
-        self.peek(id).unwrap_or_default()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned().unwrap_or_default()
     }
 
     /// Keep `state` at `version` unless a newer one is kept.

@@ -15,6 +15,9 @@ use crate::error::{CommandError, StoreError};
 /// How many times a command is re-decided after a conflict before giving up.
 pub const MAX_ATTEMPTS: usize = 10;
 
+/// Events decided on a state, with the stream version they follow.
+pub(crate) type Decided<A> = (Vec<<A as Aggregate>::Event>, i64);
+
 /// What a command did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -72,21 +75,13 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         Ok((state, version))
     }
 
-    /// Load an aggregate kept in `cache` (a stream read on every command of
-    /// a user). A kept state is trusted without asking the log: the append
-    /// at its version is refused if the stream moved on, and then the kept
-    /// state is dropped, so the retry reads what is new. Without one, only
-    /// the events after the kept version are read.
+    /// Load an aggregate through `cache` (a stream read on every command of
+    /// a user), reading only the events after the kept version.
     pub(crate) async fn load_cached<A>(&mut self, id: Uuid, cache: &StateCache<A>) -> Result<(A, i64), CommandError>
     where
-        A: Aggregate + Clone + Send + 'static,
+        A: Aggregate + Clone,
     {
         self.touch::<A>();
-        if let Some(kept) = cache.peek(id) {
-            let cache = cache.clone();
-            self.on_conflict.push(Box::new(move || cache.forget(id)));
-            return Ok(kept);
-        }
         let loaded = cache.load(self.store, id).await?;
         if let Some(position) = loaded.read_up_to {
             self.read_position = self.read_position.max(position);
@@ -94,24 +89,35 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
         Ok((loaded.state, loaded.version))
     }
 
-    /// Keep in `cache` the state `events` lead to from `state` at
-    /// `version`, once the append of this unit of work has landed.
-    pub(crate) fn keep_after_commit<A>(
+    /// Decide on the state `cache` keeps of `id` without asking the log:
+    /// the append at its version is refused if the stream moved on, and
+    /// then the kept state is dropped, so a retry reads what is new. Once
+    /// the append lands, the events are folded into the kept state. `None`
+    /// when nothing is kept.
+    pub(crate) fn decide_on_kept<A, E>(
         &mut self,
-        cache: &StateCache<A>,
         id: Uuid,
-        (state, version): (A, i64),
-        events: &[A::Event],
-    ) where
+        cache: &StateCache<A>,
+        decide: impl FnOnce(&A) -> Result<Vec<A::Event>, E>,
+    ) -> Option<Result<Decided<A>, E>>
+    where
         A: Aggregate + Clone + Send + 'static,
     {
-        let mut state = state;
-        for event in events {
-            state.evolve(event);
-        }
-        let version = version + events.len() as i64;
-        let cache = cache.clone();
-        self.after_commit.push(Box::new(move || cache.put(id, state, version)));
+        let decided = cache.with_kept(id, |state, version| decide(state).map(|events| (events, version)))?;
+        self.touch::<A>();
+        let forget = cache.clone();
+        self.on_conflict.push(Box::new(move || forget.forget(id)));
+        Some(decided)
+    }
+
+    /// Fold `events`, decided on `cache`'s state of `id` at `version`, into
+    /// it once the append of this unit of work has landed.
+    pub(crate) fn keep_after_commit<A>(&mut self, cache: &StateCache<A>, id: Uuid, version: i64, events: &[A::Event])
+    where
+        A: Aggregate + Clone + Send + 'static,
+    {
+        let (cache, events) = (cache.clone(), events.to_vec());
+        self.after_commit.push(Box::new(move || cache.advance(id, version, &events)));
     }
 
     /// Load an aggregate with its decoded history (for commands that need

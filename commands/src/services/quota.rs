@@ -44,20 +44,20 @@ impl<S: EventStore> Commands<S> {
             Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now()),
             Place::GiveBack => Ok(quota.give_back(kind, resource_id, self.now())),
         };
-        let (mut quota, mut version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
-        let mut decided = decide(&quota);
-        // Only an append checks a kept state against the log. A decision
-        // that appends nothing (a refusal, a place already taken or never
-        // held) is made again on the log's state: another instance may have
-        // moved this user's places.
-        if !matches!(&decided, Ok(events) if !events.is_empty()) {
-            self.quota_states.forget(user_id);
-            (quota, version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
-            decided = decide(&quota);
-        }
-        let events = decided?;
+        let (events, version) = match uow.decide_on_kept(user_id, &self.quota_states, decide) {
+            Some(Ok((events, version))) if !events.is_empty() => (events, version),
+            // Only an append checks a kept state against the log. A decision
+            // that appends nothing (a refusal, a place already taken or never
+            // held) is made again on the log's state: another instance may
+            // have moved this user's places.
+            _ => {
+                self.quota_states.forget(user_id);
+                let (quota, version) = uow.load_cached::<Quota>(user_id, &self.quota_states).await?;
+                (decide(&quota)?, version)
+            }
+        };
         uow.record_about::<Quota>(user_id, version, &events, resource_id)?;
-        uow.keep_after_commit(&self.quota_states, user_id, (quota, version), &events);
+        uow.keep_after_commit(&self.quota_states, user_id, version, &events);
         Ok(())
     }
 }
