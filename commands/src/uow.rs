@@ -105,9 +105,18 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
     {
         let decided = cache.with_kept(id, |state, version| decide(state).map(|events| (events, version)))?;
         self.touch::<A>();
-        let forget = cache.clone();
-        self.on_conflict.push(Box::new(move || forget.forget(id)));
+        self.forget_on_conflict(cache, id);
         Some(decided)
+    }
+
+    /// Drop `cache`'s state of `id` if this unit of work's append conflicts:
+    /// whatever was decided on it was decided on a stale state.
+    pub(crate) fn forget_on_conflict<A>(&mut self, cache: &StateCache<A>, id: Uuid)
+    where
+        A: Aggregate + Clone + Send + 'static,
+    {
+        let cache = cache.clone();
+        self.on_conflict.push(Box::new(move || cache.forget(id)));
     }
 
     /// Fold `events`, decided on `cache`'s state of `id` at `version`, into
@@ -232,7 +241,11 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
                 return Err(e);
             }
         };
-        self.after_commit.into_iter().for_each(|keep| keep());
+        // A repeated append stored nothing now: what it decided is not what
+        // the streams hold at the versions it decided on.
+        if !result.duplicate {
+            self.after_commit.into_iter().for_each(|keep| keep());
+        }
         let position = result.last().unwrap_or(self.read_position);
         Ok(Outcome { position, appended: if result.duplicate { 0 } else { appended }, categories: self.categories })
     }

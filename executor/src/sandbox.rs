@@ -71,11 +71,18 @@ fn run_child(binary: &PathBuf, job: &Job) -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(failed)?;
-    let input = serde_json::to_vec(job).map_err(|e| e.to_string())?;
     // The child reads all of its input before it writes anything, so
     // writing first and reading after cannot deadlock on full pipes.
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&input).map_err(failed)?;
+    let sent = match (serde_json::to_vec(job), child.stdin.take()) {
+        (Ok(input), Some(mut stdin)) => stdin.write_all(&input).map_err(failed),
+        (Err(e), _) => Err(e.to_string()),
+        (_, None) => Err("Template rendering failed: no pipe to the renderer".to_owned()),
+    };
+    if let Err(e) = sent {
+        // Never leave a child behind unreaped.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
     }
     let output = child.wait_with_output().map_err(failed)?;
     if !output.status.success() {

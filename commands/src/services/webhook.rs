@@ -173,6 +173,17 @@ impl<S: EventStore> Commands<S> {
         user_id: Uuid,
         setup: TriggerSetup,
     ) -> Result<(Outcome, TriggeredPreset), CommandError> {
+        // The user's quota stream is shared with their other creates: a
+        // conflict there is decided again, like any other.
+        retry_on_conflict(|| self.setup_trigger_once(ctx, user_id, setup.clone())).await
+    }
+
+    async fn setup_trigger_once(
+        &self,
+        ctx: &CommandContext,
+        user_id: Uuid,
+        setup: TriggerSetup,
+    ) -> Result<(Outcome, TriggeredPreset), CommandError> {
         let mut uow = UnitOfWork::new(&self.store, ctx);
         let graph = runnable_version(&mut uow, user_id, setup.graph_id, Some(setup.graph_version)).await?;
         let (_, provider, webhook_type) = trigger::sole_webhook_node(&graph).map_err(GraphError::Invalid)?;
