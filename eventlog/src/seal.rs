@@ -1,7 +1,8 @@
 //! Tamper evidence: the per-stream hash chain of migration 0016, computed
 //! here byte for byte as its `event_content` encodes it (by the append since
-//! migration 0025, and by verify and import), and seals, a chain of digests
-//! over the global order below the horizon.
+//! migration 0025, and by verify and import; the trigger still fills in rows
+//! that arrive without one), and seals, a chain of digests over the global
+//! order below the horizon.
 //!
 //! The event hash makes a changed event visible (its stored hash no longer
 //! matches its content) and a removed one too when a later event of its

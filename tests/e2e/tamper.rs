@@ -259,9 +259,27 @@ async fn an_append_chains_only_from_the_hash_stored_at_its_expected_version() {
     let (mine, theirs) = ([one(2, 3)], [one(2, 4)]);
     let (a, b) = tokio::join!(store.append(&mine), other.append(&theirs));
     assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    // A writer that brings no hash (a binary from before the append made
+    // them, a hand-written INSERT) gets the one the chain calls for.
+    sqlx::query(
+        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata) \
+         VALUES ('counter-c', 4, gen_random_uuid(), 'Counted', 1, '{}', '{}')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let chained: bool = sqlx::query_scalar(
+        "SELECT e.hash = sha256(p.hash || event_content(e)) FROM events e \
+         JOIN events p ON p.stream_id = e.stream_id AND p.version = e.version - 1 \
+         WHERE e.stream_id = 'counter-c' AND e.version = 4",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(chained, "the trigger chained the hand-written event");
     settled(store.pool()).await;
     let report = verify(store.pool(), |_| {}).await.unwrap();
     let problem = report.first_problem.expect("the changed hash is found");
     assert_eq!((problem.stream_id.as_deref(), problem.version), (Some("counter-c"), Some(1)), "{problem:?}");
-    assert_eq!(report.events_checked, 3);
+    assert_eq!(report.events_checked, 4);
 }
