@@ -76,12 +76,14 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
     }
 
     /// Load an aggregate through `cache` (a stream read on every command of
-    /// a user), reading only the events after the kept version.
+    /// a user), reading only the events after the kept version. The state
+    /// is kept for the next command, so a conflict here drops it.
     pub(crate) async fn load_cached<A>(&mut self, id: Uuid, cache: &StateCache<A>) -> Result<(A, i64), CommandError>
     where
-        A: Aggregate + Clone,
+        A: Aggregate + Clone + Send + 'static,
     {
         self.touch::<A>();
+        self.forget_on_conflict(cache, id);
         let loaded = cache.load(self.store, id).await?;
         if let Some(position) = loaded.read_up_to {
             self.read_position = self.read_position.max(position);
@@ -111,7 +113,7 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
 
     /// Drop `cache`'s state of `id` if this unit of work's append conflicts:
     /// whatever was decided on it was decided on a stale state.
-    pub(crate) fn forget_on_conflict<A>(&mut self, cache: &StateCache<A>, id: Uuid)
+    fn forget_on_conflict<A>(&mut self, cache: &StateCache<A>, id: Uuid)
     where
         A: Aggregate + Clone + Send + 'static,
     {

@@ -132,6 +132,10 @@ impl Quota {
         self.held.get(&kind).map_or(0, BTreeSet::len)
     }
 
+    fn holds(&self, kind: QuotaKind, resource_id: Uuid) -> bool {
+        self.held.get(&kind).is_some_and(|ids| ids.contains(&resource_id))
+    }
+
     /// Take a place for a new resource, unless the user is at the limit.
     pub fn take(
         &self,
@@ -140,7 +144,7 @@ impl Quota {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<QuotaEvent>, QuotaExceeded> {
-        if self.held.get(&kind).is_some_and(|ids| ids.contains(&resource_id)) {
+        if self.holds(kind, resource_id) {
             return Ok(vec![]);
         }
         if self.used(kind) >= limit {
@@ -151,7 +155,7 @@ impl Quota {
 
     /// Give a deleted resource's place back (nothing when it held none).
     pub fn give_back(&self, kind: QuotaKind, resource_id: Uuid, now: DateTime<Utc>) -> Vec<QuotaEvent> {
-        if self.held.get(&kind).is_some_and(|ids| ids.contains(&resource_id)) {
+        if self.holds(kind, resource_id) {
             vec![QuotaEvent::QuotaReturned { kind, resource_id, at: now }]
         } else {
             vec![]

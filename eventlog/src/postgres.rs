@@ -159,13 +159,13 @@ impl PgEventStore {
 
     /// After an append: each stream's last version and hash.
     fn remember_last_hashes(&self, writes: &[StreamWrite], c: &Columns<'_>) {
-        let mut at = 0;
-        for write in writes {
-            at += write.events.len();
-            if let (Some(hash), false) = (c.hashes.get(at.wrapping_sub(1)), write.events.is_empty()) {
-                let version = write.expected_version + write.events.len() as i64;
-                self.last_hashes.remember(&write.stream_id, version, hash);
-            }
+        // `hashes` holds every write's events in order: a write's last hash
+        // ends its run.
+        let mut end = 0;
+        for write in writes.iter().filter(|w| !w.events.is_empty()) {
+            end += write.events.len();
+            let version = write.expected_version + write.events.len() as i64;
+            self.last_hashes.remember(&write.stream_id, version, &c.hashes[end - 1]);
         }
     }
 

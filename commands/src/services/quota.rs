@@ -57,7 +57,6 @@ impl<S: EventStore> Commands<S> {
             }
         };
         uow.record_about::<Quota>(user_id, version, &events, resource_id)?;
-        uow.forget_on_conflict(&self.quota_states, user_id);
         uow.keep_after_commit(&self.quota_states, user_id, version, &events);
         Ok(())
     }
