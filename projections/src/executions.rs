@@ -21,6 +21,15 @@ impl StreamProjector for ExecutionsProjector {
     type Source = GraphExecution;
     const NAME: &'static str = NAME;
     const TABLES: &'static [&'static str] = &["rm_node_executions", "rm_graph_executions", "rm_reviews"];
+    const BULK: bool = true;
+
+    fn bulk(
+        &self,
+        events: &[(Uuid, ExecutionEvent)],
+        args: &mut sqlx::postgres::PgArguments,
+    ) -> Result<Option<&'static str>, ProjectionError> {
+        crate::execution_batch::statement(events, args)
+    }
 
     fn apply<'a>(
         &'a self,
@@ -144,8 +153,9 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
         ExecutionEvent::NodeReviewRequested { .. }
         | ExecutionEvent::ExecutionPaused { .. }
         | ExecutionEvent::ExecutionReviewed { .. } => crate::reviews::apply(id, event, conn).await?,
-        ExecutionEvent::NodeEffectAnswered { node_exec_id, answer, .. } => {
-            crate::reviews::decided(node_exec_id, &answer, conn).await?;
+        ExecutionEvent::NodeEffectAnswered { node_exec_id, answer, at, .. } => {
+            // The answer's time, not the projection's: a rebuild gives the same row.
+            crate::reviews::decided(node_exec_id, &answer, at, conn).await?;
             if let Some(stats) = domain::execution::llm_stats([&answer]) {
                 sqlx::query(
                     "UPDATE rm_node_executions SET stats = jsonb_build_object( \

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod builder;
 pub mod credentials;
 pub mod credits;
+mod execution_batch;
 pub mod execution_views;
 pub mod executions;
 pub mod feed;

@@ -65,7 +65,12 @@ async fn set_run_status(id: Uuid, status: &str, at: DateTime<Utc>, conn: &mut Pg
 
 /// An answer to a waiting review decides it; other answers (HTTP, model
 /// calls) match no waiting row.
-pub(crate) async fn decided(node_exec_id: Uuid, answer: &Value, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub(crate) async fn decided(
+    node_exec_id: Uuid,
+    answer: &Value,
+    at: DateTime<Utc>,
+    conn: &mut PgConnection,
+) -> Result<(), sqlx::Error> {
     let status = match answer.get("status").and_then(Value::as_str) {
         Some(s @ ("APPROVED" | "REJECTED")) => s,
         Some("FAILED") => "REJECTED",
@@ -73,7 +78,7 @@ pub(crate) async fn decided(node_exec_id: Uuid, answer: &Value, conn: &mut PgCon
     };
     sqlx::query(
         "UPDATE rm_reviews SET status = $2, review_message = $3, was_edited = $4, payload = coalesce($5, payload), \
-           updated_at = now(), reviewed_at = now() \
+           updated_at = $6, reviewed_at = $6 \
          WHERE node_exec_id = $1 AND status = 'WAITING'",
     )
     .bind(node_exec_id)
@@ -81,9 +86,15 @@ pub(crate) async fn decided(node_exec_id: Uuid, answer: &Value, conn: &mut PgCon
     .bind(answer.get("message").and_then(Value::as_str))
     .bind(answer.get("was_edited").and_then(Value::as_bool))
     .bind(answer.get("data"))
+    .bind(at)
     .execute(conn)
     .await
     .map(|_| ())
+}
+
+/// Why a review still waiting when its node ended was closed.
+pub(crate) fn ended_before_a_decision(status: ExecutionStatus) -> String {
+    format!("The run ended ({}) before a decision", status.as_str())
 }
 
 /// A reviewed node that ran on its decision has had it processed; one
@@ -101,7 +112,7 @@ pub(crate) async fn processed(
          WHERE node_exec_id = $1",
     )
     .bind(node_exec_id)
-    .bind(format!("The run ended ({}) before a decision", status.as_str()))
+    .bind(ended_before_a_decision(status))
     .bind(at)
     .execute(conn)
     .await

@@ -11,14 +11,14 @@ use crate::helpers::{fresh_database, serve, spawn_app_on, spawn_app_with, TestAp
 use crate::stubs::{EchoStub, ModelStub, Reply, COMPLETION_TOKENS, PROMPT_TOKENS};
 use crate::support::{id_of, user};
 
-const TEXT_GENERATOR: &str = "1f292d4a-41a4-4977-9684-7c8d560b9f91";
+pub(crate) const TEXT_GENERATOR: &str = "1f292d4a-41a4-4977-9684-7c8d560b9f91";
 const SEND_WEB_REQUEST: &str = "6595ae1f-b924-42cb-9a41-551a0611c4b4";
 const AGENT_INPUT: &str = "c0a8e994-ebf1-4a9c-a4d8-89d09c86741b";
 const AGENT_OUTPUT: &str = "363ae599-353e-4804-937e-b2ee3cef3da4";
 const KEY: &str = "sk-agent-test-9d8c7b6a5f4e3d2c1b0a";
 
 /// AgentInput(topic) → AI text generator → SendWebRequest(echo) → AgentOutput(result).
-fn agent_graph(echo_url: &str) -> Value {
+pub(crate) fn agent_graph(echo_url: &str) -> Value {
     json!({
         "name": "researcher", "description": "asks a model, posts the answer",
         "nodes": [
@@ -36,7 +36,7 @@ fn agent_graph(echo_url: &str) -> Value {
     })
 }
 
-async fn store_key(app: &TestApp, owner: uuid::Uuid) -> Value {
+pub(crate) async fn store_key(app: &TestApp, owner: uuid::Uuid) -> Value {
     let body = json!({"type": "api_key", "provider": "openai", "title": "stub", "api_key": KEY});
     let (status, created) = app.post("/api/integrations/openai/credentials", owner, &body).await;
     assert_eq!(status, 201, "{created}");
@@ -48,7 +48,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 }
 
 /// A model stub, an echo and a server calling them (loopback allowed).
-async fn with_stubs() -> (ModelStub, EchoStub, TestApp) {
+pub(crate) async fn with_stubs() -> (ModelStub, EchoStub, TestApp) {
     let (model, echo) = (ModelStub::start().await, EchoStub::start().await);
     let base_url = model.base_url.clone();
     let app = spawn_app_with(|c| {

@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod binary;
 mod builder;
+mod bulk;
 mod consistency;
 mod console;
 mod contract;

@@ -34,7 +34,7 @@ fn review_graph(extra: Value) -> Value {
     })
 }
 
-async fn start(app: &TestApp, owner: uuid::Uuid, extra: Value, x: Value) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, owner: uuid::Uuid, extra: Value, x: Value) -> (String, String) {
     let graph = app.create_graph(owner, review_graph(extra)).await;
     assert_eq!(graph["has_human_in_the_loop"], true);
     let graph_id = id_of(&graph);
@@ -44,7 +44,13 @@ async fn start(app: &TestApp, owner: uuid::Uuid, extra: Value, x: Value) -> (Str
     (graph_id, queued["id"].as_str().unwrap().to_owned())
 }
 
-async fn status_becomes(app: &TestApp, owner: uuid::Uuid, graph_id: &str, run_id: &str, want: &str) -> Value {
+pub(crate) async fn status_becomes(
+    app: &TestApp,
+    owner: uuid::Uuid,
+    graph_id: &str,
+    run_id: &str,
+    want: &str,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, run) = app.get(&format!("/api/graphs/{graph_id}/executions/{run_id}"), owner).await;
