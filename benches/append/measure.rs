@@ -150,7 +150,14 @@ pub async fn caught_up(projections: &Projections, store: &PgEventStore, before: 
     let started = Instant::now();
     let head = store.head().await?;
     if !projections.wait_for(&projections.names(), head, Duration::from_secs(600)).await?.is_empty() {
-        return Err("projectors did not catch up with the log within 600 s".into());
+        let errors: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, last_error FROM projection_checkpoints WHERE last_error IS NOT NULL ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await?;
+        return Err(
+            format!("projectors did not catch up with the log within 600 s; their last errors: {errors:?}").into()
+        );
     }
     let replay = started.elapsed().as_secs_f64();
     println!("    (projectors replayed the log up to position {}, {replay:.1} s, before {before})", head.position);

@@ -3,15 +3,16 @@
 //! being rebuilt while it is.
 //!
 //! The log is made from what the real server records for one user: a
-//! greeting graph (graph and library streams) and one completed run of it
-//! (the run's stream, credits). Those streams are copied, every id in them
-//! (except block ids) replaced by a fresh one per copy, and appended in
-//! batches until the log holds the wanted number of events. A fresh server
-//! then replays it (its projectors' catch-up is printed), and each of the
-//! graphs, library and executions projections is rebuilt in turn with
+//! greeting graph (graph and library streams), one completed run of it (the
+//! run's stream, credits) and, in one copy of every [`LISTED_EVERY`], the
+//! graph's store listing (submitted and approved). Those streams are copied,
+//! every id in them (except block ids) replaced by a fresh one per copy, and
+//! appended in batches until the log holds the wanted number of events. A
+//! fresh server then replays it (its projectors' catch-up is printed), and
+//! every projection is rebuilt in turn with
 //! `Projections::begin_rebuild(..).run(..)` while 4 clients query the read
-//! model being rebuilt over HTTP (`GET /api/graphs`, `/api/library/agents`,
-//! `/api/executions` as the template's user, whose rows are in it).
+//! model being rebuilt over HTTP as the template's user, where a route
+//! reads it (see [`ROUTES`]); each one's rate is printed.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -28,19 +29,32 @@ use crate::measure::{caught_up, Stats};
 use crate::runs::{greeting, start};
 use crate::Res;
 
-/// The rebuilt projections and the route that reads each.
-const REBUILT: [(&str, &str); 3] =
-    [("graphs", "/api/graphs"), ("library_agents", "/api/library/agents"), ("executions", "/api/executions")];
+/// The route that reads each projection during its rebuild, where one does.
+const ROUTES: [(&str, &str); 10] = [
+    ("users", "/api/auth/user/timezone"),
+    ("graphs", "/api/graphs"),
+    ("library_agents", "/api/library/agents"),
+    ("executions", "/api/executions"),
+    ("credits", "/api/credits"),
+    ("store", "/api/store/agents"),
+    ("api_keys", "/api/api-keys"),
+    ("schedules", "/api/schedules"),
+    ("credentials", "/api/integrations/credentials"),
+    ("onboarding", "/api/onboarding"),
+];
 const QUERY_CLIENTS: usize = 4;
 /// Events per append while generating.
 const APPEND_EVENTS: usize = 2_000;
+/// One copy in this many lists its graph in the store.
+const LISTED_EVERY: usize = 20;
 
 /// One projection's rebuild.
 pub struct Rebuilt {
     pub name: &'static str,
     pub events: u64,
     pub events_per_sec: f64,
-    pub queries: Stats,
+    /// Queries on it during the rebuild, where a route reads it.
+    pub queries: Option<Stats>,
 }
 
 /// Make the log, then rebuild each projection with queries running.
@@ -54,13 +68,24 @@ pub async fn rebuild(url: &str, store: &PgEventStore) -> Res<Vec<Rebuilt>> {
     caught_up(&state.projections, store, "(r)").await?;
     let token = crate::workload::token(&auth, user)?;
     let mut results = Vec::new();
-    for (name, route) in REBUILT {
+    for name in state.projections.names() {
+        let route = ROUTES.iter().find(|(n, _)| *n == name).map(|(_, route)| *route);
         let querying = Arc::new(AtomicBool::new(true));
-        let clients: Vec<_> = (0..QUERY_CLIENTS)
-            .map(|_| tokio::spawn(query(addr, route, token.clone(), Arc::clone(&querying))))
+        let clients: Vec<_> = route
+            .into_iter()
+            .flat_map(|route| std::iter::repeat_n(route, QUERY_CLIENTS))
+            .map(|route| tokio::spawn(query(addr, route, token.clone(), Arc::clone(&querying))))
             .collect();
         let began = Instant::now();
-        let report = state.projections.begin_rebuild(name).await?.run(|_| {}).await?;
+        let job = match state.projections.begin_rebuild(name).await {
+            // A projector that hands events on (the NATS relay) has no read model.
+            Err(projections::ProjectionError::NotRebuildable(_)) => {
+                querying.store(false, Relaxed);
+                continue;
+            }
+            job => job?,
+        };
+        let report = job.run(|_| {}).await?;
         let elapsed = began.elapsed();
         querying.store(false, Relaxed);
         let mut latencies = Vec::new();
@@ -71,16 +96,17 @@ pub async fn rebuild(url: &str, store: &PgEventStore) -> Res<Vec<Rebuilt>> {
             name,
             events: report.events,
             events_per_sec: report.events as f64 / elapsed.as_secs_f64(),
-            queries: Stats::of(latencies, elapsed),
+            queries: route.map(|_| Stats::of(latencies, elapsed)),
         };
+        let queries = rebuilt.queries.as_ref().map_or_else(
+            || "no route reads it alone".to_owned(),
+            |q| format!("queries during it: {:>7.1}/s p50 {:.2} ms p99 {:.2} ms", q.ops_per_sec, q.p50_ms, q.p99_ms),
+        );
         println!(
-            "(r) rebuild {name:<15} {:>9} events {:>9.0} ev/s {:>6.1} s; queries during it: {:>7.1}/s p50 {:.2} ms p99 {:.2} ms",
+            "(r) rebuild {name:<15} {:>9} events {:>9.0} ev/s {:>6.1} s; {queries}",
             rebuilt.events,
             rebuilt.events_per_sec,
             elapsed.as_secs_f64(),
-            rebuilt.queries.ops_per_sec,
-            rebuilt.queries.p50_ms,
-            rebuilt.queries.p99_ms
         );
         results.push(rebuilt);
     }
@@ -130,7 +156,7 @@ async fn query(addr: SocketAddr, route: &str, token: String, running: Arc<Atomic
 }
 
 /// Streams of one user (a graph and a completed run), as the server records them.
-async fn record_templates(url: &str, store: &PgEventStore) -> Res<(Uuid, Vec<Vec<RecordedEvent>>)> {
+async fn record_templates(url: &str, store: &PgEventStore) -> Res<(Uuid, Templates)> {
     let before = store.head().await?;
     let (addr, auth, stop, server, _state) = start(url, None).await?;
     let user = Uuid::new_v4();
@@ -166,6 +192,8 @@ async fn record_templates(url: &str, store: &PgEventStore) -> Res<(Uuid, Vec<Vec
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let listing_from = store.head().await?;
+    list(&http, &base, &auth, &bearer, &graph_id).await?;
     let _ = stop.send(());
     server.await??;
     let mut streams: Vec<Vec<RecordedEvent>> = Vec::new();
@@ -183,9 +211,58 @@ async fn record_templates(url: &str, store: &PgEventStore) -> Res<(Uuid, Vec<Vec
             streams[i].push(e);
         }
     }
-    // A stream copies only when its id holds an id the copy replaces.
-    streams.retain(|s| s[0].version == 1 && uuids(&s[0].stream_id).next().is_some());
-    Ok((user, streams))
+    // A stream copies only when its id holds an id the copy replaces; the
+    // profile a submission makes holds a username, which copies would share.
+    streams.retain(|s| {
+        let id = &s[0].stream_id;
+        s[0].version == 1
+            && uuids(id).next().is_some()
+            && !id.starts_with("store_profile")
+            && !id.starts_with("store_name")
+    });
+    let (listing, common) = streams.into_iter().partition(|s| s[0].global > listing_from);
+    Ok((user, Templates { common, listing }))
+}
+
+/// Streams to copy: `common` in every copy, `listing` in one of every
+/// [`LISTED_EVERY`].
+struct Templates {
+    common: Vec<Vec<RecordedEvent>>,
+    listing: Vec<Vec<RecordedEvent>>,
+}
+
+/// Submit the graph to the store and approve it as an admin.
+async fn list(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &api::config::AuthConfig,
+    bearer: &str,
+    graph_id: &str,
+) -> Res<()> {
+    let submission = json!({"agent_id": graph_id, "agent_version": 1, "slug": "greeter", "name": "Greeter",
+        "sub_heading": "says hello", "description": "greets whoever it is given", "categories": ["tools"],
+        "image_urls": []});
+    let submitted: Value = http
+        .post(format!("{base}/api/store/submissions"))
+        .bearer_auth(bearer)
+        .json(&submission)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let version = submitted["store_listing_version_id"].as_str().ok_or_else(|| format!("submit: {submitted}"))?;
+    let admin = crate::workload::token_as(auth, Uuid::new_v4(), "admin")?;
+    let review = json!({"store_listing_version_id": version, "is_approved": true, "comments": "ok"});
+    let reviewed = http
+        .post(format!("{base}/api/store/admin/submissions/{version}/review"))
+        .bearer_auth(admin)
+        .json(&review)
+        .send()
+        .await?;
+    if !reviewed.status().is_success() {
+        return Err(format!("approve: {}", reviewed.text().await?).into());
+    }
+    Ok(())
 }
 
 /// The 36-character UUIDs in a text, with their offsets.
@@ -227,12 +304,12 @@ fn remap(text: &str, map: &HashMap<String, String>) -> String {
 
 /// Append copies of the templates until the log holds `wanted` events;
 /// answers how many it holds.
-async fn generate(store: &PgEventStore, templates: &[Vec<RecordedEvent>], wanted: u64) -> Res<u64> {
+async fn generate(store: &PgEventStore, templates: &Templates, wanted: u64) -> Res<u64> {
     let texts = |e: &RecordedEvent| -> Res<[String; 3]> {
         Ok([e.stream_id.clone(), e.data.get().to_owned(), serde_json::to_string(&e.metadata)?])
     };
     let mut all = Vec::new();
-    for e in templates.iter().flatten() {
+    for e in templates.common.iter().chain(&templates.listing).flatten() {
         all.push(texts(e)?);
     }
     // Block ids stay: the copies run the same blocks.
@@ -247,14 +324,18 @@ async fn generate(store: &PgEventStore, templates: &[Vec<RecordedEvent>], wanted
     let ids: HashSet<String> =
         all.iter().flatten().flat_map(|t| uuids(t).map(|(_, id)| id.to_owned()).collect::<Vec<_>>()).collect();
     let ids: Vec<String> = ids.into_iter().filter(|id| !blocks.contains(id)).collect();
-    let per_copy: usize = templates.iter().map(Vec::len).sum();
+    let mut copies = 0usize;
     let mut count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(store.pool()).await?;
     let mut writes = Vec::new();
     let mut pending = 0usize;
     let mut appends = tokio::task::JoinSet::new();
     while (count as u64) < wanted {
         let map: HashMap<String, String> = ids.iter().map(|id| (id.clone(), Uuid::new_v4().to_string())).collect();
-        for stream in templates {
+        let listed = copies.is_multiple_of(LISTED_EVERY);
+        copies += 1;
+        let mut per_copy = 0;
+        for stream in templates.common.iter().chain(templates.listing.iter().filter(|_| listed)) {
+            per_copy += stream.len();
             let mut events = Vec::with_capacity(stream.len());
             for e in stream {
                 let metadata: EventMetadata = serde_json::from_str(&remap(&serde_json::to_string(&e.metadata)?, &map))?;

@@ -50,11 +50,16 @@ pub fn graph_draft() -> Res<GraphDraft> {
 
 /// A token for `user`, valid for an hour, signed as the server expects.
 pub fn token(auth: &api::config::AuthConfig, user: Uuid) -> Res<String> {
+    token_as(auth, user, "authenticated")
+}
+
+/// A bearer token for `user` with `role` (`admin` for the admin routes).
+pub fn token_as(auth: &api::config::AuthConfig, user: Uuid, role: &str) -> Res<String> {
     let claims = api::auth::Claims {
         sub: user.to_string(),
         aud: api::auth::AUDIENCE.into(),
         exp: chrono::Utc::now().timestamp() + 3600,
-        role: Some("authenticated".into()),
+        role: Some(role.into()),
         email: Some(format!("{}@example.com", user.simple())),
         user_metadata: None,
     };

@@ -24,6 +24,15 @@ impl StreamProjector for CreditsProjector {
     type Source = CreditLedger;
     const NAME: &'static str = NAME;
     const TABLES: &'static [&'static str] = &["rm_credit_transactions", "rm_credit_balances"];
+    const BULK: bool = true;
+
+    fn bulk(
+        &self,
+        events: &[(Uuid, CreditEvent)],
+        args: &mut sqlx::postgres::PgArguments,
+    ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
+        crate::credit_batch::statement(events, args)
+    }
 
     fn apply<'a>(
         &'a self,

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
-use crate::projector::{bind, ProjectionError};
+use crate::projector::{bind, json, micros, ProjectionError};
 
 /// One run's change in a batch.
 #[derive(Debug, Default, Serialize)]
@@ -128,12 +128,6 @@ struct Fold {
 
 /// The fold declines the batch: it is applied event by event.
 struct Decline;
-
-/// The timestamp as Postgres stores it: whole microseconds, truncated, as
-/// a bound parameter is (JSON text would be rounded instead).
-fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
-}
 
 /// The output an AgentOutput node's queued input gives, if it has one.
 fn output_of(input: &Map<String, Value>) -> Option<(String, Value)> {
@@ -347,28 +341,32 @@ fn add_stats(sum: Option<Value>, more: &Value) -> Value {
     Value::Object(total)
 }
 
-/// The batch's events as one statement's CTEs, or `None` to have it
-/// applied event by event.
+/// The batch's events as one statement's CTEs, up to the first event the
+/// fold declines (the runner applies that one alone), with how many events
+/// that is.
 pub(crate) fn statement(
     events: &[(Uuid, ExecutionEvent)],
     args: &mut PgArguments,
-) -> Result<Option<&'static str>, ProjectionError> {
+) -> Result<Option<(&'static str, usize)>, ProjectionError> {
     let mut fold = Fold::default();
-    for (run, event) in events {
+    let mut covered = events.len();
+    for (i, (run, event)) in events.iter().enumerate() {
         if fold.apply(*run, event).is_err() {
-            return Ok(None);
+            covered = i;
+            break;
         }
+    }
+    if covered < events.len() {
+        // The fold has taken the declined event in part: the runner asks
+        // again for the events before it.
+        return Ok(Some((STATEMENT, covered)));
     }
     bind(args, json(&fold.runs)?)?;
     bind(args, json(&fold.nodes)?)?;
     let outputs: Vec<&str> =
         blocks::catalog().iter().filter(|b| b.block_type == BlockType::Output).map(|b| b.id).collect();
     bind(args, outputs)?;
-    Ok(Some(STATEMENT))
-}
-
-fn json<T: Serialize>(value: &T) -> Result<Value, ProjectionError> {
-    serde_json::to_value(value).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))
+    Ok(Some((STATEMENT, covered)))
 }
 
 /// The writes, each guarded by the checkpoint move (`ck`). `$6` holds the

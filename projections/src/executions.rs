@@ -27,7 +27,7 @@ impl StreamProjector for ExecutionsProjector {
         &self,
         events: &[(Uuid, ExecutionEvent)],
         args: &mut sqlx::postgres::PgArguments,
-    ) -> Result<Option<&'static str>, ProjectionError> {
+    ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
         crate::execution_batch::statement(events, args)
     }
 

@@ -56,7 +56,7 @@ impl StreamProjector for GraphsProjector {
         &self,
         events: &[(Uuid, GraphEvent)],
         args: &mut PgArguments,
-    ) -> Result<Option<&'static str>, ProjectionError> {
+    ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
         let mut rows = GraphRows::default();
         for (_, event) in events {
             match event {
@@ -67,7 +67,7 @@ impl StreamProjector for GraphsProjector {
             }
         }
         rows.add_to(args)?;
-        Ok(Some(BULK_INSERT.as_str()))
+        Ok(Some((BULK_INSERT.as_str(), events.len())))
     }
 
     fn apply<'a>(

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod builder;
 pub mod credentials;
+mod credit_batch;
 pub mod credits;
 mod execution_batch;
 pub mod execution_views;
@@ -27,7 +28,7 @@ pub mod users;
 pub mod verify;
 pub mod webhooks;
 
-pub use projector::{BoxFuture, ProjectionError, Projector, StreamProjector};
+pub use projector::{BoxFuture, Bulk, ProjectionError, Projector, StreamProjector};
 pub use query::QueryError;
 pub use runner::Projections;
 

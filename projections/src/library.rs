@@ -37,7 +37,7 @@ impl StreamProjector for LibraryProjector {
         &self,
         events: &[(Uuid, LibraryAgentEvent)],
         args: &mut PgArguments,
-    ) -> Result<Option<&'static str>, ProjectionError> {
+    ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
         let mut rows = AddedRows::default();
         for (_, event) in events {
             let LibraryAgentEvent::LibraryAgentAdded {
@@ -69,7 +69,7 @@ impl StreamProjector for LibraryProjector {
         bind(args, rows.created_by_user)?;
         bind(args, rows.at)?;
         bind(args, json!(GraphSettings::default()))?;
-        Ok(Some(BULK_ADD.as_str()))
+        Ok(Some((BULK_ADD.as_str(), events.len())))
     }
 
     fn apply<'a>(

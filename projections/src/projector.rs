@@ -84,19 +84,29 @@ pub trait Projector: Send + Sync + 'static {
         event: &'a RecordedEvent,
         conn: &'a mut PgConnection,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
-    /// Optionally, the whole batch as one statement: one round trip, where
-    /// a transaction costs at least four. The projector adds its arguments
-    /// (numbered from `$6`: the runner's checkpoint move takes `$1` to `$5`) and returns the data-modifying CTEs
-    /// that write them, each guarded by `WHERE EXISTS (SELECT FROM ck)`, the
-    /// runner's checkpoint move. `None`, the default, leaves `args` alone and
-    /// has the batch applied event by event in a transaction.
-    fn bulk(
-        &self,
-        _batch: &[&RecordedEvent],
-        _args: &mut PgArguments,
-    ) -> Result<Option<&'static str>, ProjectionError> {
+    /// Optionally, the batch (or as much of it as the projector can take,
+    /// from its start) as one statement: one round trip, where a transaction
+    /// costs at least four. The projector adds its arguments (numbered from
+    /// `$6`: the runner's checkpoint move takes `$1` to `$5`) and returns the
+    /// data-modifying CTEs that write them, each guarded by
+    /// `WHERE EXISTS (SELECT FROM ck)`, the runner's checkpoint move, with
+    /// how many events of the batch they cover. `None`, the default, leaves
+    /// `args` alone and has the batch applied event by event in a transaction.
+    fn bulk(&self, _batch: &[&RecordedEvent], _args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
         Ok(None)
     }
+}
+
+/// A batch's leading events written as one statement; see [`Projector::bulk`].
+#[derive(Debug, Clone, Copy)]
+pub struct Bulk {
+    /// The data-modifying CTEs.
+    pub sql: &'static str,
+    /// The events they cover: the batch's first `covered`. Fewer than the
+    /// batch when an event needs the event-by-event path (a rare kind the
+    /// statement does not model); the runner applies that one alone and asks
+    /// again for the rest.
+    pub covered: usize,
 }
 
 /// Add one argument to a bulk statement's arguments.
@@ -105,6 +115,18 @@ where
     T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
 {
     args.add(value).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e)))
+}
+
+/// A timestamp as Postgres stores a bound one: whole microseconds,
+/// truncated (a timestamp in JSON text would be rounded instead), for batch
+/// statements that pass rows as JSON.
+pub(crate) fn micros(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
+/// Rows of a batch statement as one JSON argument (`jsonb_to_recordset`).
+pub(crate) fn json<T: serde::Serialize>(rows: &T) -> Result<serde_json::Value, ProjectionError> {
+    serde_json::to_value(rows).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))
 }
 
 /// A projector fed by the streams of one aggregate type: the runner skips
@@ -129,12 +151,13 @@ pub trait StreamProjector: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// Whether [`Self::bulk`] is worth trying (spares decoding batches twice).
     const BULK: bool = false;
-    /// The batch's decoded events as one statement; see [`Projector::bulk`].
+    /// The batch's decoded events as one statement, or its first `n` of
+    /// them, answered as `(sql, n)`; see [`Projector::bulk`].
     fn bulk(
         &self,
         _events: &[(Uuid, <Self::Source as Aggregate>::Event)],
         _args: &mut PgArguments,
-    ) -> Result<Option<&'static str>, ProjectionError> {
+    ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
         Ok(None)
     }
 }
@@ -172,17 +195,23 @@ impl<P: StreamProjector> Projector for P {
         }
     }
 
-    fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<&'static str>, ProjectionError> {
+    fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
         if !P::BULK {
             return Ok(None);
         }
         let mut events = Vec::with_capacity(batch.len());
-        for event in batch {
+        // Where each decoded event sits in the batch.
+        let mut at = Vec::with_capacity(batch.len());
+        for (i, event) in batch.iter().enumerate() {
             if let Some(id) = source_id::<P::Source>(event) {
                 events.push((id, decode::<P::Source>(event)?));
+                at.push(i);
             }
         }
-        StreamProjector::bulk(self, &events, args)
+        let Some((sql, n)) = StreamProjector::bulk(self, &events, args)? else { return Ok(None) };
+        // Up to the first event it did not take; the events of other streams
+        // before it are covered too.
+        Ok(Some(Bulk { sql, covered: at.get(n).copied().unwrap_or(batch.len()) }))
     }
 }
 

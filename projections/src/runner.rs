@@ -219,14 +219,56 @@ impl Projections {
         if !batch.iter().any(|e| projector.wants(e.borrow())) {
             return Ok(Applied::Skipped(last));
         }
-        if let Some(moved) = self.apply_bulk(projector, from, batch, last, conn).await? {
-            return Ok(moved);
+        let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
+        let (mut from, mut rest) = (from, &events[..]);
+        while let Some(end) = rest.last().map(|e| e.global) {
+            let mut args = checkpoint_move_args(projector.name(), from, end)?;
+            let Some(bulk) = projector.bulk(rest, &mut args)? else {
+                return self.apply_one_by_one(projector, from, rest, conn).await;
+            };
+            let (taken, applied) = if bulk.covered >= rest.len() {
+                (rest.len(), self.apply_bulk(projector, bulk.sql, args, end, conn).await?)
+            } else if !rest[..bulk.covered].iter().any(|e| projector.wants(e)) {
+                // The event it declined goes alone (with the ignored ones
+                // before it), then the rest is offered again.
+                let taken = bulk.covered + 1;
+                (taken, self.apply_one_by_one(projector, from, &rest[..taken], conn).await?)
+            } else {
+                // The events before the declined one, asked for again with
+                // the checkpoint moving to their end.
+                let prefix = &rest[..bulk.covered];
+                let to = prefix[prefix.len() - 1].global;
+                let mut args = checkpoint_move_args(projector.name(), from, to)?;
+                let applied = match projector.bulk(prefix, &mut args)? {
+                    Some(again) if again.covered >= prefix.len() => {
+                        self.apply_bulk(projector, again.sql, args, to, conn).await?
+                    }
+                    _ => self.apply_one_by_one(projector, from, prefix, conn).await?,
+                };
+                (prefix.len(), applied)
+            };
+            match applied {
+                Applied::Done(to) => from = to,
+                other => return Ok(other),
+            }
+            rest = &rest[taken..];
         }
-        // Event by event, in short transactions: each holds a transaction id,
-        // and with it every tailer's horizon, for as long as it runs.
+        Ok(Applied::Done(last))
+    }
+
+    /// Events applied one by one, in short transactions: each holds a
+    /// transaction id, and with it every tailer's horizon, for as long as it
+    /// runs.
+    async fn apply_one_by_one(
+        &self,
+        projector: &dyn Projector,
+        from: GlobalPosition,
+        events: &[&RecordedEvent],
+        conn: &mut PgConnection,
+    ) -> Result<Applied, ProjectionError> {
         let mut from = from;
-        for chunk in batch.chunks(EVENTS_PER_TRANSACTION) {
-            let Some(to) = chunk.last().map(|e| e.borrow().global) else { break };
+        for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
+            let Some(to) = chunk.last().map(|e| e.global) else { break };
             let mut tx = conn.begin().await?;
             // Tables before the checkpoint row, the order `reset` and the bulk
             // statement take them in; another order could deadlock with them.
@@ -237,36 +279,29 @@ impl Projections {
                 return Ok(Applied::Moved(self.checkpoint(projector.name()).await?));
             }
             for event in chunk {
-                projector.handle(event.borrow(), &mut tx).await?;
+                projector.handle(event, &mut tx).await?;
             }
             tx.commit().await?;
             from = to;
         }
-        Ok(Applied::Done(last))
+        Ok(Applied::Done(from))
     }
 
-    /// The batch as one statement, when the projector can write it so: the
-    /// checkpoint's compare-and-set and the projector's writes (guarded by
-    /// it) in one implicit transaction, one round trip. `None` when the
-    /// projector declined.
-    async fn apply_bulk<E: Borrow<RecordedEvent>>(
+    /// Leading events as one statement: the checkpoint's compare-and-set
+    /// (bound in `args` with the projector's arguments after) and the
+    /// projector's writes guarded by it, in one implicit transaction, one
+    /// round trip.
+    async fn apply_bulk(
         &self,
         projector: &dyn Projector,
-        from: GlobalPosition,
-        batch: &[E],
-        last: GlobalPosition,
+        writes: &str,
+        args: PgArguments,
+        to: GlobalPosition,
         conn: &mut PgConnection,
-    ) -> Result<Option<Applied>, ProjectionError> {
-        let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
-        let mut args = checkpoint_move_args(projector.name(), from, last)?;
-        let Some(writes) = projector.bulk(&events, &mut args)? else { return Ok(None) };
+    ) -> Result<Applied, ProjectionError> {
         let sql = format!("WITH ck AS ({MOVE_CHECKPOINT} RETURNING 1), {writes} SELECT count(*) FROM ck");
         let moved: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(&mut *conn).await?;
-        Ok(Some(if moved == 1 {
-            Applied::Done(last)
-        } else {
-            Applied::Moved(self.checkpoint(projector.name()).await?)
-        }))
+        Ok(if moved == 1 { Applied::Done(to) } else { Applied::Moved(self.checkpoint(projector.name()).await?) })
     }
 
     /// Compare-and-set the checkpoint; false when it is no longer at `from`.

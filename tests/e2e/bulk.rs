@@ -1,5 +1,6 @@
-//! The executions read model written a batch at a time (one statement per
-//! batch) equals the one written event by event, wherever the log is cut
+//! The executions, store and credits read models written a batch at a time (one
+//! statement per batch, or per run of events between the rare ones that go
+//! alone) equal the ones written event by event, wherever the log is cut
 //! into batches (issue 20, point 5).
 
 use std::sync::Arc;
@@ -8,7 +9,6 @@ use std::time::Duration;
 use commands::PgEventStore;
 use eventlog::store::RecordedEvent;
 use eventlog::tail::TailConfig;
-use projections::executions::ExecutionsProjector;
 use projections::{BoxFuture, ProjectionError, Projections, Projector};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -20,8 +20,8 @@ use crate::support::{id_of, user};
 
 const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 
-/// The executions projector without its batch path: the reference.
-struct EventByEvent(ExecutionsProjector);
+/// A projector without its batch path: the reference.
+struct EventByEvent(Arc<dyn Projector>);
 
 impl Projector for EventByEvent {
     fn name(&self) -> &'static str {
@@ -34,7 +34,7 @@ impl Projector for EventByEvent {
         self.0.categories()
     }
     fn version(&self) -> i32 {
-        Projector::version(&self.0)
+        self.0.version()
     }
     fn wants(&self, event: &RecordedEvent) -> bool {
         self.0.wants(event)
@@ -59,6 +59,9 @@ async fn run(app: &TestApp, owner: Uuid, graph_id: &str, body: Value) -> String 
 async fn varied_runs(app: &TestApp, echo_url: &str) {
     let owner = user();
     let greeting = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let submitted = crate::store::submit(app, owner, &greeting, "greeter", "Greeter").await;
+    let version = submitted["store_listing_version_id"].as_str().unwrap();
+    assert_eq!(crate::store::review(app, user(), version, true).await.0, 200);
     let mut greeted = Vec::new();
     for name in ["a", "b", "c"] {
         greeted.push(run(app, owner, &greeting, json!({"inputs": {"name": name}})).await);
@@ -116,16 +119,27 @@ async fn the_executions_model_written_in_batches_equals_the_one_written_event_by
             .unwrap();
     assert_eq!(stats, 1, "the model call's token counts are in the live model");
 
-    // The live model, rebuilt event by event.
-    let reference = Projections::new(store.clone(), vec![Arc::new(EventByEvent(ExecutionsProjector))]);
-    reference.begin_rebuild("executions").await.unwrap().run(|_| {}).await.unwrap();
+    for name in ["executions", "store", "credits"] {
+        // The live model, rebuilt event by event.
+        let projector = projections::all().into_iter().find(|p| p.name() == name).unwrap();
+        let reference = Projections::new(store.clone(), vec![Arc::new(EventByEvent(projector))]);
+        reference.begin_rebuild(name).await.unwrap().run(|_| {}).await.unwrap();
 
-    // Rebuilt a batch at a time with every cut, and compared row by row.
-    for batch in [1, 2, 3, 5, 8, 13, 500] {
-        let batched = Projections::new(store.clone(), projections::all())
-            .with_tail_config(TailConfig { batch, ..TailConfig::default() });
-        let report = batched.verify("executions").await.unwrap();
-        assert!(report.equal, "batches of {batch}: {}", serde_json::to_string_pretty(&report).unwrap());
-        assert!(report.events > 50, "{report:?}");
+        // Rebuilt a batch at a time with every cut, and compared row by row.
+        for batch in [1, 2, 3, 5, 8, 13, 500] {
+            let batched = Projections::new(store.clone(), projections::all())
+                .with_tail_config(TailConfig { batch, ..TailConfig::default() });
+            let report = batched.verify(name).await.unwrap();
+            assert!(report.equal, "{name} in batches of {batch}: {}", serde_json::to_string_pretty(&report).unwrap());
+            assert!(report.events > 50, "{report:?}");
+        }
     }
+    let kinds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, count(*) FROM rm_credit_transactions GROUP BY kind ORDER BY kind")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["GRANT", "USAGE"], "{kinds:?}");
+    let runs: i64 = sqlx::query_scalar("SELECT runs FROM rm_store_agents").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(runs, 3, "the listed graph's runs are counted");
 }

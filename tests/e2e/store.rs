@@ -14,13 +14,13 @@ fn submission(graph_id: &str, slug: &str, name: &str) -> Value {
            "description": format!("{name} does things"), "categories": ["tools"], "image_urls": ["https://img/1.png"]})
 }
 
-async fn submit(app: &TestApp, owner: Uuid, graph_id: &str, slug: &str, name: &str) -> Value {
+pub(crate) async fn submit(app: &TestApp, owner: Uuid, graph_id: &str, slug: &str, name: &str) -> Value {
     let (status, body) = app.post("/api/store/submissions", owner, &submission(graph_id, slug, name)).await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
-async fn review(app: &TestApp, admin: Uuid, version_id: &str, approve: bool) -> (u16, Value) {
+pub(crate) async fn review(app: &TestApp, admin: Uuid, version_id: &str, approve: bool) -> (u16, Value) {
     let body = json!({"store_listing_version_id": version_id, "is_approved": approve, "comments": "checked",
                       "internal_comments": "looked at it"});
     let path = format!("/api/store/admin/submissions/{version_id}/review");

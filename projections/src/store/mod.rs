@@ -27,10 +27,11 @@ use domain::Aggregate;
 use eventlog::codec::decode;
 use eventlog::RecordedEvent;
 use serde_json::json;
+use sqlx::postgres::PgArguments;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projector::{source_id, BoxFuture, ProjectionError, Projector};
+use crate::projector::{bind, source_id, BoxFuture, Bulk, ProjectionError, Projector};
 
 /// Name of the store projection.
 pub const NAME: &str = "store";
@@ -67,6 +68,28 @@ impl Projector for StoreProjector {
             || source_id::<StoreProfile>(event).is_some()
             || source_id::<StoreReview>(event).is_some()
             || (event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some())
+    }
+
+    /// Runs queued, by far the most of what the store reads, are counted a
+    /// batch at a time; the first store event ends the statement (it goes
+    /// event by event: a listing's row is recomputed from several tables).
+    fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
+        let mut graphs = Vec::new();
+        let mut covered = batch.len();
+        for (i, event) in batch.iter().enumerate() {
+            if !self.wants(event) {
+                continue;
+            }
+            if event.event_type != "ExecutionQueued" || source_id::<GraphExecution>(event).is_none() {
+                covered = i;
+                break;
+            }
+            if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
+                graphs.push(graph_id);
+            }
+        }
+        bind(args, graphs)?;
+        Ok(Some(Bulk { sql: RUNS_QUEUED, covered }))
     }
 
     fn handle<'a>(
@@ -259,6 +282,14 @@ async fn review_submitted(event: StoreReviewEvent, conn: &mut PgConnection) -> R
         .await?;
     Ok(())
 }
+
+/// [`run_queued`] for the graphs in `$6`, a graph once per run.
+const RUNS_QUEUED: &str = "\
+q AS (SELECT graph_id, count(*) AS runs FROM unnest($6::uuid[]) AS graph_id GROUP BY graph_id), \
+gr AS (INSERT INTO rm_graph_runs (graph_id, runs) SELECT graph_id, runs FROM q WHERE EXISTS (SELECT FROM ck) \
+  ON CONFLICT (graph_id) DO UPDATE SET runs = rm_graph_runs.runs + excluded.runs), \
+sa AS (UPDATE rm_store_agents a SET runs = a.runs + q.runs FROM q WHERE a.graph_id = q.graph_id \
+  AND EXISTS (SELECT FROM ck))";
 
 async fn run_queued(graph_id: Uuid, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query(
