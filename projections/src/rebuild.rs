@@ -174,7 +174,11 @@ impl RebuildJob {
             tracing::warn!(projection = name, error = %e, "could not record the rebuild's outcome");
         }
         self.drop_schemas().await;
-        // Dropping the job closes the lock's session, which releases it.
+        // Released here, so that the caller's next rebuild or verify finds it
+        // free; the server would release it only once it noticed the session
+        // closed, a moment after the job is dropped (which also releases it
+        // should this fail).
+        let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut self.lock).await;
         result
     }
 

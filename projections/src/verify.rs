@@ -61,6 +61,8 @@ impl Projections {
         let schema = format!("verify_{name}");
         let result = self.verify_into(name, &schema, &mut lock).await;
         let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut lock).await;
+        // Released before the session closes: see `RebuildJob::finish`.
+        let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut lock).await;
         let _ = lock.close().await;
         result
     }
