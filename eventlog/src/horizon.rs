@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 use crate::error::StoreError;
-use crate::postgres::HORIZON;
+use crate::postgres::HORIZON_BOUND;
 
 /// What the horizon holds back, and the transaction holding it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -61,12 +61,20 @@ SELECT pid, database, application_name, state, xid, prepared_gid, age_ms FROM (
 
 /// Measure the horizon now.
 pub async fn horizon(pool: &PgPool) -> Result<Horizon, StoreError> {
-    // Rows this statement can see have committed; those at or above the
-    // horizon are the ones tailers cannot read yet.
-    let held =
-        sqlx::query(&format!("SELECT count(*) AS n, min(recorded_at) AS oldest FROM events WHERE NOT ({HORIZON})"))
-            .fetch_one(pool)
-            .await?;
+    // Rows this snapshot can see have committed; those at or above the
+    // horizon are the ones tailers cannot read yet. The bound is read first
+    // and given to the count as a value, in one snapshot: a count planned
+    // with the bound unknown guesses a third of the log and scans it whole
+    // (40 ms and more a second on a log of a million events).
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let bound: i64 = sqlx::query_scalar(HORIZON_BOUND).fetch_one(&mut *tx).await?;
+    let held = sqlx::query("SELECT count(*) AS n, min(recorded_at) AS oldest FROM events WHERE tx_id >= $1")
+        .bind(bound)
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
     let oldest: Option<DateTime<Utc>> = held.try_get("oldest")?;
     let blocker = sqlx::query(OLDEST_TRANSACTION).fetch_optional(pool).await?;
     let oldest_transaction = blocker

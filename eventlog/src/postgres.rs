@@ -82,8 +82,18 @@ pub(crate) const SELECT_COLUMNS: &str =
 /// under which the log can no longer change.
 /// It adds the log's transaction id offset, as `log_horizon()` of migration
 /// 0006 does, inline for the reason given at [`APPEND_ONE_SQL`].
-pub(crate) const HORIZON: &str =
-    "tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + xid_offset FROM log_epoch)";
+pub(crate) const HORIZON: &str = concat!("tx_id < (", horizon_bound!(), ")");
+
+/// The horizon's transaction id alone (see [`HORIZON`]).
+pub(crate) const HORIZON_BOUND: &str = horizon_bound!();
+
+/// The statement both [`HORIZON`] and [`HORIZON_BOUND`] are made of.
+macro_rules! horizon_bound {
+    () => {
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + xid_offset FROM log_epoch"
+    };
+}
+use horizon_bound;
 
 /// Raise the transaction id offset when the server's current transaction id
 /// (plus the offset) is not above every stored `tx_id`: the log came from

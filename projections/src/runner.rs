@@ -300,7 +300,10 @@ impl Projections {
         conn: &mut PgConnection,
     ) -> Result<Applied, ProjectionError> {
         let sql = format!("WITH ck AS ({MOVE_CHECKPOINT} RETURNING 1), {writes} SELECT count(*) FROM ck");
-        let moved: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(&mut *conn).await?;
+        // Planned each time, never from a cached generic plan: one made while
+        // the tables were small (a rebuild starts empty) scans them whole, and
+        // would go on doing so as they grow.
+        let moved: i64 = sqlx::query_scalar_with(&sql, args).persistent(false).fetch_one(&mut *conn).await?;
         Ok(if moved == 1 { Applied::Done(to) } else { Applied::Moved(self.checkpoint(projector.name()).await?) })
     }
 
