@@ -19,11 +19,20 @@ pub struct TailConfig {
     pub min_poll: Duration,
     /// Events per read.
     pub batch: i64,
+    /// Events per read when replaying the log into a rebuilt read model:
+    /// more than live, where a batch is whatever arrived, because each batch
+    /// costs a statement (or a transaction) and its planning.
+    pub rebuild_batch: i64,
 }
 
 impl Default for TailConfig {
     fn default() -> Self {
-        Self { max_poll: Duration::from_millis(250), min_poll: Duration::from_millis(2), batch: 500 }
+        Self {
+            max_poll: Duration::from_millis(250),
+            min_poll: Duration::from_millis(2),
+            batch: 500,
+            rebuild_batch: 2_000,
+        }
     }
 }
 

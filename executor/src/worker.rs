@@ -206,8 +206,11 @@ impl Worker<'_> {
             }
             let mut working = state.clone();
             let at = Utc::now();
-            let events: Vec<ExecutionEvent> =
+            let mut events: Vec<ExecutionEvent> =
                 reports.iter().flat_map(|report| decide_report(graph, &mut working, report, at)).collect();
+            // A run these reports leave with nothing queued or running ends
+            // (or pauses for its reviews) in the same append: one commit less.
+            events.extend(engine::settle(&working, at));
             if self.append(state, version, events).await? {
                 return Ok(());
             }

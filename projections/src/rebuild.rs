@@ -324,7 +324,7 @@ pub(crate) struct Batches<'a> {
 impl Batches<'_> {
     /// The next batch after `cursor`, `None` at the head (or the limit).
     pub(crate) async fn next(&mut self, cursor: &mut Cursor) -> Result<Option<Vec<RecordedEvent>>, ProjectionError> {
-        let mut batch = self.projections.store.read_all(cursor.at, self.projections.tail.batch).await?;
+        let mut batch = self.projections.store.read_all(cursor.at, self.projections.tail.rebuild_batch).await?;
         if let Some(until) = self.until {
             batch.retain(|e| e.global <= until);
         }

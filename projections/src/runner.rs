@@ -229,9 +229,9 @@ impl Projections {
             let (taken, applied) = if bulk.covered >= rest.len() {
                 (rest.len(), self.apply_bulk(projector, bulk.sql, args, end, conn).await?)
             } else if !rest[..bulk.covered].iter().any(|e| projector.wants(e)) {
-                // The event it declined goes alone (with the ignored ones
-                // before it), then the rest is offered again.
-                let taken = bulk.covered + 1;
+                // The events it declines go one by one (with the ignored ones
+                // among them), then the rest is offered again.
+                let taken = self.declined_run(projector, rest, bulk.covered + 1)?;
                 (taken, self.apply_one_by_one(projector, from, &rest[..taken], conn).await?)
             } else {
                 // The events before the declined one, asked for again with
@@ -254,6 +254,28 @@ impl Projections {
             rest = &rest[taken..];
         }
         Ok(Applied::Done(last))
+    }
+
+    /// How many leading events of `events` the projector leaves to the
+    /// event-by-event path, given that it leaves the first `declined`: the
+    /// declined events in a row (a listing's events, appended together) go
+    /// in one transaction, not one each.
+    fn declined_run(
+        &self,
+        projector: &dyn Projector,
+        events: &[&RecordedEvent],
+        mut declined: usize,
+    ) -> Result<usize, ProjectionError> {
+        while declined < events.len() && declined < EVENTS_PER_TRANSACTION {
+            let rest = &events[declined..];
+            match projector.bulk(rest, &mut PgArguments::default())? {
+                Some(bulk) if bulk.covered < rest.len() && !rest[..bulk.covered].iter().any(|e| projector.wants(e)) => {
+                    declined += bulk.covered + 1
+                }
+                _ => break,
+            }
+        }
+        Ok(declined.min(events.len()))
     }
 
     /// Events applied one by one, in short transactions: each holds a

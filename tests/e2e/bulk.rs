@@ -126,9 +126,9 @@ async fn the_executions_model_written_in_batches_equals_the_one_written_event_by
         reference.begin_rebuild(name).await.unwrap().run(|_| {}).await.unwrap();
 
         // Rebuilt a batch at a time with every cut, and compared row by row.
-        for batch in [1, 2, 3, 5, 8, 13, 500] {
+        for batch in [1, 2, 3, 5, 8, 13, 2_000] {
             let batched = Projections::new(store.clone(), projections::all())
-                .with_tail_config(TailConfig { batch, ..TailConfig::default() });
+                .with_tail_config(TailConfig { rebuild_batch: batch, ..TailConfig::default() });
             let report = batched.verify(name).await.unwrap();
             assert!(report.equal, "{name} in batches of {batch}: {}", serde_json::to_string_pretty(&report).unwrap());
             assert!(report.events > 50, "{report:?}");

@@ -80,8 +80,11 @@ async fn setup(store: &PgEventStore) {
 }
 
 fn runner(store: &PgEventStore, recorder: Recorder) -> Projections {
-    Projections::new(store.clone(), vec![Arc::new(recorder)])
-        .with_tail_config(TailConfig { batch: 40, ..TailConfig::default() })
+    Projections::new(store.clone(), vec![Arc::new(recorder)]).with_tail_config(TailConfig {
+        batch: 40,
+        rebuild_batch: 40,
+        ..TailConfig::default()
+    })
 }
 
 async fn assert_applied_exactly_once(store: &PgEventStore, expected: i64) {
@@ -299,7 +302,7 @@ async fn write_graphs(store: &PgEventStore, writers: usize, per_writer: usize) {
 async fn resets_during_live_projection_under_concurrent_writers_never_deadlock() {
     let store = fresh_store().await;
     // Small batches: many transactions and bulk statements to collide with.
-    let small = TailConfig { batch: 7, ..TailConfig::default() };
+    let small = TailConfig { batch: 7, rebuild_batch: 7, ..TailConfig::default() };
     let projections = Projections::new(store.clone(), projections::all()).with_tail_config(small);
     let stop = CancellationToken::new();
     projections.spawn(stop.clone()).await.unwrap();
