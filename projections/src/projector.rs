@@ -117,6 +117,11 @@ where
     args.add(value).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e)))
 }
 
+/// Batches with fewer events of a projector's are live ones (what was just
+/// appended): those whose batch statements are costlier than their few
+/// prepared statements (a big statement to plan) go event by event.
+pub(crate) const BULK_FROM: usize = 32;
+
 /// A timestamp as Postgres stores a bound one: whole microseconds,
 /// truncated (a timestamp in JSON text would be rounded instead), for batch
 /// statements that pass rows as JSON.

@@ -227,7 +227,7 @@ impl Projections {
                 return self.apply_one_by_one(projector, from, rest, conn).await;
             };
             let (taken, applied) = if bulk.covered >= rest.len() {
-                (rest.len(), self.apply_bulk(projector, bulk.sql, args, end, conn).await?)
+                (rest.len(), self.apply_bulk(projector, (bulk.sql, rest.len()), args, end, conn).await?)
             } else if !rest[..bulk.covered].iter().any(|e| projector.wants(e)) {
                 // The events it declines go one by one (with the ignored ones
                 // among them), then the rest is offered again.
@@ -241,7 +241,7 @@ impl Projections {
                 let mut args = checkpoint_move_args(projector.name(), from, to)?;
                 let applied = match projector.bulk(prefix, &mut args)? {
                     Some(again) if again.covered >= prefix.len() => {
-                        self.apply_bulk(projector, again.sql, args, to, conn).await?
+                        self.apply_bulk(projector, (again.sql, prefix.len()), args, to, conn).await?
                     }
                     _ => self.apply_one_by_one(projector, from, prefix, conn).await?,
                 };
@@ -316,16 +316,19 @@ impl Projections {
     async fn apply_bulk(
         &self,
         projector: &dyn Projector,
-        writes: &str,
+        (writes, covered): (&str, usize),
         args: PgArguments,
         to: GlobalPosition,
         conn: &mut PgConnection,
     ) -> Result<Applied, ProjectionError> {
         let sql = format!("WITH ck AS ({MOVE_CHECKPOINT} RETURNING 1), {writes} SELECT count(*) FROM ck");
-        // Planned each time, never from a cached generic plan: one made while
-        // the tables were small (a rebuild starts empty) scans them whole, and
-        // would go on doing so as they grow.
-        let moved: i64 = sqlx::query_scalar_with(&sql, args).persistent(false).fetch_one(&mut *conn).await?;
+        // A large batch (a catch-up, a rebuild) is planned for itself, never
+        // from a cached generic plan: one made while the tables were small (a
+        // rebuild starts empty) scans them whole, and would go on doing so as
+        // they grow. A live batch is small and frequent: planning it each
+        // time would cost more than the plan saves.
+        let replan = covered >= REPLAN_FROM;
+        let moved: i64 = sqlx::query_scalar_with(&sql, args).persistent(!replan).fetch_one(&mut *conn).await?;
         Ok(if moved == 1 { Applied::Done(to) } else { Applied::Moved(self.checkpoint(projector.name()).await?) })
     }
 
@@ -490,6 +493,10 @@ fn checkpoint_move_args(name: &str, from: GlobalPosition, to: GlobalPosition) ->
     bind(&mut args, to.position)?;
     Ok(args)
 }
+
+/// Batch statements covering this many events or more are planned for
+/// themselves; see [`Projections::apply_bulk`].
+const REPLAN_FROM: usize = 64;
 
 /// Events applied per transaction on the event-by-event path.
 const EVENTS_PER_TRANSACTION: usize = 32;

@@ -31,7 +31,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projector::{bind, source_id, BoxFuture, Bulk, ProjectionError, Projector};
+use crate::projector::{bind, source_id, BoxFuture, Bulk, ProjectionError, Projector, BULK_FROM};
 
 /// Name of the store projection.
 pub const NAME: &str = "store";
@@ -74,6 +74,9 @@ impl Projector for StoreProjector {
     /// batch at a time; the first store event ends the statement (it goes
     /// event by event: a listing's row is recomputed from several tables).
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
+        if batch.iter().filter(|e| self.wants(e)).count() < BULK_FROM {
+            return Ok(None);
+        }
         let mut graphs = Vec::new();
         let mut covered = batch.len();
         for (i, event) in batch.iter().enumerate() {
