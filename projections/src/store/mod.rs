@@ -77,16 +77,16 @@ impl Projector for StoreProjector {
         if batch.iter().filter(|e| self.wants(e)).count() < BULK_FROM {
             return Ok(None);
         }
+        let run_queued =
+            |e: &RecordedEvent| e.event_type == "ExecutionQueued" && source_id::<GraphExecution>(e).is_some();
+        let covered = batch.iter().position(|e| self.wants(e) && !run_queued(e)).unwrap_or(batch.len());
+        // Cut short, the runner asks again for the events before the cut:
+        // only the statement it runs is worth decoding for.
+        if covered < batch.len() {
+            return Ok(Some(Bulk { sql: RUNS_QUEUED, covered }));
+        }
         let mut graphs = Vec::new();
-        let mut covered = batch.len();
-        for (i, event) in batch.iter().enumerate() {
-            if !self.wants(event) {
-                continue;
-            }
-            if event.event_type != "ExecutionQueued" || source_id::<GraphExecution>(event).is_none() {
-                covered = i;
-                break;
-            }
+        for event in batch.iter().filter(|e| run_queued(e)) {
             if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
                 graphs.push(graph_id);
             }
