@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
-use crate::projector::{bind, json, micros, ProjectionError, BULK_FROM};
+use crate::projector::{bind, json, micros, ProjectionError};
 
 /// A user's balance change over the batch.
 #[derive(Debug, Serialize)]
@@ -135,9 +135,6 @@ pub(crate) fn statement(
     events: &[(Uuid, CreditEvent)],
     args: &mut PgArguments,
 ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
-    if events.len() < BULK_FROM {
-        return Ok(None);
-    }
     let mut fold = Fold::default();
     let covered = events.iter().position(|(user, event)| !fold.apply(*user, event)).unwrap_or(events.len());
     if covered < events.len() {

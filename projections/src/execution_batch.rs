@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
-use crate::projector::{bind, json, micros, ProjectionError, BULK_FROM};
+use crate::projector::{bind, json, micros, ProjectionError};
 
 /// One run's change in a batch.
 #[derive(Debug, Default, Serialize)]
@@ -348,11 +348,6 @@ pub(crate) fn statement(
     events: &[(Uuid, ExecutionEvent)],
     args: &mut PgArguments,
 ) -> Result<Option<(&'static str, usize)>, ProjectionError> {
-    // A live batch of a few events goes event by event: its prepared
-    // statements cost less than planning this one.
-    if events.len() < BULK_FROM {
-        return Ok(None);
-    }
     let mut fold = Fold::default();
     let mut covered = events.len();
     for (i, (run, event)) in events.iter().enumerate() {

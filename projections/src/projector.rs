@@ -156,6 +156,9 @@ pub trait StreamProjector: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
     /// Whether [`Self::bulk`] is worth trying (spares decoding batches twice).
     const BULK: bool = false;
+    /// The fewest events of its own a batch needs for [`Self::bulk`] to be
+    /// asked (counted before decoding); smaller batches go event by event.
+    const BULK_FROM: usize = 1;
     /// The batch's decoded events as one statement, or its first `n` of
     /// them, answered as `(sql, n)`; see [`Projector::bulk`].
     fn bulk(
@@ -201,7 +204,7 @@ impl<P: StreamProjector> Projector for P {
     }
 
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
-        if !P::BULK {
+        if !P::BULK || batch.iter().filter(|e| source_id::<P::Source>(e).is_some()).count() < P::BULK_FROM {
             return Ok(None);
         }
         let mut events = Vec::with_capacity(batch.len());
