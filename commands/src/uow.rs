@@ -8,7 +8,7 @@ use eventlog::codec::{decode, encode_payload};
 use eventlog::store::{EventStore, GlobalPosition, NewEvent, StreamWrite};
 use uuid::Uuid;
 
-use crate::cache::StateCache;
+use crate::cache::{StateCache, Turn};
 use crate::context::CommandContext;
 use crate::error::{CommandError, StoreError};
 
@@ -42,6 +42,8 @@ pub struct UnitOfWork<'a, S> {
     /// What to do once the append landed, or was refused as stale.
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
     on_conflict: Vec<Box<dyn FnOnce() + Send>>,
+    /// Kept streams this attempt decides on alone, until it ends.
+    turns: Vec<(Uuid, Turn)>,
 }
 
 impl<'a, S: EventStore> UnitOfWork<'a, S> {
@@ -55,6 +57,7 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
             categories: Vec::new(),
             after_commit: Vec::new(),
             on_conflict: Vec::new(),
+            turns: Vec::new(),
         }
     }
 
@@ -89,6 +92,26 @@ impl<'a, S: EventStore> UnitOfWork<'a, S> {
             self.read_position = self.read_position.max(position);
         }
         Ok((loaded.state, loaded.version))
+    }
+
+    /// Take `id`'s turn on `cache` for the rest of this attempt, waiting
+    /// for it only if this attempt holds no other: two attempts waiting
+    /// for each other's second stream would wait forever, and without a
+    /// turn the version guard still keeps the stream right.
+    pub(crate) async fn take_turn<A>(&mut self, id: Uuid, cache: &StateCache<A>)
+    where
+        A: Aggregate + Clone,
+    {
+        if self.turns.iter().any(|(held, _)| *held == id) {
+            return;
+        }
+        let turn = match self.turns.is_empty() {
+            true => Some(cache.turn(id).await),
+            false => cache.turn_if_free(id),
+        };
+        if let Some(turn) = turn {
+            self.turns.push((id, turn));
+        }
     }
 
     /// Decide on the state `cache` keeps of `id` without asking the log:

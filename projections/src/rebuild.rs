@@ -354,15 +354,13 @@ impl Side {
             .await?;
         // The projector's statements name their tables (and the checkpoint
         // table) unqualified: on this connection they resolve to the side
-        // schema, and tables of other read models to the live ones. Every
-        // statement is planned for its values: a generic plan cached while
-        // the side tables were empty scans them whole, and goes on doing so
-        // as they grow (a store rebuild spent 10 ms on each listing event).
-        let options = projections.pool().connect_options().as_ref().clone().options([
-            ("search_path", format!("{schema},{live}").as_str()),
-            ("synchronous_commit", "off"),
-            ("plan_cache_mode", "force_custom_plan"),
-        ]);
+        // schema, and tables of other read models to the live ones.
+        let options = projections
+            .pool()
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("search_path", format!("{schema},{live}").as_str()), ("synchronous_commit", "off")]);
         Ok(Self { conn: options.connect().await?, live, cursor: Cursor::default() })
     }
 

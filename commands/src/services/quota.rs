@@ -44,6 +44,7 @@ impl<S: EventStore> Commands<S> {
             Place::Take => quota.take(kind, resource_id, self.quotas.of(kind), self.now()),
             Place::GiveBack => Ok(quota.give_back(kind, resource_id, self.now())),
         };
+        uow.take_turn(user_id, &self.quota_states).await;
         let (events, version) = match uow.decide_on_kept(user_id, &self.quota_states, decide) {
             Some(Ok((events, version))) if !events.is_empty() => (events, version),
             // Only an append checks a kept state against the log. A decision
