@@ -89,9 +89,16 @@ async fn a_submitter_reads_its_listings_history_without_the_reviewers_internal_n
     let (status, state) = app.get(&format!("{stream}/state"), owner).await;
     assert_eq!(status, 200, "{state}");
     assert!(!state.to_string().contains("known spammer"), "{state}");
+    // Nor who reviewed it: not in events, state or the submitter's list.
+    let (_, mine) = app.get("/api/store/submissions", owner).await;
+    assert_eq!(mine["submissions"][0]["status"], "REJECTED", "{mine}");
+    for read in [&own, &state, &mine] {
+        assert!(!read.to_string().contains(&admin.to_string()), "the reviewer's id leaked: {read}");
+    }
     let (status, full) = send(admin_request(&app, Method::GET, &stream, admin)).await;
     assert_eq!(status, 200);
     assert!(full.to_string().contains("known spammer"), "admins see everything: {full}");
+    assert!(full.to_string().contains(&admin.to_string()), "including who reviewed: {full}");
     // Pages are cut in SQL and a page past the end is empty, not an error.
     let (status, page) = app.get(&format!("{stream}?from_version=1000&limit=1"), owner).await;
     assert_eq!(status, 200);

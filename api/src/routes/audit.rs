@@ -218,14 +218,16 @@ pub(crate) async fn read_log(
 /// Most events folded into one state answer.
 const MAX_FOLDED: i64 = 100_000;
 
-/// What only admins see of a state: the reviewers' internal notes.
-fn without_internal_notes(value: &mut Value) {
+/// What only admins see of a state: who reviewed, and the reviewers'
+/// internal notes (the submissions a user reads show neither).
+fn without_reviewers(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.remove("internal_comments");
-            map.values_mut().for_each(without_internal_notes);
+            map.remove("reviewer_id");
+            map.values_mut().for_each(without_reviewers);
         }
-        Value::Array(items) => items.iter_mut().for_each(without_internal_notes),
+        Value::Array(items) => items.iter_mut().for_each(without_reviewers),
         _ => {}
     }
 }
@@ -290,7 +292,7 @@ fn state_of(prefix: &str, events: &[RecordedEvent]) -> ApiResult<Value> {
     params(("stream_id" = String, Path, description = "`<category>-<uuid>`"),
         ("version" = Option<i64>, Query, minimum = 1, maximum = 2147483647, description = "Fold up to this version"),
         ("at" = Option<DateTime<Utc>>, Query, description = "Fold the events committed by then")),
-    responses((status = 200, description = "The state (without reviewers' internal notes for non-admins)", body = StateAt),
+    responses((status = 200, description = "The state (without who reviewed or their internal notes, for non-admins)", body = StateAt),
         (status = 404, description = "No such stream, nothing by then, or not the caller's", body = ErrorBody),
         (status = 422, description = "Too many events to fold", body = ErrorBody)))]
 pub(crate) async fn state_at(
@@ -322,7 +324,7 @@ pub(crate) async fn state_at(
     let prefix = split_stream(&stream_id).map_or("", |(p, _)| p);
     let mut folded = state_of(prefix, &upto)?;
     if scope.is_some() {
-        without_internal_notes(&mut folded);
+        without_reviewers(&mut folded);
     }
     Ok(axum::Json(StateAt { stream_id, version, recorded_at, state: folded }))
 }

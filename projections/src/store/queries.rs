@@ -296,7 +296,8 @@ fn submission_of(row: &PgRow, for_admin: bool) -> Result<StoreSubmission, sqlx::
         rating: row.try_get("rating")?,
         store_listing_version_id: row.try_get("version_id")?,
         version: row.try_get("version")?,
-        reviewer_id: row.try_get("reviewer_id")?,
+        // Which admin reviewed is the platform's business, not the submitter's.
+        reviewer_id: if for_admin { row.try_get("reviewer_id")? } else { None },
         review_comments: row.try_get("review_comments")?,
         internal_comments: if for_admin { row.try_get("internal_comments")? } else { None },
         reviewed_at: row.try_get("reviewed_at")?,
