@@ -1,18 +1,21 @@
 //! `Idempotency-Key`: a retried request is answered what the first got.
 //!
-//! A key is scoped to the user and the route (method and path, `/api/v1`
-//! read as `/api`) and bound to a fingerprint of the request body. The first
+//! A key names one request of a user: it is bound to a fingerprint of the
+//! route (method and path with its ids, `/api/v1` read as `/api`) and the
+//! body, so reusing it anywhere else is refused like reusing it with
+//! another body. The first
 //! request with a key claims it and runs; its response (status, body, the
 //! headers that matter) is kept. The same key with the same body is answered
 //! that response, even if deciding anew would now differ; with another body,
-//! `422 idempotency_key_reused`; while the first is still running, a
+//! `422 idempotency_key_reused`, as on another route; while the first is still running, a
 //! duplicate waits for it (up to the consistency timeout), then `409`. A
 //! request that failed with a 5xx or a conflict releases its key, so it can
 //! be retried. Once the handler has run, its answer is the answer: a record
 //! that cannot be kept is logged and the key released, never turned into a
 //! 5xx for a command that committed.
-//! The command context still derives event ids from the key, so even a key
-//! whose record was lost appends nothing twice.
+//! The command context still derives event ids from the key, scoped to the
+//! route (see `Caller`), so even a key whose record was lost appends nothing
+//! twice, and never lands on what the key made on another route.
 
 use std::time::Duration;
 
@@ -86,7 +89,7 @@ async fn run_once(state: &AppState, key: String, request: Request, next: Next) -
     let Ok(user) = AuthUser::from_request_parts(&mut parts, state).await else {
         return Err(Outcome::Answer(next.run(Request::from_parts(parts, body)).await));
     };
-    let route = format!("{} {}", parts.method, parts.uri.path().replacen("/api/v1/", "/api/", 1));
+    let route = route_of(&parts);
     let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
         .await
         .map_err(|r| Outcome::Answer(r.into_response()))?;
@@ -124,6 +127,14 @@ async fn run_once(state: &AppState, key: String, request: Request, next: Next) -
     Ok(Response::from_parts(head, Body::from(body)))
 }
 
+/// The route a request names, as keys are bound to it: method and path
+/// with its ids, the external API's `/api/v1` read as `/api`.
+pub(crate) fn route_of(parts: &axum::http::request::Parts) -> String {
+    // Inside a nested router the URI has lost its prefix; the original has not.
+    let uri = parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |o| &o.0);
+    format!("{} {}", parts.method, uri.path().replacen("/api/v1/", "/api/", 1))
+}
+
 /// The record of one key.
 struct Record {
     user: Uuid,
@@ -137,7 +148,7 @@ impl Record {
     async fn claim(&self, state: &AppState, fingerprint: &[u8]) -> Result<bool, sqlx::Error> {
         let claimed = sqlx::query(
             "INSERT INTO idempotency_keys (user_id, route, key, fingerprint) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, route, key) DO UPDATE SET created_at = now() \
+             ON CONFLICT (user_id, key) DO UPDATE SET created_at = now() \
                WHERE idempotency_keys.status IS NULL AND idempotency_keys.fingerprint = EXCLUDED.fingerprint \
                  AND idempotency_keys.created_at < now() - make_interval(secs => $5) \
              RETURNING 1",
@@ -159,10 +170,9 @@ impl Record {
         loop {
             let row = sqlx::query(
                 "SELECT fingerprint, status, headers, body FROM idempotency_keys \
-                 WHERE user_id = $1 AND route = $2 AND key = $3",
+                 WHERE user_id = $1 AND key = $2",
             )
             .bind(self.user)
-            .bind(&self.route)
             .bind(&self.key)
             .fetch_optional(state.pool())
             .await?;
@@ -172,7 +182,8 @@ impl Record {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "idempotency_key_reused",
-                    "This Idempotency-Key was used with a different request body; use a new key for a new request",
+                    "This Idempotency-Key was used for a different request (another route, path or body); \
+                     use a new key for a new request",
                 ));
             }
             if let Some(status) = row.try_get::<Option<i16>, _>("status")? {
@@ -201,11 +212,11 @@ impl Record {
             .collect();
         sqlx::query(
             "UPDATE idempotency_keys SET status = $4, headers = $5, body = $6, completed_at = now() \
-             WHERE user_id = $1 AND route = $2 AND key = $3",
+             WHERE user_id = $1 AND key = $2 AND route = $3",
         )
         .bind(self.user)
-        .bind(&self.route)
         .bind(&self.key)
+        .bind(&self.route)
         .bind(i16::try_from(status.as_u16()).unwrap_or(i16::MAX))
         .bind(Value::Object(kept))
         .bind(body)
@@ -215,10 +226,10 @@ impl Record {
     }
 
     async fn release(&self, state: &AppState) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3 AND status IS NULL")
+        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND route = $3 AND status IS NULL")
             .bind(self.user)
-            .bind(&self.route)
             .bind(&self.key)
+            .bind(&self.route)
             .execute(state.pool())
             .await?;
         Ok(())

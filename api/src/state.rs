@@ -75,7 +75,12 @@ impl FromRequestParts<AppState> for Caller {
             user_id: Some(user.user_id),
             correlation_id: Uuid::new_v4(),
             request_id: header("x-request-id"),
-            idempotency_key: header("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 255),
+            // Ids derive from the key within its route, never from the key
+            // alone: one key reused on another route or path id (refused
+            // while its record is kept) must not land on the same ids.
+            idempotency_key: header("idempotency-key")
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .map(|key| format!("{}\n{key}", crate::idempotency::route_of(parts))),
         };
         Ok(Self { user, ctx })
     }

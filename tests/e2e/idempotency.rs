@@ -59,11 +59,40 @@ async fn the_same_key_with_another_body_is_refused_and_appends_nothing() {
     assert_error(&body, "idempotency_key_reused");
     assert_eq!(event_count(&app).await, events);
 
-    // Scoped to the user and the route: the key is free elsewhere.
+    // A user's key: another user's is their own, but the same user's key
+    // on another route is refused like another body, and does nothing.
     let (status, _) = post_graph(&app, user(), "k2", "second").await;
     assert_eq!(status, 200, "another user's key");
     let (status, body) = send(app.request(Method::POST, "/api/auth/user", owner).header("Idempotency-Key", "k2")).await;
-    assert_eq!(status, 200, "another route: {body}");
+    assert_eq!(status, 422, "another route: {body}");
+    assert_error(&body, "idempotency_key_reused");
+    assert_eq!(event_count(&app).await, events + 3, "only the other user's graph (graph, library, quota)");
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_graphs_run_is_refused_and_never_lands_on_the_first_run() {
+    let app = crate::helpers::spawn_app_with(|c| c.executor_workers = 0).await;
+    let owner = user();
+    let (a, b) =
+        (id_of(&post_graph(&app, owner, "ga", "a").await.1), id_of(&post_graph(&app, owner, "gb", "b").await.1));
+    let execute = |graph: String| {
+        let path = format!("/api/graphs/{graph}/execute/1");
+        send(app.request(Method::POST, &path, owner).header("Idempotency-Key", "run-key").json(&json!({"inputs": {}})))
+    };
+    let (status, first) = execute(a.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let events = event_count(&app).await;
+    let (status, body) = execute(b.clone()).await;
+    assert_eq!(status, 422, "another path id: {body}");
+    assert_error(&body, "idempotency_key_reused");
+    assert_eq!(event_count(&app).await, events, "a refused reuse appends nothing");
+    // Even once the key's record is gone (kept records expire), the ids a
+    // key derives belong to its route: the other graph gets a run of its own.
+    sqlx::query("DELETE FROM idempotency_keys WHERE key = 'run-key'").execute(&app.pool).await.unwrap();
+    let (status, second) = execute(b.clone()).await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(second["id"], first["id"], "not the first graph's run: {second}");
+    assert_eq!(second["graph_id"], b.as_str(), "{second}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
