@@ -134,6 +134,7 @@ impl App {
             projections,
             auth: Arc::new(verifier),
             consistency_timeout: config.consistency_timeout,
+            waits: crate::waits::Waits::new(config.waits_per_user),
             keys: Arc::default(),
             system_llm_key: config.outbound.openai_api_key.is_some(),
             files: Arc::new(routes::FileStore::new(config.file_storage_dir.clone(), config.max_upload_bytes)),

@@ -63,6 +63,9 @@ pub struct Config {
     pub body_limit: usize,
     /// How long a command waits for the projections it affects.
     pub consistency_timeout: Duration,
+    /// Requests of one caller that may wait for read models (or for a
+    /// duplicate keyed request) at once.
+    pub waits_per_user: usize,
     /// Runs this instance carries out at once.
     pub executor_workers: usize,
     /// Runs of one user carried out at once, across instances.
@@ -187,6 +190,11 @@ impl Config {
                 5000,
                 "CONSISTENCY_TIMEOUT_MS",
             )?),
+            waits_per_user: parse_num(
+                var("CONSISTENCY_WAITS_PER_USER"),
+                crate::waits::DEFAULT_WAITS_PER_USER,
+                "CONSISTENCY_WAITS_PER_USER",
+            )?,
             executor_workers: parse_num(var("EXECUTOR_WORKERS"), 10, "EXECUTOR_WORKERS")?,
             // AutoGPT's name first; ours, from before, still read.
             executor_per_user: match var("MAX_CONCURRENT_GRAPH_EXECUTIONS_PER_USER") {
@@ -255,6 +263,7 @@ impl Config {
             cors_origins: vec![],
             body_limit: DEFAULT_BODY_LIMIT,
             consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
+            waits_per_user: crate::waits::DEFAULT_WAITS_PER_USER,
             executor_workers: 10,
             executor_per_user: 25,
             quotas: domain::quota::QuotaLimits::default(),

@@ -144,14 +144,20 @@ async fn read_after(
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return next.run(request).await;
     }
-    let Some(raw) = request.headers().get(TOKEN_HEADER) else { return next.run(request).await };
-    match wait_for_token(&state, names, raw).await {
-        Ok(()) => next.run(request).await,
+    let Some(raw) = request.headers().get(TOKEN_HEADER).cloned() else { return next.run(request).await };
+    let (mut parts, body) = request.into_parts();
+    match wait_for_token(&state, names, &raw, &mut parts).await {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => e.into_response(),
     }
 }
 
-async fn wait_for_token(state: &AppState, names: &'static [&'static str], raw: &HeaderValue) -> ApiResult<()> {
+async fn wait_for_token(
+    state: &AppState,
+    names: &'static [&'static str],
+    raw: &HeaderValue,
+    parts: &mut axum::http::request::Parts,
+) -> ApiResult<()> {
     let token: ConsistencyToken = raw.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
         let input = json!(String::from_utf8_lossy(raw.as_bytes()));
         ApiError::unprocessable(
@@ -162,18 +168,21 @@ async fn wait_for_token(state: &AppState, names: &'static [&'static str], raw: &
     if state.projections.wait_for(names, token.0, Duration::ZERO).await?.is_empty() {
         return Ok(());
     }
-    // A token past every position the log has handed out was never
-    // answered by this server (forged, or from another one): waiting could
-    // not help, so say so at once.
-    let handed_out: Option<i64> =
-        sqlx::query_scalar("SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'position'))")
-            .fetch_one(state.pool())
-            .await?;
-    if token.0.position > handed_out.unwrap_or(0) {
+    // A token past every position or transaction the log has handed out
+    // was never answered by this server (forged, or from another one):
+    // waiting could not help, so say so at once.
+    let (handed_out, next_tx): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'position')), \
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint + (SELECT xid_offset FROM log_epoch)",
+    )
+    .fetch_one(state.pool())
+    .await?;
+    if token.0.position > handed_out.unwrap_or(0) || token.0.tx_id >= next_tx {
         return Err(ApiError::bad_request(
             "X-Consistency-Token is ahead of the event log: it was not issued by this server",
         ));
     }
+    let _waiting = state.waits.enter(caller_of(state, parts).await)?;
     let pending = state.projections.wait_for(names, token.0, state.consistency_timeout).await?;
     if pending.is_empty() {
         return Ok(());
@@ -185,4 +194,11 @@ async fn wait_for_token(state: &AppState, names: &'static [&'static str], raw: &
         format!("The read models ({}) have not reached the consistency token yet; retry shortly", pending.join(", ")),
     )
     .with_header(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1")))
+}
+
+/// Whose wait this is: the authenticated user, or one shared place for
+/// requests without a valid identity (their route answers 401 itself).
+pub(crate) async fn caller_of(state: &AppState, parts: &mut axum::http::request::Parts) -> uuid::Uuid {
+    use axum::extract::FromRequestParts;
+    crate::auth::AuthUser::from_request_parts(parts, state).await.map_or(uuid::Uuid::nil(), |u| u.user_id)
 }

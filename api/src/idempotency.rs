@@ -167,6 +167,8 @@ impl Record {
     async fn replay(&self, state: &AppState, fingerprint: &[u8]) -> ApiResult<Response> {
         let deadline = tokio::time::Instant::now() + state.consistency_timeout;
         let mut pause = Duration::from_millis(5);
+        // Waiting for the first to finish counts among the caller's waits.
+        let mut waiting = None;
         loop {
             let row = sqlx::query(
                 "SELECT fingerprint, status, headers, body FROM idempotency_keys \
@@ -193,6 +195,9 @@ impl Record {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(in_use());
+            }
+            if waiting.is_none() {
+                waiting = Some(state.waits.enter(self.user)?);
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(200));

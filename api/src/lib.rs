@@ -18,6 +18,7 @@ mod openapi;
 mod routes;
 pub mod sealer;
 pub mod state;
+pub mod waits;
 
 pub use app::App;
 pub use config::Config;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<Verifier>,
     /// How long a command waits for its projections.
     pub consistency_timeout: Duration,
+    /// The waits each caller may ask for at once.
+    pub waits: crate::waits::Waits,
     /// API keys verified by this process, and when their use was recorded.
     pub keys: Arc<crate::keys::KeyAuth>,
     /// The platform has its own key for the LLM blocks (`OPENAI_API_KEY`).

@@ -156,8 +156,57 @@ async fn a_token_ahead_of_the_log_is_a_400_at_once_not_a_stall() {
     let (status, body) = send(app.request(Method::GET, "/api/graphs", owner).header(TOKEN, &forged)).await;
     assert_eq!(status, 400, "{body}");
     assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    // A position the log has, in a transaction it has not yet had.
+    let (_, position) = real.rsplit_once('.').unwrap();
+    let forged = format!("1.7fffffffffff.{position}");
+    let started = std::time::Instant::now();
+    let (status, body) = send(app.request(Method::GET, "/api/graphs", owner).header(TOKEN, &forged)).await;
+    assert_eq!(status, 400, "a far-future transaction: {body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
     // The token a command gave is still honoured.
     let (status, _) = send(app.request(Method::GET, "/api/graphs", owner).header(TOKEN, &real)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_waits_for_read_models_only_so_many_times_at_once_and_others_are_not_affected() {
+    let app = spawn_app_with(|c| {
+        c.consistency_timeout = Duration::from_millis(1500);
+        c.waits_per_user = 2;
+    })
+    .await;
+    let (greedy, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let blocker = open_blocker().await;
+    let created = send_retrying(&app, Method::POST, "/api/graphs", greedy, &json!({"graph": sample_graph("w")})).await;
+    let token = header(&created, TOKEN).expect("a token the read models have not reached");
+    let held = |who: Uuid| {
+        let request = app.request(Method::GET, "/api/graphs", who).header(TOKEN, &token);
+        async move {
+            let response = request.send().await.expect("send");
+            let retry_after = header(&response, "retry-after");
+            (response.status().as_u16(), retry_after, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let started = std::time::Instant::now();
+    let (greedy_answers, other_answer) =
+        tokio::join!(futures_util::future::join_all((0..5).map(|_| held(greedy))), held(other));
+    release(blocker).await;
+    let mut statuses: Vec<u16> = greedy_answers.iter().map(|(s, _, _)| *s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [429, 429, 429, 503, 503], "two wait, the rest are refused: {greedy_answers:?}");
+    for (_, retry_after, body) in greedy_answers.iter().filter(|(s, _, _)| *s == 429) {
+        assert_error(body, "too_many_waits");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+    }
+    assert_eq!(other_answer.0, 503, "another caller still waits its turn: {other_answer:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "the waits were real: {:?}", started.elapsed());
+    let metrics = crate::support::admin_request(&app, Method::GET, "/metrics", Uuid::new_v4());
+    let text = metrics.send().await.expect("send").text().await.expect("text");
+    for name in ["api_waits_refused_total ", "api_waiting_requests "] {
+        assert!(text.contains(name), "no {name} in /metrics");
+    }
+    // Places come back: with the read models caught up, the caller reads.
+    let (status, _) = send(app.request(Method::GET, "/api/graphs", greedy).header(TOKEN, &token)).await;
     assert_eq!(status, 200);
 }
 
