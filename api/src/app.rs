@@ -157,7 +157,9 @@ impl App {
     /// Serve until `shutdown` resolves: finish in-flight requests, then stop
     /// the projectors after the batch each has in hand.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         self.stop.cancel();
         for worker in self.workers {
             if let Err(e) = worker.await {
@@ -185,8 +187,14 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .nest("/external-api/v1", routes::external(&state))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
-        .with_state(state);
-    http::layer(app, config)
+        .with_state(state.clone());
+    let limits = crate::limits::RateLimits::new(
+        config.rate_limit_per_user,
+        config.rate_limit_per_address,
+        state.auth,
+        state.keys,
+    );
+    http::layer(app.layer(axum::middleware::from_fn_with_state(limits, crate::limits::limit)), config)
 }
 
 /// The vault sealing credentials: under `ENCRYPTION_KEY` (older keys still

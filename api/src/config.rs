@@ -63,6 +63,11 @@ pub struct Config {
     pub body_limit: usize,
     /// How long a command waits for the projections it affects.
     pub consistency_timeout: Duration,
+    /// Requests a second each user may send (0: no limit).
+    pub rate_limit_per_user: u32,
+    /// Requests a second each client address may send without a known
+    /// identity (0: no limit).
+    pub rate_limit_per_address: u32,
     /// Requests of one caller that may wait for read models (or for a
     /// duplicate keyed request) at once.
     pub waits_per_user: usize,
@@ -190,6 +195,16 @@ impl Config {
                 5000,
                 "CONSISTENCY_TIMEOUT_MS",
             )?),
+            rate_limit_per_user: parse_num(
+                var("RATE_LIMIT_PER_USER"),
+                crate::limits::DEFAULT_PER_USER,
+                "RATE_LIMIT_PER_USER",
+            )?,
+            rate_limit_per_address: parse_num(
+                var("RATE_LIMIT_PER_ADDRESS"),
+                crate::limits::DEFAULT_PER_ADDRESS,
+                "RATE_LIMIT_PER_ADDRESS",
+            )?,
             waits_per_user: parse_num(
                 var("CONSISTENCY_WAITS_PER_USER"),
                 crate::waits::DEFAULT_WAITS_PER_USER,
@@ -263,6 +278,8 @@ impl Config {
             cors_origins: vec![],
             body_limit: DEFAULT_BODY_LIMIT,
             consistency_timeout: DEFAULT_CONSISTENCY_TIMEOUT,
+            rate_limit_per_user: crate::limits::DEFAULT_PER_USER,
+            rate_limit_per_address: crate::limits::DEFAULT_PER_ADDRESS,
             waits_per_user: crate::waits::DEFAULT_WAITS_PER_USER,
             executor_workers: 10,
             executor_per_user: 25,

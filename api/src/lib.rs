@@ -12,6 +12,7 @@ pub mod extract;
 mod http;
 pub mod idempotency;
 pub mod keys;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 mod openapi;

@@ -100,6 +100,7 @@ impl Modify for CommonResponses {
                     op.responses.responses.entry(status.to_owned()).or_insert_with(|| error_response(description));
                 };
                 add("401", "Not authenticated");
+                add("429", "Too many requests: the caller's rate limit (see Retry-After)");
                 add("422", "The request does not fit its schema");
                 if path.starts_with("/api/admin") || path == "/metrics" {
                     add("403", "Admin access required");

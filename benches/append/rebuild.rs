@@ -12,7 +12,8 @@
 //! every projection is rebuilt in turn with
 //! `Projections::begin_rebuild(..).run(..)` while 4 clients query the read
 //! model being rebuilt over HTTP as the template's user, where a route
-//! reads it (see [`ROUTES`]); each one's rate is printed.
+//! reads it (see [`ROUTES`]); each one's rate is printed
+//! (`BENCH_REBUILD_ONLY`, a comma list of names, rebuilds only those).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::measure::{caught_up, Stats};
-use crate::runs::{greeting, start};
+use crate::runs::{greeting, start, start_with};
 use crate::Res;
 
 /// The route that reads each projection during its rebuild, where one does.
@@ -64,11 +65,18 @@ pub async fn rebuild(url: &str, store: &PgEventStore) -> Res<Vec<Rebuilt>> {
     let started = Instant::now();
     let total = generate(store, &templates, wanted).await?;
     println!("    (r) log of {total} events made in {:.1} s", started.elapsed().as_secs_f64());
-    let (addr, auth, stop, server, state) = start(url, None).await?;
+    // The query clients loop without pause as one user, to measure latency
+    // during rebuilds, not to be throttled by that user's rate limit.
+    let (addr, auth, stop, server, state) = start_with(url, |c| c.rate_limit_per_user = 0).await?;
     caught_up(&state.projections, store, "(r)").await?;
     let token = crate::workload::token(&auth, user)?;
+    // `BENCH_REBUILD_ONLY=store,executions` rebuilds only those (profiling one).
+    let only = std::env::var("BENCH_REBUILD_ONLY").ok().filter(|v| !v.is_empty());
     let mut results = Vec::new();
     for name in state.projections.names() {
+        if only.as_deref().is_some_and(|only| !only.split(',').any(|n| n.trim() == name)) {
+            continue;
+        }
         let route = ROUTES.iter().find(|(n, _)| *n == name).map(|(_, route)| *route);
         let querying = Arc::new(AtomicBool::new(true));
         let clients: Vec<_> = route

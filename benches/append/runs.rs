@@ -101,19 +101,26 @@ impl Client {
     }
 }
 
-/// The real server on the bench's database (with NATS when `nats` is set).
-pub async fn start(
-    url: &str,
-    nats: Option<String>,
-) -> Res<(
+/// A server started by the bench: its address, token config, stop switch,
+/// task and state.
+pub type Started = (
     SocketAddr,
     AuthConfig,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
     api::state::AppState,
-)> {
+);
+
+/// The real server on the bench's database (with NATS when `nats` is set),
+/// with the default limits.
+pub async fn start(url: &str, nats: Option<String>) -> Res<Started> {
+    start_with(url, |config| config.nats_url = nats).await
+}
+
+/// The real server on the bench's database, configured by `adjust`.
+pub async fn start_with(url: &str, adjust: impl FnOnce(&mut Config)) -> Res<Started> {
     let mut config = Config::local(url, JWT_KEY);
-    config.nats_url = nats;
+    adjust(&mut config);
     let auth = config.auth.clone();
     let app = App::build(config).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));

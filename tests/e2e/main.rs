@@ -36,6 +36,7 @@ mod onboarding;
 mod order;
 mod projections;
 mod quotas;
+mod rate_limits;
 mod rebuild;
 mod reviews;
 mod schedules;

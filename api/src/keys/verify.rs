@@ -39,17 +39,22 @@ fn invalid() -> ApiError {
 }
 
 impl KeyAuth {
+    /// The id of the key `presented`, if this process has verified it
+    /// before (whether it is still active is the route's to check).
+    pub fn known(&self, presented: &str) -> Option<Uuid> {
+        let fingerprint = secret::fingerprint(presented);
+        self.verified.lock().ok().and_then(|m| m.get(&fingerprint).copied())
+    }
+
     /// The key `presented` is, as the log has it now, if it is a key of
     /// ours and still active; its use is recorded.
     pub async fn authenticate(&self, state: &AppState, presented: &str) -> ApiResult<(Uuid, ApiKey)> {
         if !secret::well_formed(presented) {
             return Err(invalid());
         }
-        let fingerprint = secret::fingerprint(presented);
-        let remembered = self.verified.lock().ok().and_then(|m| m.get(&fingerprint).copied());
-        let (key_id, key) = match remembered {
+        let (key_id, key) = match self.known(presented) {
             Some(id) => (id, state.commands.api_key(id).await?),
-            None => self.verify_slowly(state, presented, fingerprint).await?,
+            None => self.verify_slowly(state, presented, secret::fingerprint(presented)).await?,
         };
         match key.status {
             ApiKeyStatus::Active => {}
