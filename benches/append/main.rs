@@ -1,6 +1,7 @@
 //! Append throughput and latency, measured side by side in one run on one
 //! fresh database: `cargo bench --bench append` (arguments are ignored;
-//! `BENCH_PHASES=ad` runs only some phases, by letter, default all:
+//! `BENCH_PHASES=ad` runs only some phases, by letter, default all
+//! (`BENCH_KEEP_DATABASE=1` keeps the database afterwards, to profile):
 //! `abcCdefgxwsrv`, where `C` is c' and may also be written `c'`).
 //!
 //! Method. A database `autogpt_es_bench_<random>` is created on the Postgres
@@ -245,7 +246,12 @@ async fn main() -> Res<()> {
     report::header();
     let results = run_phases(&settings, &url, &pool).await;
     pool.close().await;
-    admin.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await?;
+    // `BENCH_KEEP_DATABASE=1` leaves it for profiling (the next run drops it).
+    if std::env::var("BENCH_KEEP_DATABASE").is_ok_and(|v| v == "1") {
+        println!("database {name} kept");
+    } else {
+        admin.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await?;
+    }
     report::summarize(&results?);
     Ok(())
 }

@@ -95,6 +95,14 @@ pub trait Projector: Send + Sync + 'static {
     fn bulk(&self, _batch: &[&RecordedEvent], _args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
         Ok(None)
     }
+    /// The fewest events it wants that a batch must hold for [`Self::bulk`]
+    /// to be asked at all; smaller (live) batches go event by event. The
+    /// runner counts once per batch: the stretches of a large batch between
+    /// declined events go as statements however short they are (counted
+    /// per stretch, a store rebuild went event by event between listings).
+    fn bulk_from(&self) -> usize {
+        1
+    }
 }
 
 /// A batch's leading events written as one statement; see [`Projector::bulk`].
@@ -157,7 +165,7 @@ pub trait StreamProjector: Send + Sync + 'static {
     /// Whether [`Self::bulk`] is worth trying (spares decoding batches twice).
     const BULK: bool = false;
     /// The fewest events of its own a batch needs for [`Self::bulk`] to be
-    /// asked (counted before decoding); smaller batches go event by event.
+    /// asked (counted before decoding); see [`Projector::bulk_from`].
     const BULK_FROM: usize = 1;
     /// The batch's decoded events as one statement, or its first `n` of
     /// them, answered as `(sql, n)`; see [`Projector::bulk`].
@@ -203,8 +211,12 @@ impl<P: StreamProjector> Projector for P {
         }
     }
 
+    fn bulk_from(&self) -> usize {
+        P::BULK_FROM
+    }
+
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
-        if !P::BULK || batch.iter().filter(|e| source_id::<P::Source>(e).is_some()).count() < P::BULK_FROM {
+        if !P::BULK {
             return Ok(None);
         }
         let mut events = Vec::with_capacity(batch.len());

@@ -216,10 +216,14 @@ impl Projections {
         conn: &mut PgConnection,
     ) -> Result<Applied, ProjectionError> {
         let Some(last) = batch.last().map(|e| e.borrow().global) else { return Ok(Applied::Done(from)) };
-        if !batch.iter().any(|e| projector.wants(e.borrow())) {
+        let wanted = batch.iter().filter(|e| projector.wants((*e).borrow())).count();
+        if wanted == 0 {
             return Ok(Applied::Skipped(last));
         }
         let events: Vec<&RecordedEvent> = batch.iter().map(Borrow::borrow).collect();
+        if wanted < projector.bulk_from() {
+            return self.apply_one_by_one(projector, from, &events, conn).await;
+        }
         let (mut from, mut rest) = (from, &events[..]);
         while let Some(end) = rest.last().map(|e| e.global) {
             let mut args = checkpoint_move_args(projector.name(), from, end)?;

@@ -74,9 +74,6 @@ impl Projector for StoreProjector {
     /// batch at a time; the first store event ends the statement (it goes
     /// event by event: a listing's row is recomputed from several tables).
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
-        if batch.iter().filter(|e| self.wants(e)).count() < BULK_FROM {
-            return Ok(None);
-        }
         let run_queued =
             |e: &RecordedEvent| e.event_type == "ExecutionQueued" && source_id::<GraphExecution>(e).is_some();
         let covered = batch.iter().position(|e| self.wants(e) && !run_queued(e)).unwrap_or(batch.len());
@@ -93,6 +90,10 @@ impl Projector for StoreProjector {
         }
         bind(args, graphs)?;
         Ok(Some(Bulk { sql: RUNS_QUEUED, covered }))
+    }
+
+    fn bulk_from(&self) -> usize {
+        BULK_FROM
     }
 
     fn handle<'a>(
