@@ -106,6 +106,7 @@ impl App {
                 workers: config.executor_workers,
                 per_user: config.executor_per_user,
                 lease: config.executor_lease,
+                max_node_starts: config.executor_max_node_starts,
                 ..ExecutorConfig::default()
             },
         )

@@ -80,6 +80,9 @@ pub struct Config {
     /// How long a worker holds a run without renewing before another takes
     /// it over.
     pub executor_lease: Duration,
+    /// Starts after which a node that never ended (its process went away
+    /// each time) is failed rather than started again.
+    pub executor_max_node_starts: u32,
     /// Starting credits and the per-count charge of node executions.
     pub credits: domain::credit::CreditRules,
     /// Pushes a WebSocket client may fall behind before it is cut off
@@ -226,6 +229,7 @@ impl Config {
                 }
             },
             executor_lease: Duration::from_millis(parse_num(var("EXECUTOR_LEASE_MS"), 15_000, "EXECUTOR_LEASE_MS")?),
+            executor_max_node_starts: parse_num(var("EXECUTOR_MAX_NODE_STARTS"), 3, "EXECUTOR_MAX_NODE_STARTS")?,
             db_pool_size: parse_num(var("DB_POOL_SIZE"), 32, "DB_POOL_SIZE")?,
             ws_buffer: parse_num(var("WS_BUFFER"), crate::live::bus::CAPACITY, "WS_BUFFER")?.max(1),
             scheduler_enabled: parse_flag(var("SCHEDULER_ENABLED"), true, "SCHEDULER_ENABLED")?,
@@ -285,6 +289,7 @@ impl Config {
             executor_per_user: 25,
             quotas: domain::quota::QuotaLimits::default(),
             executor_lease: Duration::from_secs(15),
+            executor_max_node_starts: 3,
             credits: domain::credit::CreditRules::default(),
             db_pool_size: 32,
             ws_buffer: crate::live::bus::CAPACITY,

@@ -52,6 +52,10 @@ pub struct ExecutorConfig {
     /// How long a worker's hold on a run lasts without renewal: after it,
     /// another worker takes the run over (renewed every third of it).
     pub lease: Duration,
+    /// How many times a node execution may begin to run without ending (its
+    /// process went away each time) before it is failed instead of started
+    /// again: a node that takes the process down must not do so forever.
+    pub max_node_starts: u32,
 }
 
 impl Default for ExecutorConfig {
@@ -62,6 +66,7 @@ impl Default for ExecutorConfig {
             poll: Duration::from_millis(250),
             worker_id: format!("worker-{}", Uuid::new_v4().simple()),
             lease: Duration::from_secs(15),
+            max_node_starts: 3,
         }
     }
 }
@@ -230,7 +235,13 @@ impl Executor {
                 }
             })
         };
-        let worker = worker::Worker { commands: &self.commands, worker_id: me, stop: &held, outside: &self.outside };
+        let worker = worker::Worker {
+            commands: &self.commands,
+            worker_id: me,
+            stop: &held,
+            outside: &self.outside,
+            max_starts: self.config.max_node_starts,
+        };
         let result = worker.run(execution_id, takeover).await.map_err(|e| e.to_string());
         let lost = held.is_cancelled() && !stop.is_cancelled();
         held.cancel();

@@ -58,6 +58,8 @@ pub(crate) struct Worker<'a> {
     pub worker_id: &'a str,
     pub stop: &'a CancellationToken,
     pub outside: &'a Outside,
+    /// Starts after which a node that never ended is failed, not started.
+    pub max_starts: u32,
 }
 
 impl Worker<'_> {
@@ -117,6 +119,15 @@ impl Worker<'_> {
                 .collect();
             let mut moved = false;
             for (node_exec_id, block_id, input) in ready {
+                let mut working = state.clone();
+                if let Some(failed) =
+                    engine::give_up_on(&graph, &mut working, node_exec_id, self.max_starts, Utc::now())
+                {
+                    tracing::warn!(%execution_id, %node_exec_id, "a node whose runs kept stopping the process is failed");
+                    self.append(&mut state, &mut version, failed).await?;
+                    moved = true;
+                    break;
+                }
                 if let Some(refused) = self.charge(&state, node_exec_id, &block_id, &input).await? {
                     self.refuse(&mut state, &mut version, node_exec_id, refused).await?;
                     moved = true;
@@ -353,18 +364,11 @@ fn decide_report(
             working.evolve(&event);
             vec![event]
         }
-        Report::Done { node_exec_id, error } => {
-            let mut events = Vec::new();
-            let status = match error {
-                Some(error) => {
-                    let value = Value::String(error.clone());
-                    events.extend(engine::record_output(graph, working, *node_exec_id, "error", value, at));
-                    ExecutionStatus::Failed
-                }
-                None => ExecutionStatus::Completed,
-            };
-            events.extend(engine::end_node(working, *node_exec_id, status, at));
-            events
+        Report::Done { node_exec_id, error: Some(error) } => {
+            engine::fail_node(graph, working, *node_exec_id, error.clone(), at)
+        }
+        Report::Done { node_exec_id, error: None } => {
+            engine::end_node(working, *node_exec_id, ExecutionStatus::Completed, at)
         }
     }
 }

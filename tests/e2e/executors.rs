@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::{blocks, echo_graph, fresh_database, serve, spawn_app, spawn_app_on, spawn_app_with, TestApp};
 
-const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
+pub(crate) const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
 use crate::support::{id_of, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,8 +77,8 @@ async fn two_instances_run_each_of_200_runs_exactly_once() {
     assert_eq!(outputs["pagination"]["total_items"], 25);
 }
 
-/// Events of one type in the log of one node execution.
-async fn starts_of(app: &TestApp, node_exec_id: &str) -> i64 {
+/// How many times a node execution began to run, as the log has it.
+pub(crate) async fn starts_of(app: &TestApp, node_exec_id: &str) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE event_type = 'NodeExecutionStarted' AND data->>'node_exec_id' = $1",
     )
@@ -88,6 +88,22 @@ async fn starts_of(app: &TestApp, node_exec_id: &str) -> i64 {
     .unwrap()
 }
 
+/// A value stored, a countdown of `seconds` on it, then the output `done`.
+pub(crate) fn slow_graph(seconds: u64) -> serde_json::Value {
+    json!({
+        "name": "slow", "description": "",
+        "nodes": [
+            {"id": "s", "block_id": blocks::STORE_VALUE, "input_default": {"input": "x"}},
+            {"id": "t", "block_id": COUNTDOWN, "input_default": {"seconds": seconds}},
+            {"id": "o", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "done"}}
+        ],
+        "links": [
+            {"source_id": "s", "sink_id": "t", "source_name": "output", "sink_name": "input_message"},
+            {"source_id": "t", "sink_id": "o", "source_name": "output_message", "sink_name": "value"}
+        ]
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_finished_nodes() {
     let url = fresh_database().await;
@@ -95,19 +111,7 @@ async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_fi
     let mut first = serve(&url, &lease);
     let a = TestApp::at(first.port, url.clone()).await;
     let owner = user();
-    let graph = json!({
-        "name": "slow", "description": "",
-        "nodes": [
-            {"id": "s", "block_id": blocks::STORE_VALUE, "input_default": {"input": "x"}},
-            {"id": "t", "block_id": COUNTDOWN, "input_default": {"seconds": 2}},
-            {"id": "o", "block_id": blocks::AGENT_OUTPUT, "input_default": {"name": "done"}}
-        ],
-        "links": [
-            {"source_id": "s", "sink_id": "t", "source_name": "output", "sink_name": "input_message"},
-            {"source_id": "t", "sink_id": "o", "source_name": "output_message", "sink_name": "value"}
-        ]
-    });
-    let graph_id = id_of(&a.create_graph(owner, graph).await);
+    let graph_id = id_of(&a.create_graph(owner, slow_graph(2)).await);
     let (status, queued) = a.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({})).await;
     assert_eq!(status, 200, "{queued}");
     let run_id = queued["id"].as_str().unwrap().to_owned();

@@ -34,6 +34,7 @@ mod limits;
 mod metrics;
 mod onboarding;
 mod order;
+mod poison;
 mod projections;
 mod quotas;
 mod rate_limits;

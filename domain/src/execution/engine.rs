@@ -288,6 +288,41 @@ pub fn record_output(
     step.events
 }
 
+/// A running node failed with `error`: the error is its `error` output
+/// (delivered along links from that pin, as any output) and it ends FAILED.
+pub fn fail_node(
+    graph: &GraphVersion,
+    state: &mut GraphExecution,
+    node_exec_id: Uuid,
+    error: String,
+    at: DateTime<Utc>,
+) -> Vec<ExecutionEvent> {
+    let mut events = record_output(graph, state, node_exec_id, "error", Value::String(error), at);
+    events.extend(end_node(state, node_exec_id, ExecutionStatus::Failed, at));
+    events
+}
+
+/// A queued node execution that began to run `max_starts` times and never
+/// ended: each time, the process running it went away (a crash, a kill, a
+/// block that takes the process down). Starting it again would take the
+/// next worker down too, so it fails instead, and the run goes on as after
+/// any failed node.
+pub fn give_up_on(
+    graph: &GraphVersion,
+    state: &mut GraphExecution,
+    node_exec_id: Uuid,
+    max_starts: u32,
+    at: DateTime<Utc>,
+) -> Option<Vec<ExecutionEvent>> {
+    let node = state.node_execution(node_exec_id)?;
+    if node.status != ExecutionStatus::Queued || node.starts < max_starts {
+        return None;
+    }
+    let error = format!("the process stopped {} times while running this node", node.starts);
+    // Not started again: a fourth start would be one more than it had.
+    Some(fail_node(graph, state, node_exec_id, error, at))
+}
+
 /// A node execution ended; when nothing is queued or running any more, the
 /// run is COMPLETED too (a failed node does not fail the run).
 pub fn end_node(

@@ -47,6 +47,9 @@ pub struct NodeExecution {
     pub answers: Vec<Value>,
     /// The review it waits for, while in REVIEW.
     pub review: Option<review::PendingReview>,
+    /// How many times it began to run: more than once only when the worker
+    /// running it went away and another took the run over.
+    pub starts: u32,
 }
 
 /// What a node's model calls cost, from the answers it got:
@@ -81,6 +84,7 @@ impl NodeExecution {
             end_time: None,
             answers: Vec::new(),
             review: None,
+            starts: 0,
         }
     }
 }
@@ -234,6 +238,7 @@ impl Aggregate for GraphExecution {
                 if let Some(exec) = self.node_execution_mut(*node_exec_id) {
                     exec.status = ExecutionStatus::Running;
                     exec.start_time = Some(*at);
+                    exec.starts += 1;
                 }
             }
             ExecutionEvent::NodeOutputProduced { node_exec_id, pin, value, .. } => {
