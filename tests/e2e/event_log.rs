@@ -240,5 +240,11 @@ async fn streams_read_back_in_version_order_with_metadata() {
     assert_eq!(read[2].metadata, other.metadata);
     assert_eq!(read[0].event_id, e.event_id);
     assert_eq!(store.read_stream("s-1", 3).await.unwrap().len(), 1);
+    // The head is what readers may see: below the cluster's oldest open
+    // transaction, which another test's may hold back for a moment.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.head().await.unwrap() != read[3].global && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(store.head().await.unwrap(), read[3].global);
 }
