@@ -119,14 +119,7 @@ impl Worker<'_> {
                 .collect();
             let mut moved = false;
             for (node_exec_id, block_id, input) in ready {
-                // Looked at before copying the state: nearly every node has
-                // begun at most once.
-                let worn_out = state.node_execution(node_exec_id).is_some_and(|n| n.starts >= self.max_starts);
-                let failed = match worn_out {
-                    true => engine::give_up_on(&graph, &mut state.clone(), node_exec_id, self.max_starts, Utc::now()),
-                    false => None,
-                };
-                if let Some(failed) = failed {
+                if let Some(failed) = engine::give_up_on(&graph, &state, node_exec_id, self.max_starts, Utc::now()) {
                     tracing::warn!(%execution_id, %node_exec_id, "a node whose runs kept stopping the process is failed");
                     self.append(&mut state, &mut version, failed).await?;
                     moved = true;

@@ -309,7 +309,7 @@ pub fn fail_node(
 /// any failed node.
 pub fn give_up_on(
     graph: &GraphVersion,
-    state: &mut GraphExecution,
+    state: &GraphExecution,
     node_exec_id: Uuid,
     max_starts: u32,
     at: DateTime<Utc>,
@@ -319,8 +319,9 @@ pub fn give_up_on(
         return None;
     }
     let error = format!("the process stopped {} times while running this node", node.starts);
-    // Not started again: a fourth start would be one more than it had.
-    Some(fail_node(graph, state, node_exec_id, error, at))
+    // Not started again: a fourth start would be one more than it had. The
+    // state is copied only here: nearly every node has begun at most once.
+    Some(fail_node(graph, &mut state.clone(), node_exec_id, error, at))
 }
 
 /// A node execution ended; when nothing is queued or running any more, the
