@@ -67,23 +67,21 @@ impl Projector for StoreProjector {
         source_id::<StoreListing>(event).is_some()
             || source_id::<StoreProfile>(event).is_some()
             || source_id::<StoreReview>(event).is_some()
-            || (event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some())
+            || is_run_queued(event)
     }
 
     /// Runs queued, by far the most of what the store reads, are counted a
     /// batch at a time; the first store event ends the statement (it goes
     /// event by event: a listing's row is recomputed from several tables).
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
-        let run_queued =
-            |e: &RecordedEvent| e.event_type == "ExecutionQueued" && source_id::<GraphExecution>(e).is_some();
-        let covered = batch.iter().position(|e| self.wants(e) && !run_queued(e)).unwrap_or(batch.len());
+        let covered = batch.iter().position(|e| self.wants(e) && !is_run_queued(e)).unwrap_or(batch.len());
         // Cut short, the runner asks again for the events before the cut:
         // only the statement it runs is worth decoding for.
         if covered < batch.len() {
             return Ok(Some(Bulk { sql: RUNS_QUEUED, covered }));
         }
         let mut graphs = Vec::new();
-        for event in batch.iter().filter(|e| run_queued(e)) {
+        for event in batch.iter().filter(|e| is_run_queued(e)) {
             if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
                 graphs.push(graph_id);
             }
@@ -108,7 +106,7 @@ impl Projector for StoreProjector {
                 profile_updated(decode::<StoreProfile>(event)?, conn).await?;
             } else if source_id::<StoreReview>(event).is_some() {
                 review_submitted(decode::<StoreReview>(event)?, conn).await?;
-            } else if event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some() {
+            } else if is_run_queued(event) {
                 if let ExecutionEvent::ExecutionQueued { graph_id, .. } = decode::<GraphExecution>(event)? {
                     run_queued(graph_id, conn).await?;
                 }
@@ -116,6 +114,11 @@ impl Projector for StoreProjector {
             Ok(())
         })
     }
+}
+
+/// A run queued: of a run's events, the only one the store counts.
+fn is_run_queued(event: &RecordedEvent) -> bool {
+    event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some()
 }
 
 async fn listing_changed(id: Uuid, event: StoreListingEvent, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
