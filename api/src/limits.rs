@@ -19,7 +19,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
 
-use crate::auth::Verifier;
+use crate::auth::{VerifiedClaims, Verifier};
 use crate::error::ApiError;
 use crate::keys::KeyAuth;
 
@@ -67,15 +67,21 @@ impl RateLimits {
     /// bearer token is checked here (cheaply; the route checks it again),
     /// an API key counts as its own only once verified, since anyone can
     /// make up new keys to get new allowances.
-    fn caller_of(&self, request: &Request) -> Caller {
+    /// A verified token's claims are kept in the request for its route.
+    fn caller_of(&self, request: &mut Request) -> Caller {
         let headers = request.headers();
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
-        if let Some(user) = bearer.and_then(|t| self.verifier.verify(t.trim()).ok()).and_then(|c| c.sub.parse().ok()) {
-            return Caller::User(user);
+        if let Some(claims) = bearer.and_then(|t| self.verifier.verify(t.trim()).ok()) {
+            let user = claims.sub.parse().ok();
+            request.extensions_mut().insert(VerifiedClaims(claims));
+            if let Some(user) = user {
+                return Caller::User(user);
+            }
         }
+        let headers = request.headers();
         let key = headers.get(crate::keys::HEADER).and_then(|h| h.to_str().ok());
         if let Some(key_id) = key.and_then(|k| self.keys.known(k)) {
             return Caller::ApiKey(key_id);
@@ -86,8 +92,8 @@ impl RateLimits {
 }
 
 /// The middleware: count the request against its caller, or refuse it.
-pub async fn limit(State(limits): State<RateLimits>, request: Request, next: Next) -> Response {
-    let caller = limits.caller_of(&request);
+pub async fn limit(State(limits): State<RateLimits>, mut request: Request, next: Next) -> Response {
+    let caller = limits.caller_of(&mut request);
     let (limiter, by) = match caller {
         Caller::Address(_) => (&limits.addresses, "address"),
         _ => (&limits.users, "user"),
