@@ -3,11 +3,11 @@
 //! A key names one request of a user: it is bound to a fingerprint of the
 //! route (method and path with its ids, `/api/v1` read as `/api`) and the
 //! body, so reusing it anywhere else is refused like reusing it with
-//! another body. The first
-//! request with a key claims it and runs; its response (status, body, the
-//! headers that matter) is kept. The same key with the same body is answered
-//! that response, even if deciding anew would now differ; with another body,
-//! `422 idempotency_key_reused`, as on another route; while the first is still running, a
+//! another body. The first request with a key claims it and runs; its
+//! response (status, body, the headers that matter) is kept. The same key
+//! with the same body is answered that response, even if deciding anew
+//! would now differ; with another body or on another route,
+//! `422 idempotency_key_reused`; while the first is still running, a
 //! duplicate waits for it (up to the consistency timeout), then `409`. A
 //! request that failed with a 5xx or a conflict releases its key, so it can
 //! be retried. Once the handler has run, its answer is the answer: a record
