@@ -15,6 +15,7 @@ pub mod net;
 pub mod outside;
 pub mod sandbox;
 pub mod scheduler;
+mod task;
 mod template;
 mod worker;
 

@@ -9,20 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::services::{Charged, Commands};
+use commands::services::{Commands, NodeCharge, StepOutcome};
 use commands::{CommandError, PgEventStore};
 use domain::aggregate::Aggregate;
 use domain::credit::Usage;
 use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::blocks::{self, BlockContext, Effect, Step};
+use crate::blocks::{BlockContext, Effect};
 use crate::outside::Outside;
-use crate::MAX_REQUESTS;
+use crate::task::{fail_on_panic, BlockTask, Report};
 
 /// How often a worker with blocks running looks whether its run was
 /// stopped.
@@ -62,6 +61,18 @@ pub(crate) struct Worker<'a> {
     pub max_starts: u32,
 }
 
+/// The blocks a worker has running, and what starting another needs.
+struct Running {
+    /// Node executions whose blocks run now.
+    in_flight: HashSet<Uuid>,
+    /// Where their tasks report.
+    reports: mpsc::Sender<Report>,
+    /// Stops them all.
+    stop: CancellationToken,
+    /// The user's chosen timezone, for clock blocks.
+    user_timezone: Option<String>,
+}
+
 impl Worker<'_> {
     /// Claim the run (or take it over from a silent worker) and run it to
     /// its end.
@@ -73,29 +84,37 @@ impl Worker<'_> {
             engine::claim(&state, self.worker_id, Utc::now())
         };
         let Some(claim) = claim else { return Ok(Finished::NotClaimed) };
-        match self.commands.append_run_step(&state, version, std::slice::from_ref(&claim)).await {
-            Ok(v) => version = v,
-            Err(CommandError::Conflict) => return Ok(Finished::NotClaimed),
-            Err(e) => return Err(e),
-        }
-        state.evolve(&claim);
-        if takeover {
-            tracing::info!(%execution_id, worker = self.worker_id, "took over a run whose worker went silent");
-        }
-        let Some(graph) = self.commands.graph_of_run(&state).await? else {
-            let events = engine::end_run(
-                &mut state,
+        // Read before the claim, so the claim goes in one append with the
+        // starts of the nodes it finds queued.
+        let graph = self.commands.graph_of_run(&state).await?;
+        let mut working = state.clone();
+        working.evolve(&claim);
+        let Some(graph) = graph else {
+            let mut events = vec![claim];
+            events.extend(engine::end_run(
+                &mut working,
                 ExecutionStatus::Failed,
                 Some("Graph version not found".into()),
                 Utc::now(),
-            );
-            self.commands.append_run_step(&state, version, &events).await?;
+            ));
+            if !self.append(&mut state, &mut version, events).await? {
+                return Ok(Finished::NotClaimed);
+            }
             return Ok(Finished::Ended(ExecutionStatus::Failed));
         };
-        let user_timezone = self.commands.user_timezone(state.user_id).await?;
         let (reports, mut inbox) = mpsc::channel::<Report>(64);
-        let blocks_stop = self.stop.child_token();
-        let mut in_flight: HashSet<Uuid> = HashSet::new();
+        let mut running = Running {
+            in_flight: HashSet::new(),
+            reports,
+            stop: self.stop.child_token(),
+            user_timezone: self.commands.user_timezone(state.user_id).await?,
+        };
+        if !self.advance(&graph, &mut state, &mut version, working, vec![claim], &mut running).await? {
+            return Ok(Finished::NotClaimed);
+        }
+        if takeover {
+            tracing::info!(%execution_id, worker = self.worker_id, "took over a run whose worker went silent");
+        }
         let finished = loop {
             if let Some(status) = state.status.filter(|s| s.is_final()) {
                 break Finished::Ended(status);
@@ -109,55 +128,12 @@ impl Worker<'_> {
             if self.stop.is_cancelled() {
                 break Finished::Interrupted;
             }
-            // Every queued node execution starts as soon as it is queued.
-            let ready: Vec<(Uuid, String, Map<String, Value>)> = state
-                .node_executions
-                .iter()
-                .filter(|n| n.status == ExecutionStatus::Queued && !in_flight.contains(&n.node_exec_id))
-                .take(MAX_PARALLEL_NODES.saturating_sub(in_flight.len()))
-                .map(|n| (n.node_exec_id, n.block_id.clone(), n.input_data.clone()))
-                .collect();
-            let mut moved = false;
-            for (node_exec_id, block_id, input) in ready {
-                if let Some(failed) = engine::give_up_on(&graph, &state, node_exec_id, self.max_starts, Utc::now()) {
-                    tracing::warn!(%execution_id, %node_exec_id, "a node whose runs kept stopping the process is failed");
-                    self.append(&mut state, &mut version, failed).await?;
-                    moved = true;
-                    break;
-                }
-                if let Some(refused) = self.charge(&state, node_exec_id, &block_id, &input).await? {
-                    self.refuse(&mut state, &mut version, node_exec_id, refused).await?;
-                    moved = true;
-                    break;
-                }
-                let started = engine::start_node(&mut state.clone(), node_exec_id, Utc::now());
-                if !self.append(&mut state, &mut version, started).await? {
-                    moved = true;
-                    break;
-                }
-                in_flight.insert(node_exec_id);
-                let ctx = BlockContext {
-                    user_id: state.user_id,
-                    execution_id,
-                    graph_id: state.graph_id,
-                    node_exec_id,
-                    user_timezone: user_timezone.clone(),
-                    now: Utc::now(),
-                };
-                let task = BlockTask {
-                    commands: self.commands.clone(),
-                    outside: self.outside.clone(),
-                    reports: reports.clone(),
-                    stop: blocks_stop.clone(),
-                };
-                let answers = state.node_execution(node_exec_id).map(|n| n.answers.clone()).unwrap_or_default();
-                let running = tokio::spawn(task.run(block_id.clone(), input, ctx, answers));
-                tokio::spawn(fail_on_panic(running, reports.clone(), node_exec_id, block_id));
-            }
-            if moved {
+            if startable(&state, &running.in_flight).next().is_some() {
+                let working = state.clone();
+                self.advance(&graph, &mut state, &mut version, working, Vec::new(), &mut running).await?;
                 continue;
             }
-            if in_flight.is_empty() {
+            if running.in_flight.is_empty() {
                 // Nothing queued or running: the run is over, or waits for
                 // its reviews.
                 let now = Utc::now();
@@ -181,10 +157,10 @@ impl Worker<'_> {
                     }
                     for report in &reports {
                         if let Report::Done { node_exec_id, .. } | Report::Review { node_exec_id, .. } = report {
-                            in_flight.remove(node_exec_id);
+                            running.in_flight.remove(node_exec_id);
                         }
                     }
-                    self.record(&graph, &mut state, &mut version, &reports).await?;
+                    self.record(&graph, &mut state, &mut version, &reports, &mut running).await?;
                 }
                 // While blocks run (or wait), look whether the run was stopped.
                 _ = tokio::time::sleep(STOP_CHECK) => {
@@ -193,20 +169,21 @@ impl Worker<'_> {
                 _ = self.stop.cancelled() => {}
             }
         };
-        blocks_stop.cancel();
+        running.stop.cancel();
         Ok(finished)
     }
 
     /// Append what the blocks reported, in order, decided against the run as
-    /// it is now; when another writer moved the stream first (a stop, a
-    /// share), decide again on the reloaded run, or drop the reports if the
-    /// run has ended.
+    /// it is now, with the starts of the nodes they queued; when another
+    /// writer moved the stream first (a stop, a share), decide again on the
+    /// reloaded run, or drop the reports if the run has ended.
     async fn record(
         &self,
         graph: &domain::graph::GraphVersion,
         state: &mut GraphExecution,
         version: &mut i64,
         reports: &[Report],
+        running: &mut Running,
     ) -> Result<(), CommandError> {
         for _ in 0..MAX_REDECIDE {
             if state.status.is_some_and(ExecutionStatus::is_final) {
@@ -214,16 +191,110 @@ impl Worker<'_> {
             }
             let mut working = state.clone();
             let at = Utc::now();
-            let mut events: Vec<ExecutionEvent> =
+            let events: Vec<ExecutionEvent> =
                 reports.iter().flat_map(|report| decide_report(graph, &mut working, report, at)).collect();
-            // A run these reports leave with nothing queued or running ends
-            // (or pauses for its reviews) in the same append: one commit less.
-            events.extend(engine::settle(&working, at));
-            if self.append(state, version, events).await? {
+            if self.advance(graph, state, version, working, events, running).await? {
                 return Ok(());
             }
         }
         Err(CommandError::Conflict)
+    }
+
+    /// Append `decided` (events decided on `state`, which leave it as
+    /// `working`) together with the starts of every node execution then
+    /// queued and not running, each charged in the same transaction the
+    /// first time it starts, and the run's end or pause when nothing is left;
+    /// then start their blocks. One commit carries a node's outputs, the
+    /// starts of the nodes they fed, and their charges. False when another
+    /// writer moved the run first: nothing was appended, and `state` holds
+    /// what it wrote.
+    async fn advance(
+        &self,
+        graph: &domain::graph::GraphVersion,
+        state: &mut GraphExecution,
+        version: &mut i64,
+        mut working: GraphExecution,
+        mut events: Vec<ExecutionEvent>,
+        running: &mut Running,
+    ) -> Result<bool, CommandError> {
+        let decided = events.len();
+        let at = Utc::now();
+        let ready: Vec<Uuid> = startable(&working, &running.in_flight).collect();
+        let mut charges = Vec::new();
+        let mut started = Vec::new();
+        for node_exec_id in ready {
+            if let Some(failed) = engine::give_up_on(graph, &working, node_exec_id, self.max_starts, at) {
+                tracing::warn!(%node_exec_id, "a node whose runs kept stopping the process is failed");
+                for event in &failed {
+                    working.evolve(event);
+                }
+                events.extend(failed);
+                continue;
+            }
+            let Some(node) = working.node_execution(node_exec_id) else { continue };
+            let (block_id, input) = (node.block_id.clone(), node.input_data.clone());
+            // A node that began before was charged in the append that began
+            // it: a takeover or a review's answer starts it again for free.
+            if node.starts == 0 {
+                charges.push(charge_of(&working, node_exec_id, &block_id, &input));
+            }
+            events.extend(engine::start_node(&mut working, node_exec_id, at));
+            started.push((node_exec_id, block_id, input));
+        }
+        events.extend(engine::settle(&working, at));
+        match self.commands.append_charged_run_step(state, *version, &events, &charges).await? {
+            StepOutcome::Appended(next) => {
+                *state = working;
+                *version = next;
+            }
+            StepOutcome::Moved => {
+                self.commands.catch_up_execution(state, version).await?;
+                return Ok(false);
+            }
+            // Record what was decided without the starts; the refused node
+            // is refused on its own next, with nothing else in its append.
+            StepOutcome::Refused { .. } if decided > 0 => {
+                events.truncate(decided);
+                return self.append(state, version, events).await;
+            }
+            StepOutcome::Refused { node_exec_id, error } => {
+                self.refuse(state, version, node_exec_id, error.to_string()).await?;
+                return Ok(true);
+            }
+        }
+        for (node_exec_id, block_id, input) in started {
+            self.launch(state, running, node_exec_id, block_id, input);
+        }
+        Ok(true)
+    }
+
+    /// Run a started node's block in a task of its own.
+    fn launch(
+        &self,
+        state: &GraphExecution,
+        running: &mut Running,
+        node_exec_id: Uuid,
+        block_id: String,
+        input: Map<String, Value>,
+    ) {
+        running.in_flight.insert(node_exec_id);
+        let ctx = BlockContext {
+            user_id: state.user_id,
+            execution_id: state.id.unwrap_or_default(),
+            graph_id: state.graph_id,
+            node_exec_id,
+            user_timezone: running.user_timezone.clone(),
+            now: Utc::now(),
+        };
+        let task = BlockTask {
+            commands: self.commands.clone(),
+            outside: self.outside.clone(),
+            reports: running.reports.clone(),
+            stop: running.stop.clone(),
+        };
+        let answers = state.node_execution(node_exec_id).map(|n| n.answers.clone()).unwrap_or_default();
+        let task = tokio::spawn(task.run(block_id.clone(), input, ctx, answers));
+        tokio::spawn(fail_on_panic(task, running.reports.clone(), node_exec_id, block_id));
     }
 
     /// The charge was refused: AutoGPT fails the node with the error and
@@ -254,30 +325,6 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Charge the node execution before it runs; the refusal's text when
-    /// the user's balance does not cover it.
-    async fn charge(
-        &self,
-        state: &GraphExecution,
-        node_exec_id: Uuid,
-        block_id: &str,
-        input: &serde_json::Map<String, Value>,
-    ) -> Result<Option<String>, CommandError> {
-        let node_id = state.node_execution(node_exec_id).map(|n| n.node_id.clone()).unwrap_or_default();
-        let usage = Usage {
-            graph_exec_id: state.id.unwrap_or_default(),
-            graph_id: state.graph_id,
-            node_exec_id,
-            node_id,
-            block_id: block_id.to_owned(),
-        };
-        let cost = domain::blocks::find(block_id).map_or(0, |b| b.run_cost(input));
-        Ok(match self.commands.charge_node(state.user_id, cost, usage).await? {
-            Charged::Paid(_) => None,
-            Charged::Refused(refused) => Some(refused.to_string()),
-        })
-    }
-
     /// Append `events` at `version` and fold them into `state`; when
     /// another writer moved the stream first (a stop, a share), fold in
     /// what it wrote instead and answer false, so the caller decides again.
@@ -304,17 +351,30 @@ impl Worker<'_> {
     }
 }
 
-/// Postgres text cannot hold NUL: a block output carrying one would stall
-/// every projector copying it, so it becomes U+FFFD.
-fn without_nul(value: Value) -> Value {
-    match value {
-        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{FFFD}")),
-        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v))).collect())
-        }
-        other => other,
-    }
+/// The node executions of `state` to start now: queued, not running here,
+/// as many as there is room for.
+fn startable<'a>(state: &'a GraphExecution, in_flight: &'a HashSet<Uuid>) -> impl Iterator<Item = Uuid> + 'a {
+    state
+        .node_executions
+        .iter()
+        .filter(|n| n.status == ExecutionStatus::Queued && !in_flight.contains(&n.node_exec_id))
+        .take(MAX_PARALLEL_NODES.saturating_sub(in_flight.len()))
+        .map(|n| n.node_exec_id)
+}
+
+/// What a node execution is charged when it first starts: its block's cost
+/// for its input.
+fn charge_of(state: &GraphExecution, node_exec_id: Uuid, block_id: &str, input: &Map<String, Value>) -> NodeCharge {
+    let node_id = state.node_execution(node_exec_id).map(|n| n.node_id.clone()).unwrap_or_default();
+    let usage = Usage {
+        graph_exec_id: state.id.unwrap_or_default(),
+        graph_id: state.graph_id,
+        node_exec_id,
+        node_id,
+        block_id: block_id.to_owned(),
+    };
+    let block_cost = domain::blocks::find(block_id).map_or(0, |b| b.run_cost(input));
+    NodeCharge { usage, block_cost }
 }
 
 /// The events one report decides, folded into `working` as they are.
@@ -367,198 +427,5 @@ fn decide_report(
         Report::Done { node_exec_id, error: None } => {
             engine::end_node(working, *node_exec_id, ExecutionStatus::Completed, at)
         }
-    }
-}
-
-/// A block task that panicked outside the block's pure code (which
-/// `blocks::run_turn` guards) would never report its end, and its node would
-/// stay in flight for ever, holding the run open: end the node FAILED
-/// instead, as AutoGPT fails a node whose block raised.
-async fn fail_on_panic(running: JoinHandle<()>, reports: mpsc::Sender<Report>, node_exec_id: Uuid, block_id: String) {
-    let Err(failure) = running.await else { return };
-    if !failure.is_panic() {
-        return;
-    }
-    let message = blocks::panic_message(failure.into_panic().as_ref());
-    tracing::error!(%node_exec_id, block_id, %message, "a block's task panicked");
-    let error = Some(blocks::block_error(&block_id, &message));
-    let _ = reports.send(Report::Done { node_exec_id, error }).await;
-}
-
-/// What a running block tells its worker.
-enum Report {
-    /// Values it yielded (up to a wait, or all of them).
-    Outputs {
-        /// The node execution.
-        node_exec_id: Uuid,
-        /// The pins and values, in yield order.
-        outputs: Vec<(String, Value)>,
-    },
-    /// A request it made to the outside world was answered.
-    Answered {
-        /// The node execution.
-        node_exec_id: Uuid,
-        /// Which of its requests.
-        seq: u32,
-        /// What it asked.
-        request: Value,
-        /// What came back.
-        answer: Value,
-    },
-    /// It asked a person to review data; it stops here until the answer.
-    Review {
-        /// The node execution.
-        node_exec_id: Uuid,
-        /// Which of its requests.
-        seq: u32,
-        /// The review it asks for.
-        effect: Effect,
-    },
-    /// It ended, failed with this error when it did.
-    Done {
-        /// The node execution.
-        node_exec_id: Uuid,
-        /// The error text, on failure.
-        error: Option<String>,
-    },
-}
-
-/// What a block's task needs besides the block: the store for the blocks
-/// that remember, the outside world for those that call out, where to
-/// report, and when to stop.
-struct BlockTask {
-    commands: Arc<Commands<PgEventStore>>,
-    outside: Outside,
-    reports: mpsc::Sender<Report>,
-    stop: CancellationToken,
-}
-
-/// How a block's steps went.
-enum Flow {
-    /// On to the next turn or the end.
-    Go,
-    /// The run stopped or the worker is gone: report nothing more.
-    Gone,
-    /// A step failed with this error.
-    Failed(String),
-}
-
-impl BlockTask {
-    /// Run one block, turn by turn: its values go to the worker in batches
-    /// cut at its waits and its requests; each request is carried out (or
-    /// its recorded answer, from before a takeover, reused) and its answer
-    /// reported before the block sees it. A stop cuts a wait or a request
-    /// short, and nothing more is reported.
-    async fn run(self, block_id: String, input: Map<String, Value>, ctx: BlockContext, mut answers: Vec<Value>) {
-        let node_exec_id = ctx.node_exec_id;
-        let mut outputs = Vec::new();
-        let error = loop {
-            let outcome = blocks::run_turn(&block_id, &input, &ctx, &answers);
-            match self.steps(outcome.steps, &ctx, &mut outputs).await {
-                Flow::Go => {}
-                Flow::Gone => return,
-                Flow::Failed(error) => break Some(error),
-            }
-            if outcome.error.is_some() {
-                break outcome.error;
-            }
-            let Some(effect) = outcome.effect else { break None };
-            if let Effect::Review { .. } = effect {
-                // The node waits for a person: its answer comes through the
-                // review API, and the block runs again with it then.
-                if !self.flush(node_exec_id, &mut outputs).await {
-                    return;
-                }
-                let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
-                let _ = self.reports.send(Report::Review { node_exec_id, seq, effect }).await;
-                return;
-            }
-            if answers.len() >= MAX_REQUESTS {
-                break Some(format!("the block asked the outside world more than {MAX_REQUESTS} times"));
-            }
-            if !self.flush(node_exec_id, &mut outputs).await {
-                return;
-            }
-            let answer = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                answer = self.outside.perform(&self.commands, ctx.user_id, &effect) => without_nul(answer),
-            };
-            let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
-            let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
-            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone() };
-            if self.reports.send(report).await.is_err() {
-                return;
-            }
-            answers.push(answer);
-        };
-        if !self.flush(node_exec_id, &mut outputs).await {
-            return;
-        }
-        let _ = self.reports.send(Report::Done { node_exec_id, error }).await;
-    }
-
-    /// Report the values gathered so far; false when the worker is gone.
-    async fn flush(&self, node_exec_id: Uuid, outputs: &mut Vec<(String, Value)>) -> bool {
-        if outputs.is_empty() {
-            return true;
-        }
-        let batch = std::mem::take(outputs);
-        self.reports.send(Report::Outputs { node_exec_id, outputs: batch }).await.is_ok()
-    }
-
-    /// Carry out one turn's steps, gathering its values in `outputs`.
-    async fn steps(&self, steps: Vec<Step>, ctx: &BlockContext, outputs: &mut Vec<(String, Value)>) -> Flow {
-        let node_exec_id = ctx.node_exec_id;
-        for step in steps {
-            match step {
-                Step::Yield(pin, value) => outputs.push((pin, without_nul(value))),
-                Step::Sleep(wait) => {
-                    if !self.flush(node_exec_id, outputs).await {
-                        return Flow::Gone;
-                    }
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return Flow::Gone,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-                Step::Persist { storage_key, value } => {
-                    let value = without_nul(value);
-                    match self.commands.persist_information(ctx.user_id, storage_key, value.clone(), node_exec_id).await
-                    {
-                        Ok(()) => outputs.push(("value".to_owned(), value)),
-                        Err(e) => return Flow::Failed(format!("Could not store the information: {e}")),
-                    }
-                }
-                Step::Recall { storage_key, default } => {
-                    match self.commands.recall_information(ctx.user_id, &storage_key).await {
-                        Ok(stored) => outputs.push(("value".to_owned(), stored.unwrap_or(default))),
-                        Err(e) => return Flow::Failed(format!("Could not read the information: {e}")),
-                    }
-                }
-            }
-        }
-        Flow::Go
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_block_task_that_panics_still_reports_its_node_failed() {
-        let (reports, mut inbox) = mpsc::channel(1);
-        let node_exec_id = Uuid::new_v4();
-        let running = tokio::spawn(async { panic!("lost in the task") });
-        fail_on_panic(running, reports.clone(), node_exec_id, "x".into()).await;
-        match inbox.try_recv() {
-            Ok(Report::Done { node_exec_id: id, error: Some(error) }) => {
-                assert_eq!(id, node_exec_id);
-                assert!(error.starts_with("raised by UnknownBlock with message: lost in the task"), "{error}");
-            }
-            _ => panic!("no failure reported"),
-        }
-        fail_on_panic(tokio::spawn(async {}), reports, node_exec_id, "x".into()).await;
-        assert!(inbox.try_recv().is_err(), "a task that ended on its own reported for itself");
     }
 }

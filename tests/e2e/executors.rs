@@ -143,6 +143,14 @@ async fn a_run_whose_worker_is_killed_is_resumed_by_another_without_rerunning_fi
     let countdown = run["node_executions"].as_array().unwrap().iter().find(|n| n["block_id"] == COUNTDOWN).unwrap();
     assert_eq!(starts_of(&b, countdown["node_exec_id"].as_str().unwrap()).await, 2, "the interrupted node ran again");
     assert_eq!(countdown["output_data"], json!({"output_message": ["x"]}), "its output once");
+    // A node is charged in the append that first starts it: the one started
+    // again after the takeover is not charged again.
+    let charged: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'NodeExecutionCharged'")
+        .fetch_one(&b.pool)
+        .await
+        .unwrap();
+    let node_executions = run["node_executions"].as_array().unwrap().len();
+    assert_eq!(usize::try_from(charged).unwrap(), node_executions, "one charge per node execution: {run}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

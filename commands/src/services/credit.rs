@@ -4,7 +4,8 @@
 //! every charge (only the events after the copy's version are read).
 
 use domain::aggregate::Aggregate;
-use domain::credit::{CreditError, CreditLedger, TransactionType, Usage};
+use domain::credit::{CreditError, CreditEvent, CreditLedger, TransactionType, Usage};
+use domain::execution::{ExecutionEvent, GraphExecution};
 use eventlog::EventStore;
 use uuid::Uuid;
 
@@ -13,13 +14,31 @@ use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::uow::{retry_on_conflict, Outcome, UnitOfWork, MAX_ATTEMPTS};
 
-/// What charging a node execution did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Charged {
-    /// Charged this many credits (0: counted only).
-    Paid(i64),
-    /// Refused: the balance is too low.
-    Refused(CreditError),
+/// A node execution a run step starts, and what its block costs for its
+/// input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeCharge {
+    /// What the charge is for.
+    pub usage: Usage,
+    /// The block's cost (the count's share is added by the ledger).
+    pub block_cost: i64,
+}
+
+/// What appending a charged run step did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Appended: the run's stream is at this version.
+    Appended(i64),
+    /// Another writer moved the run's stream first; nothing was appended.
+    Moved,
+    /// The user's balance does not cover this node execution's charge;
+    /// nothing was appended.
+    Refused {
+        /// The node execution refused.
+        node_exec_id: Uuid,
+        /// Why.
+        error: CreditError,
+    },
 }
 
 impl<S: EventStore> Commands<S> {
@@ -34,39 +53,80 @@ impl<S: EventStore> Commands<S> {
         Ok(self.ledger(user_id).await?.0.balance_or_grant(&self.credit_rules))
     }
 
-    /// Count a node execution on its user's ledger and charge it, before it
-    /// runs. The same node execution is charged once, however often asked.
-    pub async fn charge_node(&self, user_id: Uuid, block_cost: i64, usage: Usage) -> Result<Charged, CommandError> {
+    /// Every charge of `charges`, in order, on `ledger`; the node execution
+    /// whose charge its balance does not cover, if one does not fit.
+    fn charge_all(
+        &self,
+        ledger: &CreditLedger,
+        user_id: Uuid,
+        charges: &[NodeCharge],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<CreditEvent>, (Uuid, CreditError)> {
+        let mut working = ledger.clone();
+        let mut events = Vec::with_capacity(charges.len());
+        for charge in charges {
+            let charged = working
+                .charge(user_id, charge.block_cost, charge.usage.clone(), &self.credit_rules, at)
+                .map_err(|refused| (charge.usage.node_exec_id, refused))?;
+            for event in &charged {
+                working.evolve(event);
+            }
+            events.extend(charged);
+        }
+        Ok(events)
+    }
+
+    /// Append a run step (see [`append_run_step`](Self::append_run_step))
+    /// that starts node executions, with their charges on the user's ledger
+    /// in the same transaction: a node execution is charged exactly when it
+    /// first starts, so a takeover, which sees the start, never charges it
+    /// again, and a run that lost its claim charges nothing. A conflict on
+    /// the ledger alone (another run of the user charged first) is decided
+    /// again here; one on the run is the caller's to decide again.
+    pub async fn append_charged_run_step(
+        &self,
+        state: &GraphExecution,
+        expected_version: i64,
+        events: &[ExecutionEvent],
+        charges: &[NodeCharge],
+    ) -> Result<StepOutcome, CommandError> {
+        let Some(execution_id) = state.id else { return Ok(StepOutcome::Appended(expected_version)) };
+        let user_id = state.user_id;
+        let ctx = super::execution::run_step_context(state, execution_id, expected_version);
         for _ in 0..MAX_ATTEMPTS * 4 {
-            let (ledger, version) = self.ledger(user_id).await?;
-            let now = self.now();
-            let events = match ledger.charge(user_id, block_cost, usage.clone(), &self.credit_rules, now) {
-                Ok(events) => events,
-                Err(refused) => return Ok(Charged::Refused(refused)),
-            };
-            // The opening grant is an append of its own, keyed once per
-            // user, so the charge's id depends on the node execution alone.
-            let (key, events) = if ledger.opened {
-                (format!("charge/{}", usage.node_exec_id), events)
-            } else {
-                ("open".to_owned(), events.into_iter().take(1).collect())
-            };
-            // Event ids derive from the key: the same charge (a resumed
-            // node) or the same opening is stored once.
-            let ctx = CommandContext::keyed(user_id, key);
             let mut uow = UnitOfWork::new(&self.store, &ctx);
-            uow.record::<CreditLedger>(user_id, version, &events)?;
+            if !charges.is_empty() {
+                uow.take_turn(user_id, &self.ledgers).await;
+                let at = self.now();
+                let decide = |ledger: &CreditLedger| self.charge_all(ledger, user_id, charges, at);
+                let decided = match uow.decide_on_kept(user_id, &self.ledgers, decide) {
+                    Some(Ok(decided)) => Ok(decided),
+                    // A refusal appends nothing, so nothing checks the kept
+                    // ledger against the log: decide it again on the log's
+                    // (another instance may have added credits).
+                    _ => {
+                        self.ledgers.forget(user_id);
+                        let (ledger, version) = uow.load_cached::<CreditLedger>(user_id, &self.ledgers).await?;
+                        decide(&ledger).map(|events| (events, version))
+                    }
+                };
+                let (charged, ledger_version) = match decided {
+                    Ok(decided) => decided,
+                    Err((node_exec_id, error)) => return Ok(StepOutcome::Refused { node_exec_id, error }),
+                };
+                uow.record::<CreditLedger>(user_id, ledger_version, &charged)?;
+                uow.keep_after_commit(&self.ledgers, user_id, ledger_version, &charged);
+            }
+            uow.record::<GraphExecution>(execution_id, expected_version, events)?;
             match uow.commit().await {
-                // Opened (by us or a racing charge): now charge.
-                Ok(_) if !ledger.opened => continue,
-                Ok(outcome) => {
-                    let amount = match (&events[0], outcome.appended) {
-                        (domain::credit::CreditEvent::NodeExecutionCharged { amount, .. }, n) if n > 0 => *amount,
-                        _ => 0,
-                    };
-                    return Ok(Charged::Paid(amount));
+                Ok(_) => return Ok(StepOutcome::Appended(expected_version + events.len() as i64)),
+                Err(CommandError::Conflict) if charges.is_empty() => return Ok(StepOutcome::Moved),
+                Err(CommandError::Conflict) => {
+                    let stream = domain::aggregate::stream_name::<GraphExecution>(execution_id);
+                    if !self.store.read_stream(&stream, expected_version).await?.is_empty() {
+                        return Ok(StepOutcome::Moved);
+                    }
                 }
-                Err(CommandError::Conflict) => continue,
                 Err(e) => return Err(e),
             }
         }

@@ -243,16 +243,23 @@ impl<S: EventStore> Commands<S> {
         if events.is_empty() {
             return Ok(expected_version);
         }
-        let ctx = CommandContext {
-            user_id: Some(state.user_id),
-            correlation_id: execution_id,
-            request_id: None,
-            idempotency_key: Some(format!("run/{execution_id}/{expected_version}")),
-        };
+        let ctx = run_step_context(state, execution_id, expected_version);
         let mut uow = UnitOfWork::new(&self.store, &ctx);
         uow.record::<GraphExecution>(execution_id, expected_version, events)?;
         uow.commit().await?;
         Ok(expected_version + events.len() as i64)
+    }
+}
+
+/// Who appends a run's step at `expected_version`: event ids derive from
+/// the run and the version, so a step appended twice (a worker retrying
+/// after a lost answer) is stored once.
+pub(crate) fn run_step_context(state: &GraphExecution, execution_id: Uuid, expected_version: i64) -> CommandContext {
+    CommandContext {
+        user_id: Some(state.user_id),
+        correlation_id: execution_id,
+        request_id: None,
+        idempotency_key: Some(format!("run/{execution_id}/{expected_version}")),
     }
 }
 
