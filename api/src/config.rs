@@ -264,6 +264,7 @@ impl Config {
                     "EXECUTION_COST_COUNT_THRESHOLD",
                 )?,
                 cost_per_threshold: parse_num(var("EXECUTION_COST_PER_THRESHOLD"), 1, "EXECUTION_COST_PER_THRESHOLD")?,
+                credits_per_1k_tokens: parse_num(var("CREDITS_PER_1K_TOKENS"), 1, "CREDITS_PER_1K_TOKENS")?,
             },
         })
     }

@@ -141,6 +141,7 @@ impl Outside {
         credential: Option<Uuid>,
     ) -> Result<Answer, String> {
         let mut headers = headers.to_vec();
+        let mut sent = Vec::new();
         if let Some(open) = self.credential(commands, user_id, credential).await? {
             if open.meta.kind == CredentialKind::HostScoped
                 && host_matches(open.meta.host.as_deref().unwrap_or(""), url)
@@ -153,6 +154,7 @@ impl Outside {
                     .filter(|(name, _)| !headers.iter().any(|(own, _)| own.eq_ignore_ascii_case(name)))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                sent.extend(extra.iter().map(|(_, value)| value.clone()));
                 headers.extend(extra);
             }
         }
@@ -162,14 +164,17 @@ impl Outside {
             headers,
             body: body.map(|b| b.as_bytes().to_vec()),
         };
-        let response = self.client.send(request).await.map_err(|e| e.to_string())?;
+        let response = self.client.send(request).await.map_err(|e| masked(e.to_string(), &sent))?;
         let headers: Map<String, Value> =
             response.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))).collect();
-        Ok(json!({
-            "status": response.status,
-            "headers": headers,
-            "body": String::from_utf8_lossy(&response.body),
-        }))
+        Ok(scrub(
+            json!({
+                "status": response.status,
+                "headers": headers,
+                "body": String::from_utf8_lossy(&response.body),
+            }),
+            &sent,
+        ))
     }
 
     #[expect(clippy::too_many_arguments, reason = "the fields of one Effect::Chat")]
@@ -203,8 +208,9 @@ impl Outside {
             ],
             body: Some(body.to_string().into_bytes()),
         };
-        let response = self.client.send(request).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&response.body);
+        let sent = [key];
+        let response = self.client.send(request).await.map_err(|e| masked(e.to_string(), &sent))?;
+        let text = masked(String::from_utf8_lossy(&response.body).into_owned(), &sent);
         if !(200..300).contains(&response.status) {
             return Err(format!("the model API answered {}: {}", response.status, quote(&text)));
         }
@@ -218,6 +224,34 @@ impl Outside {
             "prompt_tokens": answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
             "completion_tokens": answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
         }))
+    }
+}
+
+/// Secrets shorter than this are not looked for in answers: masking every
+/// "k" of a text would garble it and hide nothing.
+const SHORTEST_MASKED: usize = 4;
+
+/// `text` with every secret it holds masked.
+fn masked(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets.iter().filter(|s| s.len() >= SHORTEST_MASKED) {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), domain::credential::MASK);
+        }
+    }
+    text
+}
+
+/// Every string of `answer` with the secrets sent masked: a server that
+/// echoes what it was sent must not put a stored secret into the run's log,
+/// its outputs or its timeline.
+fn scrub(answer: Value, secrets: &[String]) -> Value {
+    match answer {
+        Value::String(text) => Value::String(masked(text, secrets)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|item| scrub(item, secrets)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(key, value)| (masked(key, secrets), scrub(value, secrets))).collect())
+        }
+        other => other,
     }
 }
 
@@ -253,7 +287,17 @@ fn host_matches(pattern: &str, url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::host_matches;
+    use super::{host_matches, masked, scrub};
+    use serde_json::json;
+
+    #[test]
+    fn secrets_sent_are_masked_wherever_an_answer_echoes_them() {
+        let sent = ["s3cret-token".to_owned(), "k".to_owned()];
+        let echoed = json!({"headers": {"x-key": "s3cret-token", "s3cret-token": 1}, "body": ["a s3cret-token b", 2]});
+        let want = json!({"headers": {"x-key": "**********", "**********": 1}, "body": ["a ********** b", 2]});
+        assert_eq!(scrub(echoed, &sent), want);
+        assert_eq!(masked("keep k as it is".into(), &sent), "keep k as it is", "too short to look for");
+    }
 
     #[test]
     fn a_host_scoped_credential_applies_only_to_its_host() {

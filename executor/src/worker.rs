@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::services::{Commands, NodeCharge, StepOutcome};
+use commands::services::{Charge, Commands, StepOutcome};
 use commands::{CommandError, PgEventStore};
 use domain::aggregate::Aggregate;
 use domain::credit::Usage;
@@ -109,7 +109,7 @@ impl Worker<'_> {
             stop: self.stop.child_token(),
             user_timezone: self.commands.user_timezone(state.user_id).await?,
         };
-        if !self.advance(&graph, &mut state, &mut version, working, vec![claim], &mut running).await? {
+        if !self.advance(&graph, &mut state, &mut version, (working, vec![claim], Vec::new()), &mut running).await? {
             return Ok(Finished::NotClaimed);
         }
         if takeover {
@@ -130,7 +130,7 @@ impl Worker<'_> {
             }
             if startable(&state, &running.in_flight).next().is_some() {
                 let working = state.clone();
-                self.advance(&graph, &mut state, &mut version, working, Vec::new(), &mut running).await?;
+                self.advance(&graph, &mut state, &mut version, (working, Vec::new(), Vec::new()), &mut running).await?;
                 continue;
             }
             if running.in_flight.is_empty() {
@@ -193,34 +193,34 @@ impl Worker<'_> {
             let at = Utc::now();
             let events: Vec<ExecutionEvent> =
                 reports.iter().flat_map(|report| decide_report(graph, &mut working, report, at)).collect();
-            if self.advance(graph, state, version, working, events, running).await? {
+            let charges = reports.iter().filter_map(|report| tokens_of(&working, report)).collect();
+            if self.advance(graph, state, version, (working, events, charges), running).await? {
                 return Ok(());
             }
         }
         Err(CommandError::Conflict)
     }
 
-    /// Append `decided` (events decided on `state`, which leave it as
-    /// `working`) together with the starts of every node execution then
-    /// queued and not running, each charged in the same transaction the
-    /// first time it starts, and the run's end or pause when nothing is left;
-    /// then start their blocks. One commit carries a node's outputs, the
-    /// starts of the nodes they fed, and their charges. False when another
-    /// writer moved the run first: nothing was appended, and `state` holds
-    /// what it wrote.
+    /// Append `decided`: events decided on `state`, which leave it as the
+    /// working state given, and their charges. With them go the starts of
+    /// every node execution then queued and not running, each charged in
+    /// the same transaction the first time it starts, and the run's end or
+    /// pause when nothing is left; then their blocks start. One commit
+    /// carries a node's outputs, the starts of the nodes they fed, and
+    /// their charges. False when another writer moved the run first:
+    /// nothing was appended, and `state` holds what it wrote.
     async fn advance(
         &self,
         graph: &domain::graph::GraphVersion,
         state: &mut GraphExecution,
         version: &mut i64,
-        mut working: GraphExecution,
-        mut events: Vec<ExecutionEvent>,
+        decided: (GraphExecution, Vec<ExecutionEvent>, Vec<Charge>),
         running: &mut Running,
     ) -> Result<bool, CommandError> {
-        let decided = events.len();
+        let (mut working, mut events, mut charges) = decided;
+        let decided = (events.len(), charges.len());
         let at = Utc::now();
         let ready: Vec<Uuid> = startable(&working, &running.in_flight).collect();
-        let mut charges = Vec::new();
         let mut started = Vec::new();
         for node_exec_id in ready {
             if let Some(failed) = engine::give_up_on(graph, &working, node_exec_id, self.max_starts, at) {
@@ -253,9 +253,20 @@ impl Worker<'_> {
             }
             // Record what was decided without the starts; the refused node
             // is refused on its own next, with nothing else in its append.
-            StepOutcome::Refused { .. } if decided > 0 => {
-                events.truncate(decided);
-                return self.append(state, version, events).await;
+            StepOutcome::Refused { .. } if decided.0 > 0 => {
+                events.truncate(decided.0);
+                charges.truncate(decided.1);
+                return match self.commands.append_charged_run_step(state, *version, &events, &charges).await? {
+                    StepOutcome::Appended(next) => {
+                        events.iter().for_each(|event| state.evolve(event));
+                        *version = next;
+                        Ok(true)
+                    }
+                    _ => {
+                        self.commands.catch_up_execution(state, version).await?;
+                        Ok(false)
+                    }
+                };
             }
             StepOutcome::Refused { node_exec_id, error } => {
                 self.refuse(state, version, node_exec_id, error.to_string()).await?;
@@ -362,19 +373,31 @@ fn startable<'a>(state: &'a GraphExecution, in_flight: &'a HashSet<Uuid>) -> imp
         .map(|n| n.node_exec_id)
 }
 
-/// What a node execution is charged when it first starts: its block's cost
-/// for its input.
-fn charge_of(state: &GraphExecution, node_exec_id: Uuid, block_id: &str, input: &Map<String, Value>) -> NodeCharge {
-    let node_id = state.node_execution(node_exec_id).map(|n| n.node_id.clone()).unwrap_or_default();
-    let usage = Usage {
+/// What a node execution's charges are for.
+fn usage_of(state: &GraphExecution, node_exec_id: Uuid) -> Usage {
+    let node = state.node_execution(node_exec_id);
+    Usage {
         graph_exec_id: state.id.unwrap_or_default(),
         graph_id: state.graph_id,
         node_exec_id,
-        node_id,
-        block_id: block_id.to_owned(),
-    };
+        node_id: node.map(|n| n.node_id.clone()).unwrap_or_default(),
+        block_id: node.map(|n| n.block_id.clone()).unwrap_or_default(),
+    }
+}
+
+/// What a node execution is charged when it first starts: its block's cost
+/// for its input.
+fn charge_of(state: &GraphExecution, node_exec_id: Uuid, block_id: &str, input: &Map<String, Value>) -> Charge {
     let block_cost = domain::blocks::find(block_id).map_or(0, |b| b.run_cost(input));
-    NodeCharge { usage, block_cost }
+    Charge::Start { usage: usage_of(state, node_exec_id), block_cost }
+}
+
+/// The tokens a model's answer reports, as a charge.
+fn tokens_of(state: &GraphExecution, report: &Report) -> Option<Charge> {
+    let Report::Answered { node_exec_id, answer, .. } = report else { return None };
+    let stats = domain::execution::llm_stats([answer])?;
+    let tokens = stats["input_token_count"].as_u64().unwrap_or(0) + stats["output_token_count"].as_u64().unwrap_or(0);
+    (tokens > 0).then(|| Charge::Tokens { usage: usage_of(state, *node_exec_id), tokens })
 }
 
 /// The events one report decides, folded into `working` as they are.

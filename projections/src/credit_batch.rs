@@ -90,10 +90,14 @@ impl Fold {
                     usage_start_time: None,
                 });
             }
-            CreditEvent::NodeExecutionCharged { amount, usage, at, .. } => {
+            CreditEvent::NodeExecutionCharged { amount, usage, at, .. }
+            | CreditEvent::TokensCharged { amount, usage, at, .. } => {
                 if *amount == 0 {
                     return true;
                 }
+                // A run's usage counts the node executions charged, and adds
+                // what their tokens cost without counting them again.
+                let nodes = i32::from(matches!(event, CreditEvent::NodeExecutionCharged { .. }));
                 let at = micros(*at);
                 let cum = self.change(user_id, -*amount, at);
                 let key = (user_id, format!("usage-{}", usage.graph_exec_id));
@@ -103,7 +107,7 @@ impl Fold {
                         let row = &mut self.rows[i];
                         row.amount -= *amount;
                         (row.cum, row.at) = (cum, at);
-                        row.usage_node_count += 1;
+                        row.usage_node_count += nodes;
                     }
                     None => {
                         self.row_at.insert(key.clone(), self.rows.len());
@@ -118,7 +122,7 @@ impl Fold {
                             admin_id: None,
                             usage_graph_id: Some(usage.graph_id),
                             usage_execution_id: Some(usage.graph_exec_id),
-                            usage_node_count: 1,
+                            usage_node_count: nodes,
                             usage_start_time: Some(at),
                         });
                     }

@@ -46,9 +46,10 @@ impl StreamProjector for CreditsProjector {
         Box::pin(async move {
             let (delta, at) = match &event {
                 CreditEvent::CreditsAdded { amount, at, .. } => (*amount, *at),
-                CreditEvent::NodeExecutionCharged { amount, at, .. } => (-*amount, *at),
+                CreditEvent::NodeExecutionCharged { amount, at, .. }
+                | CreditEvent::TokensCharged { amount, at, .. } => (-*amount, *at),
             };
-            if delta == 0 && matches!(event, CreditEvent::NodeExecutionCharged { .. }) {
+            if delta == 0 && !matches!(event, CreditEvent::CreditsAdded { .. }) {
                 return Ok(());
             }
             let balance: i64 = sqlx::query_scalar(
@@ -79,15 +80,18 @@ impl StreamProjector for CreditsProjector {
                     .execute(conn)
                     .await?;
                 }
-                CreditEvent::NodeExecutionCharged { amount, usage, at, .. } => {
+                CreditEvent::NodeExecutionCharged { amount, ref usage, at, .. }
+                | CreditEvent::TokensCharged { amount, ref usage, at, .. } => {
+                    // Tokens add to their run's usage without counting a node.
+                    let nodes = i32::from(matches!(event, CreditEvent::NodeExecutionCharged { .. }));
                     sqlx::query(
                         "INSERT INTO rm_credit_transactions (user_id, transaction_key, kind, amount, running_balance, \
                            transaction_time, usage_graph_id, usage_execution_id, usage_node_count, usage_start_time) \
-                         VALUES ($1, $2, 'USAGE', $3, $4, $5, $6, $7, 1, $5) \
+                         VALUES ($1, $2, 'USAGE', $3, $4, $5, $6, $7, $8, $5) \
                          ON CONFLICT (user_id, transaction_key) DO UPDATE SET \
                            amount = rm_credit_transactions.amount + excluded.amount, \
                            running_balance = excluded.running_balance, transaction_time = excluded.transaction_time, \
-                           usage_node_count = rm_credit_transactions.usage_node_count + 1",
+                           usage_node_count = rm_credit_transactions.usage_node_count + excluded.usage_node_count",
                     )
                     .bind(user_id)
                     .bind(format!("usage-{}", usage.graph_exec_id))
@@ -96,6 +100,7 @@ impl StreamProjector for CreditsProjector {
                     .bind(at)
                     .bind(usage.graph_id)
                     .bind(usage.graph_exec_id)
+                    .bind(nodes)
                     .execute(conn)
                     .await?;
                 }

@@ -15,6 +15,10 @@ pub(crate) const TEXT_GENERATOR: &str = "1f292d4a-41a4-4977-9684-7c8d560b9f91";
 const SEND_WEB_REQUEST: &str = "6595ae1f-b924-42cb-9a41-551a0611c4b4";
 const AGENT_INPUT: &str = "c0a8e994-ebf1-4a9c-a4d8-89d09c86741b";
 const AGENT_OUTPUT: &str = "363ae599-353e-4804-937e-b2ee3cef3da4";
+const COUNTDOWN: &str = "d67a9c52-5e4e-11e2-bcfd-0800200c9a71";
+const STRUCTURED_RESPONSE: &str = "ed55ac19-356e-4243-a6cb-bc599e9b716f";
+const CONVERSATION: &str = "32a87eab-381e-4dd4-bdb8-4c47151be35a";
+const SEND_AUTHENTICATED_WEB_REQUEST: &str = "fff86bcd-e001-4bad-a7f6-2eae4720c8dc";
 const KEY: &str = "sk-agent-test-9d8c7b6a5f4e3d2c1b0a";
 
 /// AgentInput(topic) → AI text generator → SendWebRequest(echo) → AgentOutput(result).
@@ -102,6 +106,24 @@ async fn an_agent_asks_a_model_with_stored_credentials_and_posts_the_answer() {
     // Both answers are in the run's stream; the key is nowhere in the log.
     assert_eq!(count(&app, "SELECT count(*) FROM events WHERE event_type = 'NodeEffectAnswered'").await, 2);
     assert_eq!(count(&app, &format!("SELECT count(*) FROM events WHERE data::text LIKE '%{KEY}%'")).await, 0);
+
+    // The model's price at the start (gpt-4o: 3) and, once it answered, its
+    // 18 tokens at the default 1 credit per 1,000, rounded up: 1.
+    let tokens = PROMPT_TOKENS + COMPLETION_TOKENS;
+    let charged = format!(
+        "SELECT count(*) FROM events WHERE event_type = 'TokensCharged' \
+         AND (data->>'tokens')::bigint = {tokens} AND (data->>'amount')::bigint = 1"
+    );
+    assert_eq!(count(&app, &charged).await, 1, "the tokens charged once, with their answer");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, balance) = app.get("/api/credits", owner).await;
+        if balance["credits"] == 1500 - 3 - 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{balance}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -245,4 +267,190 @@ async fn a_block_run_alone_calls_out_through_the_same_guarded_client() {
         .post("/api/blocks/8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d/execute", owner, &json!({"data": 1, "name": "n"}))
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_sends_its_key_unlogged_and_one_whose_key_was_deleted_fails_loudly() {
+    let (model, echo) = (ModelStub::start().await, EchoStub::start().await);
+    let url = fresh_database().await;
+    let env = [("RUST_LOG", "debug"), ("OPENAI_BASE_URL", model.base_url.as_str()), ("OUTBOUND_ALLOW", "127.0.0.1/32")];
+    let mut server = serve(&url, &env);
+    let app = TestApp::at(server.port, url.clone()).await;
+    let owner = user();
+    let credentials = store_key(&app, owner).await;
+    // A pause before the model: time to delete the key under a queued run.
+    let mut graph = agent_graph(&echo.url);
+    graph["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "wait", "block_id": COUNTDOWN, "input_default": {"seconds": 1}}));
+    graph["links"][0] =
+        json!({"source_id": "in", "sink_id": "wait", "source_name": "result", "sink_name": "input_message"});
+    graph["links"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"source_id": "wait", "sink_id": "llm", "source_name": "output_message", "sink_name": "prompt"}));
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let path = format!("/api/graphs/{graph_id}/execute/1");
+    let body = json!({"inputs": {"topic": "moths"}, "credentials_inputs": {"openai_api_key_credentials": credentials}});
+
+    let (_, queued) = app.post(&path, owner, &body).await;
+    let run = app.run_ended(owner, &graph_id, queued["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(model.received()[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()), "the key was sent");
+
+    let (status, queued) = app.post(&path, owner, &body).await;
+    assert_eq!(status, 200, "{queued}");
+    let id = credentials["id"].as_str().unwrap();
+    let (status, deleted) = app.delete(&format!("/api/integrations/openai/credentials/{id}"), owner).await;
+    assert_eq!(status, 200, "{deleted}");
+    let run = app.run_ended(owner, &graph_id, queued["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let llm = node(&run, TEXT_GENERATOR);
+    assert_eq!(llm["status"], "FAILED", "{run}");
+    let error = llm["output_data"]["error"][0].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("Credentials {id} could not be used")), "a loud error, never an empty key: {run}");
+    assert_eq!(model.received().len(), 1, "nothing was sent without the key");
+
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let logged: Vec<String> = server.lines.try_iter().collect();
+    assert!(logged.iter().any(|l| l.contains("credential could not be opened")), "the failure is logged: {logged:?}");
+    assert!(!logged.iter().any(|l| l.contains(KEY)), "the key is in the server's log");
+}
+
+#[tokio::test]
+async fn host_scoped_headers_reach_their_host_and_an_echo_of_them_is_recorded_masked() {
+    let (_model, echo, app) = with_stubs().await;
+    let owner = user();
+    let token = "hst-4b1d9e0f7a2c6e8d";
+    let body = json!({"type": "host_scoped", "provider": "http", "host": "127.0.0.1", "title": "echo",
+        "headers": {"X-Api-Token": token}});
+    let (status, created) = app.post("/api/integrations/http/credentials", owner, &body).await;
+    assert_eq!(status, 201, "{created}");
+    let credential = json!({"id": created["id"], "provider": "http", "type": "host_scoped", "title": "echo"});
+    let graph = json!({
+        "name": "authenticated", "description": "",
+        "nodes": [
+            {"id": "web", "block_id": SEND_AUTHENTICATED_WEB_REQUEST,
+                "input_default": {"url": format!("{}/private", echo.url), "method": "GET"}},
+            {"id": "out", "block_id": AGENT_OUTPUT, "input_default": {"name": "result"}}
+        ],
+        "links": [{"source_id": "web", "sink_id": "out", "source_name": "response", "sink_name": "value"}]
+    });
+    let graph = app.create_graph(owner, graph).await;
+    let fields: Vec<String> =
+        graph["credentials_input_schema"]["properties"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(fields.len(), 1, "{graph}");
+    let graph_id = id_of(&graph);
+    let body = json!({"credentials_inputs": {fields[0].clone(): credential}});
+    let (status, queued) = app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &body).await;
+    assert_eq!(status, 200, "{queued}");
+    let run = app.run_ended(owner, &graph_id, queued["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let received = echo.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].header("x-api-token"), Some(token), "the header reached its host");
+    // The echo sent it back; the run recorded it masked.
+    assert_eq!(run["outputs"]["result"][0]["headers"]["x-api-token"], "**********", "{run}");
+    assert_eq!(count(&app, &format!("SELECT count(*) FROM events WHERE data::text LIKE '%{token}%'")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_sealed_under_an_encryption_key_open_only_under_it_or_with_it_named_old() {
+    let (model, echo) = (ModelStub::start().await, EchoStub::start().await);
+    let url = fresh_database().await;
+    let (first, second) = ("11".repeat(32), "22".repeat(32));
+    let base = [("OPENAI_BASE_URL", model.base_url.as_str()), ("OUTBOUND_ALLOW", "127.0.0.1/32")];
+    let with = |keys: &[(&'static str, &str)]| serve(&url, &[&base[..], keys].concat());
+    let owner = user();
+    let mut sealing = with(&[("ENCRYPTION_KEY", &first)]);
+    let app = TestApp::at(sealing.port, url.clone()).await;
+    let credentials = store_key(&app, owner).await;
+    let graph_id = id_of(&app.create_graph(owner, agent_graph(&echo.url)).await);
+    let _ = sealing.child.kill();
+    let _ = sealing.child.wait();
+    let path = format!("/api/graphs/{graph_id}/execute/1");
+    let body = json!({"inputs": {"topic": "keys"}, "credentials_inputs": {"openai_api_key_credentials": credentials}});
+    let run_under = |keys: Vec<(&'static str, String)>| {
+        let (url, path, body) = (url.clone(), path.clone(), body.clone());
+        let graph_id = graph_id.clone();
+        let keys: Vec<(&str, String)> = keys;
+        async move {
+            let env: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut server = serve(&url, &[&base[..], &env].concat());
+            let app = TestApp::at(server.port, url.clone()).await;
+            let (status, queued) = app.post(&path, owner, &body).await;
+            assert_eq!(status, 200, "{queued}");
+            let run = app.run_ended(owner, &graph_id, queued["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            run
+        }
+    };
+
+    // Another key alone cannot open it: the node fails loudly.
+    let run = run_under(vec![("ENCRYPTION_KEY", second.clone())]).await;
+    let llm = node(&run, TEXT_GENERATOR);
+    assert_eq!(llm["status"], "FAILED", "{run}");
+    assert!(llm["output_data"]["error"][0].as_str().unwrap().contains("could not be used"), "{run}");
+    assert!(model.received().is_empty(), "nothing was sent");
+    // The new key with the first named old: it opens.
+    let run = run_under(vec![("ENCRYPTION_KEY", second.clone()), ("ENCRYPTION_OLD_KEYS", first.clone())]).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(model.received()[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+
+    // A key that is no key stops the server at its start, saying which.
+    let output = std::process::Command::new(crate::helpers::BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("ENCRYPTION_KEY", "not-a-key")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ENCRYPTION_KEY"), "{output:?}");
+}
+
+#[tokio::test]
+async fn a_conversation_feeds_a_structured_response_and_both_ask_the_model_with_the_stored_key() {
+    let (model, _echo, app) = with_stubs().await;
+    model.script([
+        Reply::Slow(Duration::ZERO, "Ada Lovelace wrote it.".into()),
+        Reply::Tagged(json!({"name": "Ada Lovelace", "born": "1815"})),
+    ]);
+    let owner = user();
+    let credentials = store_key(&app, owner).await;
+    let graph = json!({
+        "name": "who", "description": "a conversation, then its answer as fields",
+        "nodes": [
+            {"id": "talk", "block_id": CONVERSATION, "input_default": {"model": "gpt-4o",
+                "messages": [{"role": "user", "content": "Who wrote the first program?"}]}},
+            {"id": "fields", "block_id": STRUCTURED_RESPONSE, "input_default": {"model": "gpt-4o",
+                "expected_format": {"name": "their name", "born": "the year they were born"}}},
+            {"id": "said", "block_id": AGENT_OUTPUT, "input_default": {"name": "said"}},
+            {"id": "person", "block_id": AGENT_OUTPUT, "input_default": {"name": "person"}}
+        ],
+        "links": [
+            {"source_id": "talk", "sink_id": "fields", "source_name": "response", "sink_name": "prompt"},
+            {"source_id": "talk", "sink_id": "said", "source_name": "response", "sink_name": "value"},
+            {"source_id": "fields", "sink_id": "person", "source_name": "response", "sink_name": "value"}
+        ]
+    });
+    let graph = app.create_graph(owner, graph).await;
+    let graph_id = id_of(&graph);
+    let body = json!({"credentials_inputs": {"openai_api_key_credentials": credentials}});
+    let (status, queued) = app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &body).await;
+    assert_eq!(status, 200, "{queued}");
+    let run = app.run_ended(owner, &graph_id, queued["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(run["outputs"]["said"], json!(["Ada Lovelace wrote it."]), "{run}");
+    assert_eq!(run["outputs"]["person"], json!([{"name": "Ada Lovelace", "born": "1815"}]), "{run}");
+    let asked = model.received();
+    assert_eq!(asked.len(), 2);
+    assert!(asked.iter().all(|a| a.header("authorization") == Some(format!("Bearer {KEY}").as_str())));
+    assert_eq!(asked[0].body["messages"], json!([{"role": "user", "content": "Who wrote the first program?"}]));
+    let instructions = asked[1].body["messages"][0]["content"].as_str().unwrap();
+    assert!(instructions.contains("\"born\": \"the year they were born\""), "{instructions}");
+    assert!(asked[1].body["messages"].to_string().contains("Ada Lovelace wrote it."), "the prompt came along the link");
 }

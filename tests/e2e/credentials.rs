@@ -9,9 +9,10 @@ use commands::services::{Commands, NewCredential, Secret};
 use commands::vault::{MasterKey, Vault, VaultError};
 use commands::{CommandContext, CommandError};
 use domain::credential::{CredentialKind, CredentialMeta};
+use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_store, serve, spawn_app, TestApp, BIN};
+use crate::helpers::{fresh_store, send, serve, spawn_app, spawn_app_with, TestApp, BIN};
 use crate::support::{assert_error, assert_field_error, event_count, user};
 
 const SECRET: &str = "sk-test-3f9c1e7a5b2d4c6e8a0b1c2d";
@@ -234,4 +235,32 @@ async fn the_secret_is_not_in_the_servers_logs_nor_in_an_export() {
     }
     assert!(export.contains("CredentialCreated") && export.contains("CredentialDeleted"), "{export}");
     assert!(!export.contains(SECRET) && !export.contains("alice"));
+}
+
+#[tokio::test]
+async fn providers_are_listed_by_name_as_constants_and_as_an_example_without_signing_in() {
+    let app = spawn_app().await;
+    let anonymous = |path: &str| send(app.anonymous(Method::GET, path));
+    let (status, providers) = anonymous("/api/integrations/providers").await;
+    assert_eq!(status, 200, "{providers}");
+    let names: Vec<&str> = providers.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for provider in ["openai", "anthropic", "http", "generic_webhook"] {
+        assert!(names.contains(&provider), "{provider} in {names:?}");
+    }
+    let (status, listed) = anonymous("/api/integrations/providers/names").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["providers"], providers, "the same names");
+    let (status, constants) = anonymous("/api/integrations/providers/constants").await;
+    assert_eq!(status, 200);
+    assert_eq!(constants["PROVIDER_NAMES"]["OPENAI"], "openai");
+    assert_eq!(constants["PROVIDER_NAMES"].as_object().unwrap().len(), names.len());
+    let (status, example) = anonymous("/api/integrations/providers/enum-example").await;
+    assert_eq!(status, 200);
+    assert!(names.contains(&example["provider"].as_str().unwrap()), "{example}");
+    // The platform holds a key of its own for no provider unless configured.
+    let (status, system) = anonymous("/api/integrations/providers/system").await;
+    assert_eq!((status, system), (200, json!([])));
+    let keyed = spawn_app_with(|c| c.outbound.openai_api_key = Some(api::config::Secret::new("sk-system"))).await;
+    let (status, system) = send(keyed.anonymous(Method::GET, "/api/integrations/providers/system")).await;
+    assert_eq!((status, system), (200, json!(["openai"])));
 }

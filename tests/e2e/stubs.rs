@@ -19,6 +19,9 @@ pub enum Reply {
     Slow(Duration, String),
     /// An error status with a short body.
     Status(u16),
+    /// This JSON inside the `<json_output id="…">` tag the request's
+    /// instructions name, as a structured-response block asks.
+    Tagged(Value),
 }
 
 /// One request a stub received: its headers (lower-case names) and body.
@@ -88,6 +91,8 @@ async fn complete(
         .and_then(|m| m["content"].as_str())
         .unwrap_or("")
         .to_owned();
+    // The instructions as text, quotes unescaped, to find a tag in.
+    let asked = body["messages"].to_string().replace("\\\"", "\"");
     state.received.lock().unwrap().push(Received { headers: pairs(&headers), body });
     let reply = state.script.lock().unwrap().pop_front();
     let content = match reply {
@@ -99,6 +104,13 @@ async fn complete(
             let status =
                 axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
             return (status, Json(json!({"error": {"message": "stub failure"}})));
+        }
+        Some(Reply::Tagged(value)) => {
+            let tag = asked.find("<json_output id=").map_or("<json_output>", |at| {
+                let rest = &asked[at..];
+                &rest[..=rest.find('>').unwrap_or(rest.len() - 1)]
+            });
+            format!("Here it is: {tag}{value}</json_output>")
         }
         None => format!("stub says: {last_user}"),
     };

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use commands::services::{secret_fits, NewCredential, Secret};
+use domain::credential::MASK;
 use domain::credential::{CredentialKind, CredentialMeta};
 use projections::credentials::{self, CredentialMetaView};
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,6 @@ use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Query};
 use crate::state::{AppState, Caller};
 
-/// How a secret is shown in an answer (pydantic's `SecretStr`).
-const MASK: &str = "**********";
 /// Longest API key, password or header value.
 const MAX_SECRET_CHARS: usize = 8192;
 /// Longest user name or header name.

@@ -14,14 +14,25 @@ use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::uow::{retry_on_conflict, Outcome, UnitOfWork, MAX_ATTEMPTS};
 
-/// A node execution a run step starts, and what its block costs for its
-/// input.
+/// What a run step charges on its user's ledger.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NodeCharge {
-    /// What the charge is for.
-    pub usage: Usage,
-    /// The block's cost (the count's share is added by the ledger).
-    pub block_cost: i64,
+pub enum Charge {
+    /// A node execution starts for the first time: it is counted, and
+    /// charged its block's cost for its input (refused past the balance).
+    Start {
+        /// What the charge is for.
+        usage: Usage,
+        /// The block's cost (the count's share is added by the ledger).
+        block_cost: i64,
+    },
+    /// A node's model call was answered: its tokens are charged (never
+    /// refused: they are spent already).
+    Tokens {
+        /// What the charge is for.
+        usage: Usage,
+        /// Prompt and completion tokens together.
+        tokens: u64,
+    },
 }
 
 /// What appending a charged run step did.
@@ -54,20 +65,25 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// Every charge of `charges`, in order, on `ledger`; the node execution
-    /// whose charge its balance does not cover, if one does not fit.
+    /// whose start its balance does not cover, if one does not fit.
     fn charge_all(
         &self,
         ledger: &CreditLedger,
         user_id: Uuid,
-        charges: &[NodeCharge],
+        charges: &[Charge],
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<CreditEvent>, (Uuid, CreditError)> {
         let mut working = ledger.clone();
         let mut events = Vec::with_capacity(charges.len());
         for charge in charges {
-            let charged = working
-                .charge(user_id, charge.block_cost, charge.usage.clone(), &self.credit_rules, at)
-                .map_err(|refused| (charge.usage.node_exec_id, refused))?;
+            let charged = match charge {
+                Charge::Start { usage, block_cost } => working
+                    .charge(user_id, *block_cost, usage.clone(), &self.credit_rules, at)
+                    .map_err(|refused| (usage.node_exec_id, refused))?,
+                Charge::Tokens { usage, tokens } => {
+                    working.charge_tokens(user_id, *tokens, usage.clone(), &self.credit_rules, at)
+                }
+            };
             for event in &charged {
                 working.evolve(event);
             }
@@ -77,10 +93,11 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// Append a run step (see [`append_run_step`](Self::append_run_step))
-    /// that starts node executions, with their charges on the user's ledger
-    /// in the same transaction: a node execution is charged exactly when it
-    /// first starts, so a takeover, which sees the start, never charges it
-    /// again, and a run that lost its claim charges nothing. A conflict on
+    /// with its charges on the user's ledger in the same transaction: a node
+    /// execution is charged exactly when it first starts, and a model
+    /// call's tokens with its recorded answer, so a takeover, which sees the
+    /// start and reuses the answer, never charges them again, and a run that
+    /// lost its claim charges nothing. A conflict on
     /// the ledger alone (another run of the user charged first) is decided
     /// again here; one on the run is the caller's to decide again.
     pub async fn append_charged_run_step(
@@ -88,7 +105,7 @@ impl<S: EventStore> Commands<S> {
         state: &GraphExecution,
         expected_version: i64,
         events: &[ExecutionEvent],
-        charges: &[NodeCharge],
+        charges: &[Charge],
     ) -> Result<StepOutcome, CommandError> {
         let Some(execution_id) = state.id else { return Ok(StepOutcome::Appended(expected_version)) };
         let user_id = state.user_id;

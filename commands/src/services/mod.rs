@@ -30,7 +30,7 @@ pub use webhook::{
 
 use eventlog::EventStore;
 
-pub use credit::{NodeCharge, StepOutcome};
+pub use credit::{Charge, StepOutcome};
 pub use execution::{RunChange, RunRequest};
 pub use schedule::{FireOutcome, ScheduleRequest};
 

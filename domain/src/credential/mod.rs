@@ -15,6 +15,8 @@ use crate::aggregate::{Aggregate, EventType};
 
 /// Longest provider name.
 pub const MAX_PROVIDER_CHARS: usize = 100;
+/// What stands for a secret wherever one would be shown.
+pub const MASK: &str = "**********";
 /// Longest title.
 pub const MAX_TITLE_CHARS: usize = 255;
 /// Longest host pattern.

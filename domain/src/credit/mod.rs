@@ -88,6 +88,20 @@ pub enum CreditEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The tokens a node's model call used were charged, once the model
+    /// answered. Never more than was left: the tokens are spent already.
+    TokensCharged {
+        /// Whose.
+        user_id: Uuid,
+        /// How many credits.
+        amount: i64,
+        /// Prompt and completion tokens together.
+        tokens: u64,
+        /// What for.
+        usage: Usage,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl EventType for CreditEvent {
@@ -95,6 +109,7 @@ impl EventType for CreditEvent {
         match self {
             Self::CreditsAdded { .. } => "CreditsAdded",
             Self::NodeExecutionCharged { .. } => "NodeExecutionCharged",
+            Self::TokensCharged { .. } => "TokensCharged",
         }
     }
 }
@@ -109,11 +124,23 @@ pub struct CreditRules {
     pub count_threshold: u64,
     /// ...this many credits.
     pub cost_per_threshold: i64,
+    /// Credits per 1,000 tokens a model call used, rounded up per call (0:
+    /// tokens are free, and a model block costs its model's price alone).
+    pub credits_per_1k_tokens: i64,
 }
 
 impl Default for CreditRules {
     fn default() -> Self {
-        Self { starting_grant: 1500, count_threshold: 100, cost_per_threshold: 1 }
+        Self { starting_grant: 1500, count_threshold: 100, cost_per_threshold: 1, credits_per_1k_tokens: 1 }
+    }
+}
+
+impl CreditRules {
+    /// What `tokens` of one model call cost.
+    pub fn cost_of_tokens(&self, tokens: u64) -> i64 {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let per_1k = self.credits_per_1k_tokens.max(0);
+        tokens.saturating_mul(per_1k).saturating_add(999) / 1000
     }
 }
 
@@ -217,6 +244,28 @@ impl CreditLedger {
     }
 }
 
+impl CreditLedger {
+    /// Charge the tokens a node's model call used, after the call: at most
+    /// the balance left (the call cannot be taken back), and nothing when
+    /// the tokens cost nothing.
+    pub fn charge_tokens(
+        &self,
+        user_id: Uuid,
+        tokens: u64,
+        usage: Usage,
+        rules: &CreditRules,
+        at: DateTime<Utc>,
+    ) -> Vec<CreditEvent> {
+        let amount = rules.cost_of_tokens(tokens).min(self.balance_or_grant(rules).max(0));
+        if amount == 0 {
+            return vec![];
+        }
+        let mut events: Vec<CreditEvent> = self.opening(user_id, rules, at).into_iter().collect();
+        events.push(CreditEvent::TokensCharged { user_id, amount, tokens, usage, at });
+        events
+    }
+}
+
 impl Aggregate for CreditLedger {
     type Event = CreditEvent;
     const STREAM_PREFIX: &'static str = "credits";
@@ -229,6 +278,7 @@ impl Aggregate for CreditLedger {
                 self.balance -= amount;
                 self.node_executions += 1;
             }
+            CreditEvent::TokensCharged { amount, .. } => self.balance -= amount,
         }
     }
 }

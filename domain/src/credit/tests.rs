@@ -27,7 +27,7 @@ fn a_new_ledger_opens_with_the_starting_grant() {
 
 #[test]
 fn every_thresholdth_node_execution_costs_and_the_balance_never_goes_below_zero() {
-    let rules = CreditRules { starting_grant: 2, count_threshold: 3, cost_per_threshold: 1 };
+    let rules = CreditRules { starting_grant: 2, count_threshold: 3, cost_per_threshold: 1, credits_per_1k_tokens: 0 };
     let mut ledger = CreditLedger::default();
     let mut charged = Vec::new();
     for _ in 0..9 {
@@ -59,4 +59,20 @@ fn admins_add_and_remove_credits() {
     let events =
         ledger.add(Uuid::nil(), -500, "k".into(), TransactionType::Grant, Some("fix".into()), None, &rules, Utc::now());
     assert_eq!(CreditLedger::from_events(&events).balance, 1000);
+}
+
+#[test]
+fn a_model_calls_tokens_cost_per_thousand_rounded_up_and_never_more_than_is_left() {
+    let rules = CreditRules { starting_grant: 3, credits_per_1k_tokens: 2, ..CreditRules::default() };
+    assert_eq!((rules.cost_of_tokens(0), rules.cost_of_tokens(1), rules.cost_of_tokens(1000)), (0, 1, 2));
+    assert_eq!(rules.cost_of_tokens(1001), 3);
+    assert_eq!(rules.cost_of_tokens(u64::MAX), i64::MAX / 1000, "no overflow");
+    let ledger = CreditLedger::default();
+    let events = ledger.charge_tokens(Uuid::nil(), 1500, usage(), &rules, Utc::now());
+    assert_eq!(events.len(), 2, "the grant, then the tokens");
+    let ledger = CreditLedger::from_events(&events);
+    assert_eq!((ledger.balance, ledger.node_executions), (0, 0), "3 credits charged, no node execution counted");
+    assert!(ledger.charge_tokens(Uuid::nil(), 1500, usage(), &rules, Utc::now()).is_empty(), "nothing left to take");
+    let free = CreditRules { credits_per_1k_tokens: 0, ..rules };
+    assert!(CreditLedger::default().charge_tokens(Uuid::nil(), 5000, usage(), &free, Utc::now()).is_empty());
 }

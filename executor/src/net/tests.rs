@@ -205,6 +205,9 @@ async fn app(hits: Arc<AtomicUsize>) -> SocketAddr {
                 }
                 "/to-metadata" => redirect("302 Found", "http://169.254.169.254/latest/meta-data"),
                 "/to-internal" => redirect("307 Temporary Redirect", "http://internal.test/"),
+                // Loopback beyond the one address allowed.
+                "/to-loopback" => redirect("302 Found", "http://127.0.0.2:9/"),
+                "/to-loopback-v6" => redirect("308 Permanent Redirect", "http://[::1]:9/"),
                 "/to-other" => redirect("302 Found", &format!("http://other.test:{port}/auth")),
                 "/to-auth" => redirect("301 Moved Permanently", "/auth"),
                 "/see-other" => redirect("303 See Other", "/echo"),
@@ -286,11 +289,12 @@ async fn system_parts_reach_an_allowed_loopback_server() {
 async fn redirects_to_private_addresses_are_refused() {
     let (client, recorder, hits) = loopback_client(quick());
     let addr = app(hits).await;
-    for path in ["/to-metadata", "/to-internal"] {
+    let paths = ["/to-metadata", "/to-internal", "/to-loopback", "/to-loopback-v6"];
+    for path in paths {
         let result = client.send(get(format!("http://{addr}{path}"))).await;
         assert!(matches!(result, Err(NetError::Refused(_))), "{path}: {result:?}");
     }
-    assert_eq!(recorder.dialed(), vec![addr, addr]);
+    assert_eq!(recorder.dialed(), vec![addr; paths.len()], "only the first hop was dialed");
 }
 
 #[tokio::test]
