@@ -28,6 +28,10 @@ pub enum VaultError {
     /// The data key was wrapped by a master key this process does not have.
     #[error("the credential's key is wrapped by master key {0}, which is not configured (ENCRYPTION_KEY / ENCRYPTION_OLD_KEYS)")]
     UnknownMasterKey(String),
+    /// Sealing failed (AES-GCM refuses only inputs beyond 64 GiB): nothing
+    /// is stored rather than an empty ciphertext.
+    #[error("the secret could not be encrypted")]
+    Encrypt,
     /// The ciphertext or its key did not authenticate.
     #[error("the credential could not be decrypted: it was altered or sealed under another key")]
     Decrypt,
@@ -92,10 +96,10 @@ fn cipher(key: &[u8; 32]) -> Aes256Gcm {
 }
 
 /// `nonce || ciphertext` of `plain` under `key`, bound to `aad`.
-fn seal_bytes(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Vec<u8> {
+fn seal_bytes(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let sealed = cipher(key).encrypt(&nonce, Payload { msg: plain, aad }).unwrap_or_default();
-    [nonce.as_slice(), &sealed].concat()
+    let sealed = cipher(key).encrypt(&nonce, Payload { msg: plain, aad }).map_err(|_| VaultError::Encrypt)?;
+    Ok([nonce.as_slice(), &sealed].concat())
 }
 
 fn open_bytes(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
@@ -164,7 +168,7 @@ impl Vault {
     pub async fn seal(&self, credential_id: Uuid, plain: &[u8]) -> Result<SealedSecret, VaultError> {
         let data_key: [u8; 32] = Aes256Gcm::generate_key(&mut OsRng).into();
         let aad = credential_id.as_bytes();
-        let wrapped = seal_bytes(&self.current.key, &data_key, aad);
+        let wrapped = seal_bytes(&self.current.key, &data_key, aad)?;
         sqlx::query(
             "INSERT INTO credential_keys (credential_id, master_key_id, wrapped) VALUES ($1, $2, $3) \
              ON CONFLICT (credential_id) DO UPDATE SET master_key_id = $2, wrapped = $3",
@@ -174,7 +178,7 @@ impl Vault {
         .bind(&wrapped)
         .execute(&self.pool)
         .await?;
-        let sealed = seal_bytes(&data_key, plain, aad);
+        let sealed = seal_bytes(&data_key, plain, aad)?;
         let (nonce, body) = sealed.split_at(12);
         Ok(SealedSecret {
             alg: ALG.into(),
@@ -228,7 +232,7 @@ impl Vault {
         for (credential_id, master_id, wrapped) in rows {
             let aad = credential_id.as_bytes();
             let data_key = open_bytes(&self.master(&master_id)?.key, &wrapped, aad)?;
-            let rewrapped = seal_bytes(&self.current.key, &data_key, aad);
+            let rewrapped = seal_bytes(&self.current.key, &data_key, aad)?;
             moved += sqlx::query(
                 "UPDATE credential_keys SET master_key_id = $2, wrapped = $3 \
                  WHERE credential_id = $1 AND master_key_id = $4",
@@ -252,7 +256,7 @@ mod tests {
     #[test]
     fn sealed_bytes_open_only_with_their_key_and_binding() {
         let key = [7u8; 32];
-        let sealed = seal_bytes(&key, b"sk-secret", b"cred-1");
+        let sealed = seal_bytes(&key, b"sk-secret", b"cred-1").unwrap();
         assert!(!sealed.windows(9).any(|w| w == b"sk-secret"));
         assert_eq!(open_bytes(&key, &sealed, b"cred-1").unwrap(), b"sk-secret");
         assert!(matches!(open_bytes(&key, &sealed, b"cred-2"), Err(VaultError::Decrypt)));

@@ -454,3 +454,33 @@ async fn a_conversation_feeds_a_structured_response_and_both_ask_the_model_with_
     assert!(instructions.contains("\"born\": \"the year they were born\""), "{instructions}");
     assert!(asked[1].body["messages"].to_string().contains("Ada Lovelace wrote it."), "the prompt came along the link");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_never_answers_holds_up_only_its_own_run() {
+    let (model, echo, app) = with_stubs().await;
+    model.script([Reply::Slow(Duration::from_secs(60), "too late".into())]);
+    let (owner, other) = (user(), user());
+    let credentials = store_key(&app, owner).await;
+    let graph_id = id_of(&app.create_graph(owner, agent_graph(&echo.url)).await);
+    let body = json!({"inputs": {"topic": "slow"}, "credentials_inputs": {"openai_api_key_credentials": credentials}});
+    let (status, hung) = app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &body).await;
+    assert_eq!(status, 200, "{hung}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while model.received().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the model was never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While that call waits on the model, other runs go through, each in
+    // well under the call's minute: the wait blocks no runtime thread.
+    let quick = id_of(&app.create_graph(other, crate::helpers::echo_graph()).await);
+    for n in 0..5 {
+        let (status, queued) =
+            app.post(&format!("/api/graphs/{quick}/execute/1"), other, &json!({"inputs": {"n": n}})).await;
+        assert_eq!(status, 200, "{queued}");
+        let run = app.run_ended(other, &quick, queued["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+        assert_eq!(run["outputs"]["echo"], json!([n]), "{run}");
+    }
+    let (_, still) =
+        app.get(&format!("/api/graphs/{graph_id}/executions/{}", hung["id"].as_str().unwrap()), owner).await;
+    assert_eq!(still["status"], "RUNNING", "{still}");
+}

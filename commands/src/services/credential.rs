@@ -87,7 +87,7 @@ impl<S: EventStore> Commands<S> {
         new: NewCredential,
     ) -> Result<(Outcome, Uuid, Credential), CommandError> {
         let id = ctx.new_id("credential");
-        let plain = serde_json::to_vec(&new.secret).map_err(|_| CommandError::Vault(VaultError::Decrypt))?;
+        let plain = serde_json::to_vec(&new.secret).map_err(|_| CommandError::Vault(VaultError::Encrypt))?;
         let mut uow = UnitOfWork::new(&self.store, ctx);
         let (state, version) = uow.load::<Credential>(id).await?;
         // The decision runs on a placeholder first, so that a refused
