@@ -23,6 +23,8 @@ use crate::state::AppState;
         set_active_version, update_graph_settings,
         execute_graph, stop_execution, list_executions, list_graph_executions, get_execution,
         delete_execution, share_execution, unshare_execution, get_shared_execution,
+        crate::routes::replay::replay_execution, crate::routes::replay::fork_execution,
+        crate::routes::replay::execution_timeline,
         get_credits, get_transactions, add_credits, users_history,
         list_agents, list_favorites, get_agent, get_agent_by_graph, update_agent, delete_agent, fork_agent,
         add_marketplace_agent, get_agent_by_store_version,

@@ -68,6 +68,15 @@ pub(crate) enum Report {
         request: Value,
         /// What came back.
         answer: Value,
+        /// Taken from the recording a replay re-runs, not asked anew.
+        replayed: bool,
+    },
+    /// In a replay, it asked something the recording does not hold.
+    Diverged {
+        /// The node execution.
+        node_exec_id: Uuid,
+        /// What differed.
+        reason: String,
     },
     /// It asked a person to review data; it stops here until the answer.
     Review {
@@ -95,6 +104,9 @@ pub(crate) struct BlockTask {
     pub(crate) outside: Outside,
     pub(crate) reports: mpsc::Sender<Report>,
     pub(crate) stop: CancellationToken,
+    /// In a replay, the recorded requests and answers of the node
+    /// execution it re-runs, in order.
+    pub(crate) recording: Option<Vec<(Value, Value)>>,
 }
 
 /// How a block's steps went.
@@ -105,6 +117,16 @@ enum Flow {
     Gone,
     /// A step failed with this error.
     Failed(String),
+}
+
+/// Whether a replayed block asks what the recording says it asked. A
+/// review is recorded with its decision's shape, so only its payload is
+/// compared.
+fn asks_the_same(recorded: &Value, request: &Value) -> bool {
+    match recorded.get("kind").and_then(Value::as_str) {
+        Some("review") => recorded.get("payload") == request.get("payload"),
+        _ => recorded == request,
+    }
 }
 
 impl BlockTask {
@@ -133,6 +155,34 @@ impl BlockTask {
                 break outcome.error;
             }
             let Some(effect) = outcome.effect else { break None };
+            if let Some(recording) = &self.recording {
+                // A replay answers from the recording, never from outside.
+                if !self.flush(node_exec_id, &mut outputs).await {
+                    return;
+                }
+                let seq = answers.len();
+                let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
+                let report = match recording.get(seq) {
+                    Some((asked, answer)) if asks_the_same(asked, &request) => {
+                        answers.push(answer.clone());
+                        let seq = u32::try_from(seq).unwrap_or(u32::MAX);
+                        Report::Answered { node_exec_id, seq, request, answer: answer.clone(), replayed: true }
+                    }
+                    Some(_) => {
+                        let reason = format!("its request {} differs from the recording", seq + 1);
+                        Report::Diverged { node_exec_id, reason }
+                    }
+                    None => {
+                        let reason = "it asked the outside world more often than the recording holds".to_owned();
+                        Report::Diverged { node_exec_id, reason }
+                    }
+                };
+                let diverged = matches!(report, Report::Diverged { .. });
+                if self.reports.send(report).await.is_err() || diverged {
+                    return;
+                }
+                continue;
+            }
             if let Effect::Review { .. } = effect {
                 // The node waits for a person: its answer comes through the
                 // review API, and the block runs again with it then.
@@ -155,7 +205,7 @@ impl BlockTask {
             };
             let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
             let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
-            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone() };
+            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone(), replayed: false };
             if self.reports.send(report).await.is_err() {
                 return;
             }

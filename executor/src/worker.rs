@@ -13,6 +13,7 @@ use commands::services::{Charge, Commands, StepOutcome};
 use commands::{CommandError, PgEventStore};
 use domain::aggregate::Aggregate;
 use domain::credit::Usage;
+use domain::execution::replay::{self, Start};
 use domain::execution::{engine, ExecutionEvent, ExecutionStatus, GraphExecution};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -71,7 +72,23 @@ struct Running {
     stop: CancellationToken,
     /// The user's chosen timezone, for clock blocks.
     user_timezone: Option<String>,
+    /// For a replay or fork: what it re-runs.
+    recording: Option<replay::Recording>,
 }
+
+/// How a started node's block runs: live, or re-running a recorded node
+/// execution on its answers.
+struct Launch {
+    node_exec_id: Uuid,
+    block_id: String,
+    input: Map<String, Value>,
+    /// In a replay, the recorded node execution it re-runs.
+    replayed: Option<Replayed>,
+}
+
+/// A recorded node execution a replayed one re-runs: its id, when it
+/// began, and its requests with their answers.
+type Replayed = (Uuid, chrono::DateTime<Utc>, Vec<(Value, Value)>);
 
 impl Worker<'_> {
     /// Claim the run (or take it over from a silent worker) and run it to
@@ -102,12 +119,17 @@ impl Worker<'_> {
             }
             return Ok(Finished::Ended(ExecutionStatus::Failed));
         };
+        let recording = match &state.replay {
+            Some(of) => Some(self.recording(&state, of, &graph).await?),
+            None => None,
+        };
         let (reports, mut inbox) = mpsc::channel::<Report>(64);
         let mut running = Running {
             in_flight: HashSet::new(),
             reports,
             stop: self.stop.child_token(),
             user_timezone: self.commands.user_timezone(state.user_id).await?,
+            recording,
         };
         if !self.advance(&graph, &mut state, &mut version, (working, vec![claim], Vec::new()), &mut running).await? {
             return Ok(Finished::NotClaimed);
@@ -156,7 +178,10 @@ impl Worker<'_> {
                         reports.push(more);
                     }
                     for report in &reports {
-                        if let Report::Done { node_exec_id, .. } | Report::Review { node_exec_id, .. } = report {
+                        if let Report::Done { node_exec_id, .. }
+                        | Report::Review { node_exec_id, .. }
+                        | Report::Diverged { node_exec_id, .. } = report
+                        {
                             running.in_flight.remove(node_exec_id);
                         }
                     }
@@ -191,8 +216,9 @@ impl Worker<'_> {
             }
             let mut working = state.clone();
             let at = Utc::now();
+            let recording = running.recording.as_ref().map(|recording| &recording.run);
             let events: Vec<ExecutionEvent> =
-                reports.iter().flat_map(|report| decide_report(graph, &mut working, report, at)).collect();
+                reports.iter().flat_map(|report| decide_report(graph, &mut working, report, recording, at)).collect();
             let charges = reports.iter().filter_map(|report| tokens_of(&working, report)).collect();
             if self.advance(graph, state, version, (working, events, charges), running).await? {
                 return Ok(());
@@ -232,14 +258,34 @@ impl Worker<'_> {
                 continue;
             }
             let Some(node) = working.node_execution(node_exec_id) else { continue };
-            let (block_id, input) = (node.block_id.clone(), node.input_data.clone());
-            // A node that began before was charged in the append that began
-            // it: a takeover or a review's answer starts it again for free.
-            if node.starts == 0 {
-                charges.push(charge_of(&working, node_exec_id, &block_id, &input));
-            }
-            events.extend(engine::start_node(&mut working, node_exec_id, at));
-            started.push((node_exec_id, block_id, input));
+            let (block_id, input, first) = (node.block_id.clone(), node.input_data.clone(), node.starts == 0);
+            let plan = match &running.recording {
+                Some(recording) => replay::plan_start(recording, &working, node_exec_id),
+                None => Start::Live,
+            };
+            let replayed = match plan {
+                Start::Diverged(reason) => {
+                    events.extend(replay::diverge(&mut working, node_exec_id, reason, at));
+                    break;
+                }
+                // Recorded: nothing is called out, nothing charged.
+                Start::Replay(recorded) => {
+                    let calls = recorded.requests.iter().cloned().zip(recorded.answers.iter().cloned()).collect();
+                    Some((recorded.node_exec_id, recorded.start_time.unwrap_or(at), calls))
+                }
+                // A node that began before was charged in the append that
+                // began it: a takeover or a review's answer starts it again
+                // for free.
+                Start::Live => {
+                    if first {
+                        charges.push(charge_of(&working, node_exec_id, &block_id, &input));
+                    }
+                    None
+                }
+            };
+            let from = replayed.as_ref().map(|(id, ..)| *id);
+            events.extend(engine::start_replayed(&mut working, node_exec_id, from, at));
+            started.push(Launch { node_exec_id, block_id, input, replayed });
         }
         events.extend(engine::settle(&working, at));
         match self.commands.append_charged_run_step(state, *version, &events, &charges).await? {
@@ -273,35 +319,55 @@ impl Worker<'_> {
                 return Ok(true);
             }
         }
-        for (node_exec_id, block_id, input) in started {
-            self.launch(state, running, node_exec_id, block_id, input);
+        for launch in started {
+            self.launch(state, running, launch);
         }
         Ok(true)
     }
 
-    /// Run a started node's block in a task of its own.
-    fn launch(
+    /// What a replay or fork of `of` re-runs: the recorded run, the nodes
+    /// that run live, and, on another graph version than the recorded one,
+    /// which recorded node each node stands for.
+    async fn recording(
         &self,
         state: &GraphExecution,
-        running: &mut Running,
-        node_exec_id: Uuid,
-        block_id: String,
-        input: Map<String, Value>,
-    ) {
+        of: &replay::ReplayOf,
+        graph: &domain::graph::GraphVersion,
+    ) -> Result<replay::Recording, CommandError> {
+        let (run, _) = self.commands.load_execution(of.execution_id).await?;
+        let nodes = match run.graph_version == state.graph_version {
+            true => Default::default(),
+            false => match self.commands.graph_of_run(&run).await? {
+                Some(recorded) => replay::node_map(graph, &recorded),
+                None => Default::default(),
+            },
+        };
+        Ok(replay::Recording { live: of.live_nodes(graph), nodes, run })
+    }
+
+    /// Run a started node's block in a task of its own.
+    fn launch(&self, state: &GraphExecution, running: &mut Running, launch: Launch) {
+        let Launch { node_exec_id, block_id, input, replayed } = launch;
         running.in_flight.insert(node_exec_id);
+        let (recorded_as, now, recording) = match replayed {
+            Some((id, began, calls)) => (Some(id), began, Some(calls)),
+            None => (None, Utc::now(), None),
+        };
         let ctx = BlockContext {
             user_id: state.user_id,
             execution_id: state.id.unwrap_or_default(),
             graph_id: state.graph_id,
             node_exec_id,
             user_timezone: running.user_timezone.clone(),
-            now: Utc::now(),
+            now,
+            recorded_as,
         };
         let task = BlockTask {
             commands: self.commands.clone(),
             outside: self.outside.clone(),
             reports: running.reports.clone(),
             stop: running.stop.clone(),
+            recording,
         };
         let answers = state.node_execution(node_exec_id).map(|n| n.answers.clone()).unwrap_or_default();
         let task = tokio::spawn(task.run(block_id.clone(), input, ctx, answers));
@@ -394,7 +460,7 @@ fn charge_of(state: &GraphExecution, node_exec_id: Uuid, block_id: &str, input: 
 
 /// The tokens a model's answer reports, as a charge.
 fn tokens_of(state: &GraphExecution, report: &Report) -> Option<Charge> {
-    let Report::Answered { node_exec_id, answer, .. } = report else { return None };
+    let Report::Answered { node_exec_id, answer, replayed: false, .. } = report else { return None };
     let stats = domain::execution::llm_stats([answer])?;
     let tokens = stats["input_token_count"].as_u64().unwrap_or(0) + stats["output_token_count"].as_u64().unwrap_or(0);
     (tokens > 0).then(|| Charge::Tokens { usage: usage_of(state, *node_exec_id), tokens })
@@ -405,14 +471,32 @@ fn decide_report(
     graph: &domain::graph::GraphVersion,
     working: &mut GraphExecution,
     report: &Report,
+    recording: Option<&GraphExecution>,
     at: chrono::DateTime<Utc>,
 ) -> Vec<ExecutionEvent> {
     match report {
+        Report::Done { node_exec_id, error } if replayed_node(working, *node_exec_id, recording).is_some() => {
+            // A replayed node must end as its recording did: decided on a
+            // copy, kept only if it agrees.
+            let recorded = replayed_node(working, *node_exec_id, recording).cloned();
+            let mut ended = working.clone();
+            let events = end_of(graph, &mut ended, *node_exec_id, error.clone(), at);
+            let disagrees =
+                recorded.zip(ended.node_execution(*node_exec_id)).and_then(|(r, n)| replay::check_end(&r, n));
+            match disagrees {
+                Some(reason) => replay::diverge(working, *node_exec_id, reason, at),
+                None => {
+                    *working = ended;
+                    events
+                }
+            }
+        }
+        Report::Diverged { node_exec_id, reason } => replay::diverge(working, *node_exec_id, reason.clone(), at),
         Report::Outputs { node_exec_id, outputs } => outputs
             .iter()
             .flat_map(|(pin, value)| engine::record_output(graph, working, *node_exec_id, pin, value.clone(), at))
             .collect(),
-        Report::Answered { node_exec_id, seq, request, answer } => {
+        Report::Answered { node_exec_id, seq, request, answer, .. } => {
             let event = ExecutionEvent::NodeEffectAnswered {
                 node_exec_id: *node_exec_id,
                 seq: *seq,
@@ -444,11 +528,30 @@ fn decide_report(
             working.evolve(&event);
             vec![event]
         }
-        Report::Done { node_exec_id, error: Some(error) } => {
-            engine::fail_node(graph, working, *node_exec_id, error.clone(), at)
-        }
-        Report::Done { node_exec_id, error: None } => {
-            engine::end_node(working, *node_exec_id, ExecutionStatus::Completed, at)
-        }
+        Report::Done { node_exec_id, error } => end_of(graph, working, *node_exec_id, error.clone(), at),
     }
+}
+
+/// The events a node's end decides: FAILED with its error, or COMPLETED.
+fn end_of(
+    graph: &domain::graph::GraphVersion,
+    working: &mut GraphExecution,
+    node_exec_id: Uuid,
+    error: Option<String>,
+    at: chrono::DateTime<Utc>,
+) -> Vec<ExecutionEvent> {
+    match error {
+        Some(error) => engine::fail_node(graph, working, node_exec_id, error, at),
+        None => engine::end_node(working, node_exec_id, ExecutionStatus::Completed, at),
+    }
+}
+
+/// The recorded node execution that `node_exec_id` re-runs, in a replay.
+fn replayed_node<'a>(
+    state: &GraphExecution,
+    node_exec_id: Uuid,
+    recording: Option<&'a GraphExecution>,
+) -> Option<&'a domain::execution::NodeExecution> {
+    let from = state.node_execution(node_exec_id)?.replayed_from?;
+    recording?.node_execution(from)
 }

@@ -262,7 +262,7 @@ impl Fold {
                     }
                 }
             }
-            ExecutionEvent::NodeExecutionStarted { node_exec_id, at } => {
+            ExecutionEvent::NodeExecutionStarted { node_exec_id, at, .. } => {
                 let change = self.node(run, *node_exec_id, None)?;
                 change.status = Some(ExecutionStatus::Running.as_str());
                 change.start_time = Some(micros(*at));
@@ -299,6 +299,8 @@ impl Fold {
                 run.failed += i32::from(*status == ExecutionStatus::Failed);
                 run.updated_at = Some(at);
             }
+            // Where a replay diverged is in the error its end carries.
+            ExecutionEvent::ExecutionDiverged { .. } => {}
             ExecutionEvent::ExecutionEnded { status, error, at } => {
                 let change = self.run(run);
                 change.status = Some(status.as_str());
@@ -462,10 +464,11 @@ mod tests {
                     input_data: input.clone(),
                 }],
                 node_input_masks: Map::new(),
+                replay: None,
                 at: at(),
             },
             ExecutionEvent::ExecutionStarted { worker: "w".into(), at: at() },
-            ExecutionEvent::NodeExecutionStarted { node_exec_id: first, at: at() },
+            ExecutionEvent::NodeExecutionStarted { node_exec_id: first, replayed_from: None, at: at() },
             ExecutionEvent::NodeOutputProduced {
                 node_exec_id: first,
                 pin: "result".into(),
@@ -514,7 +517,7 @@ mod tests {
         let mut fold = Fold::default();
         assert!(fold.apply(run, &ExecutionEvent::ExecutionPaused { at: at() }).is_err());
         let mut fold = Fold::default();
-        let started = ExecutionEvent::NodeExecutionStarted { node_exec_id: node, at: at() };
+        let started = ExecutionEvent::NodeExecutionStarted { node_exec_id: node, replayed_from: None, at: at() };
         let received = ExecutionEvent::NodeInputReceived {
             node_exec_id: node,
             node_id: "n".into(),

@@ -134,7 +134,7 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
                 add_output(conn, id, &block_id, &input_data).await?;
             }
         }
-        ExecutionEvent::NodeExecutionStarted { node_exec_id, at } => {
+        ExecutionEvent::NodeExecutionStarted { node_exec_id, at, .. } => {
             sqlx::query("UPDATE rm_node_executions SET status = 'RUNNING', start_time = $2 WHERE id = $1")
                 .bind(node_exec_id)
                 .bind(at)
@@ -195,6 +195,8 @@ async fn apply(id: Uuid, event: ExecutionEvent, conn: &mut PgConnection) -> Resu
             .execute(conn)
             .await?;
         }
+        // Where a replay diverged is in the error its end carries.
+        ExecutionEvent::ExecutionDiverged { .. } => {}
         ExecutionEvent::ExecutionEnded { status, error, at } => {
             sqlx::query(
                 "UPDATE rm_graph_executions SET status = $2, error = $3, ended_at = $4, updated_at = $4 WHERE id = $1",

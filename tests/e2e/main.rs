@@ -39,6 +39,7 @@ mod projections;
 mod quotas;
 mod rate_limits;
 mod rebuild;
+mod replay;
 mod reviews;
 mod schedules;
 mod store;

@@ -175,6 +175,7 @@ pub(crate) fn pushes(state: &GraphExecution, event: &ExecutionEvent, recorded: &
         | ExecutionEvent::NodeReviewRequested { node_exec_id, .. }
         | ExecutionEvent::NodeExecutionEnded { node_exec_id, .. } => node(node_exec_id).into_iter().collect(),
         ExecutionEvent::ExecutionDeleted { .. }
+        | ExecutionEvent::ExecutionDiverged { .. }
         | ExecutionEvent::NodeEffectAnswered { .. }
         | ExecutionEvent::ExecutionShared { .. }
         | ExecutionEvent::ExecutionUnshared { .. } => {

@@ -82,6 +82,7 @@ pub(crate) async fn run_block(
         node_exec_id: Uuid::nil(),
         user_timezone: None,
         now: chrono::Utc::now(),
+        recorded_as: None,
     };
     let mut defaults = block_defaults(block);
     defaults.extend(input);

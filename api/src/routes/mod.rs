@@ -18,6 +18,7 @@ pub(crate) mod integrations;
 mod library;
 pub(crate) mod onboarding;
 pub(crate) mod presets;
+pub(crate) mod replay;
 pub(crate) mod reviews;
 mod schedules;
 pub(crate) mod store;
@@ -40,6 +41,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .merge(builder::router(state))
         .merge(graphs::router(state))
         .merge(executions::router(state))
+        .merge(replay::router())
         .merge(credits::router(state))
         .merge(library::router(state))
         .merge(onboarding::router(state))

@@ -199,8 +199,13 @@ impl<S: EventStore> Commands<S> {
         let ctx = CommandContext::default();
         let mut uow = UnitOfWork::new(&self.store, &ctx);
         let (_, _, history) = uow.load_with_events::<Graph>(state.graph_id).await?;
-        Ok(find_version(&history, state.graph_version)
-            .map(|(g, _)| domain::graph::credentials::with_masks(g, &state.node_input_masks)))
+        let masked = find_version(&history, state.graph_version)
+            .map(|(g, _)| domain::graph::credentials::with_masks(g, &state.node_input_masks));
+        // A fork's node takes the fork's values over what its links bring.
+        Ok(match &state.replay {
+            Some(replay) => masked.map(|g| replay.graph(&g)),
+            None => masked,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ mod library;
 mod onboarding;
 mod preset;
 mod quota;
+mod replay;
 mod review;
 mod schedule;
 mod store;
@@ -21,6 +22,7 @@ pub use credential::{secret_fits, NewCredential, OpenCredential, Secret};
 pub use graph::CreatedGraph;
 pub use library::AgentFromLog;
 pub use preset::{NewPreset, PresetSource};
+pub use replay::ReplayRequest;
 pub use review::ReviewDecision;
 pub use store::{Submission, Submitted};
 pub use webhook::{

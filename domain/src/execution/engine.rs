@@ -27,6 +27,12 @@ pub enum RunError {
     /// Nothing in the graph can start.
     #[error("No starting nodes found for the graph")]
     NoStartingNodes,
+    /// A run still going has no whole recording to replay or fork.
+    #[error("The run has not ended: only an ended run can be replayed or forked")]
+    NotEnded,
+    /// A fork names a node the graph version does not have.
+    #[error("The graph has no node {0}")]
+    UnknownNode(String),
 }
 
 /// The event that queues a run of `graph`: its starting node executions are
@@ -85,6 +91,7 @@ pub fn queue_run(
         return Err(RunError::NoStartingNodes);
     }
     Ok(ExecutionEvent::ExecutionQueued {
+        replay: None,
         execution_id,
         user_id,
         graph_id: graph.id,
@@ -262,7 +269,18 @@ pub fn resume(state: &GraphExecution, worker: &str, at: DateTime<Utc>) -> Option
 
 /// A node execution begins to run.
 pub fn start_node(state: &mut GraphExecution, node_exec_id: Uuid, at: DateTime<Utc>) -> Vec<ExecutionEvent> {
-    let event = ExecutionEvent::NodeExecutionStarted { node_exec_id, at };
+    start_replayed(state, node_exec_id, None, at)
+}
+
+/// A node execution begins to run, in a replay on the answers of the
+/// recorded node execution `replayed_from`.
+pub fn start_replayed(
+    state: &mut GraphExecution,
+    node_exec_id: Uuid,
+    replayed_from: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Vec<ExecutionEvent> {
+    let event = ExecutionEvent::NodeExecutionStarted { node_exec_id, replayed_from, at };
     state.evolve(&event);
     vec![event]
 }

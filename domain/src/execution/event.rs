@@ -46,6 +46,9 @@ pub enum ExecutionEvent {
         /// credentials named at the start); absent in older events.
         #[serde(default, skip_serializing_if = "Map::is_empty")]
         node_input_masks: Map<String, Value>,
+        /// The recorded run it replays or forks; absent for a live run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay: Option<super::replay::ReplayOf>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -94,6 +97,11 @@ pub enum ExecutionEvent {
     NodeExecutionStarted {
         /// The node execution.
         node_exec_id: Uuid,
+        /// In a replay, the recorded node execution it re-runs on the
+        /// recorded answers (nothing is called out or charged); absent when
+        /// it runs live.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replayed_from: Option<Uuid>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -167,6 +175,19 @@ pub enum ExecutionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A replay stopped agreeing with its recording at this node: the
+    /// graph or the block's behaviour changed since (its inputs, a request
+    /// it made, or its outputs differ). The run ends FAILED with it.
+    ExecutionDiverged {
+        /// The node execution where it diverged.
+        node_exec_id: Uuid,
+        /// Its graph node.
+        node_id: String,
+        /// What differed.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The run ended: COMPLETED (failed nodes included), TERMINATED or
     /// FAILED.
     ExecutionEnded {
@@ -211,6 +232,7 @@ impl EventType for ExecutionEvent {
             Self::ExecutionPaused { .. } => "ExecutionPaused",
             Self::ExecutionReviewed { .. } => "ExecutionReviewed",
             Self::NodeExecutionEnded { .. } => "NodeExecutionEnded",
+            Self::ExecutionDiverged { .. } => "ExecutionDiverged",
             Self::ExecutionEnded { .. } => "ExecutionEnded",
             Self::ExecutionDeleted { .. } => "ExecutionDeleted",
             Self::ExecutionShared { .. } => "ExecutionShared",

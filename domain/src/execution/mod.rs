@@ -6,6 +6,7 @@
 pub mod engine;
 mod event;
 pub mod pins;
+pub mod replay;
 pub mod review;
 mod status;
 
@@ -45,6 +46,10 @@ pub struct NodeExecution {
     pub end_time: Option<DateTime<Utc>>,
     /// What its block's requests to the outside world got back, in order.
     pub answers: Vec<Value>,
+    /// Those requests, in the same order.
+    pub requests: Vec<Value>,
+    /// In a replay, the recorded node execution it re-ran.
+    pub replayed_from: Option<Uuid>,
     /// The review it waits for, while in REVIEW.
     pub review: Option<review::PendingReview>,
     /// How many times it began to run: more than once only when the worker
@@ -83,6 +88,8 @@ impl NodeExecution {
             start_time: None,
             end_time: None,
             answers: Vec::new(),
+            requests: Vec::new(),
+            replayed_from: None,
             review: None,
             starts: 0,
         }
@@ -124,6 +131,10 @@ pub struct GraphExecution {
     pub share_token: Option<Uuid>,
     /// Values laid over nodes' defaults for this run, by node id.
     pub node_input_masks: Map<String, Value>,
+    /// The recorded run it replays or forks.
+    pub replay: Option<replay::ReplayOf>,
+    /// Where, as a replay, it stopped agreeing with its recording.
+    pub diverged: Option<replay::Divergence>,
 }
 
 impl GraphExecution {
@@ -188,9 +199,11 @@ impl Aggregate for GraphExecution {
                 preset_id,
                 starting,
                 node_input_masks,
+                replay,
                 at,
             } => {
                 self.node_input_masks.clone_from(node_input_masks);
+                self.replay.clone_from(replay);
                 self.id = Some(*execution_id);
                 self.user_id = *user_id;
                 self.graph_id = *graph_id;
@@ -234,8 +247,9 @@ impl Aggregate for GraphExecution {
                     exec.queue_time = Some(*at);
                 }
             }
-            ExecutionEvent::NodeExecutionStarted { node_exec_id, at } => {
+            ExecutionEvent::NodeExecutionStarted { node_exec_id, replayed_from, at } => {
                 if let Some(exec) = self.node_execution_mut(*node_exec_id) {
+                    exec.replayed_from = *replayed_from;
                     exec.status = ExecutionStatus::Running;
                     exec.start_time = Some(*at);
                     exec.starts += 1;
@@ -250,12 +264,13 @@ impl Aggregate for GraphExecution {
                     }
                 }
             }
-            ExecutionEvent::NodeEffectAnswered { node_exec_id, seq, answer, .. } => {
+            ExecutionEvent::NodeEffectAnswered { node_exec_id, seq, request, answer, .. } => {
                 if let Some(exec) = self.node_execution_mut(*node_exec_id) {
                     // A second worker's answer to a request already answered
                     // is not the one the block went on with.
                     if *seq as usize == exec.answers.len() {
                         exec.answers.push(answer.clone());
+                        exec.requests.push(request.clone());
                     }
                     if exec.review.as_ref().is_some_and(|r| r.seq == *seq) {
                         exec.review = None;
@@ -297,6 +312,13 @@ impl Aggregate for GraphExecution {
                     exec.status = *status;
                     exec.end_time = Some(*at);
                 }
+            }
+            ExecutionEvent::ExecutionDiverged { node_exec_id, node_id, reason, .. } => {
+                self.diverged = Some(replay::Divergence {
+                    node_exec_id: *node_exec_id,
+                    node_id: node_id.clone(),
+                    reason: reason.clone(),
+                });
             }
             ExecutionEvent::ExecutionEnded { status, error, at } => {
                 self.status = Some(*status);

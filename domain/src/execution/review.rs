@@ -138,12 +138,13 @@ mod tests {
                 preset_id: None,
                 starting: starting.to_vec(),
                 node_input_masks: Map::new(),
+                replay: None,
                 at: now,
             },
             ExecutionEvent::ExecutionStarted { worker: "w".into(), at: now },
         ];
         for (id, timeout) in [(a, None), (b, Some(now - TimeDelta::seconds(1)))] {
-            events.push(ExecutionEvent::NodeExecutionStarted { node_exec_id: id, at: now });
+            events.push(ExecutionEvent::NodeExecutionStarted { node_exec_id: id, replayed_from: None, at: now });
             events.push(ExecutionEvent::NodeReviewRequested {
                 node_exec_id: id,
                 seq: 0,

@@ -11,7 +11,7 @@ pub(crate) const OUTPUT: &str = "363ae599-353e-4804-937e-b2ee3cef3da4";
 pub(crate) const TEMPLATE: &str = "db7d8f02-2f44-4c55-ab7a-eae0941f0c30";
 pub(crate) const STORE: &str = "1ff065e9-88e8-4358-9d82-8dc91f622ba9";
 
-fn node(id: &str, block: &str, defaults: Value) -> Node {
+pub(crate) fn node(id: &str, block: &str, defaults: Value) -> Node {
     Node {
         id: id.into(),
         block_id: block.into(),
@@ -20,7 +20,7 @@ fn node(id: &str, block: &str, defaults: Value) -> Node {
     }
 }
 
-fn link(from: &str, out: &str, to: &str, pin: &str, is_static: bool) -> Link {
+pub(crate) fn link(from: &str, out: &str, to: &str, pin: &str, is_static: bool) -> Link {
     Link {
         id: format!("{from}-{to}-{pin}"),
         source_id: from.into(),
@@ -31,7 +31,7 @@ fn link(from: &str, out: &str, to: &str, pin: &str, is_static: bool) -> Link {
     }
 }
 
-fn graph(nodes: Vec<Node>, links: Vec<Link>) -> GraphVersion {
+pub(crate) fn graph(nodes: Vec<Node>, links: Vec<Link>) -> GraphVersion {
     GraphVersion {
         id: Uuid::new_v4(),
         version: 1,
@@ -48,7 +48,7 @@ fn graph(nodes: Vec<Node>, links: Vec<Link>) -> GraphVersion {
     }
 }
 
-fn queued(graph: &GraphVersion, inputs: Value) -> GraphExecution {
+pub(crate) fn queued(graph: &GraphVersion, inputs: Value) -> GraphExecution {
     let event = engine::queue_run(
         graph,
         Uuid::new_v4(),

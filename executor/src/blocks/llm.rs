@@ -48,7 +48,7 @@ struct Request {
 
 impl Request {
     fn new(input: &Input, ctx: &BlockContext) -> Self {
-        let id = ctx.node_exec_id.simple().to_string();
+        let id = ctx.identity().simple().to_string();
         Request {
             history: vec![],
             prompt: input.text("prompt", ""),

@@ -41,8 +41,20 @@ pub struct BlockContext {
     pub node_exec_id: Uuid,
     /// The user's chosen timezone, for clock blocks told to use it.
     pub user_timezone: Option<String>,
-    /// The clock, read once for the step.
+    /// The clock, read once for the step (in a replay, when the recorded
+    /// node execution began).
     pub now: DateTime<Utc>,
+    /// In a replay, the recorded node execution this one re-runs: what a
+    /// block derives from its node execution's identity derives from that
+    /// one, so its requests match the recording.
+    pub recorded_as: Option<Uuid>,
+}
+
+impl BlockContext {
+    /// The node execution's identity for what a block derives from it.
+    pub fn identity(&self) -> Uuid {
+        self.recorded_as.unwrap_or(self.node_exec_id)
+    }
 }
 
 /// One step of a block's run.
@@ -365,6 +377,7 @@ pub(crate) mod testing {
             node_exec_id: Uuid::nil(),
             user_timezone: None,
             now: chrono::Utc::now(),
+            recorded_as: None,
         }
     }
 

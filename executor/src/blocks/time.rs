@@ -179,6 +179,7 @@ mod tests {
             node_exec_id: Uuid::nil(),
             user_timezone: Some("Asia/Kolkata".into()),
             now: at("2026-12-03T09:05:03.250Z"),
+            recorded_as: None,
         };
         match &run(block, &input, &ctx).steps[..] {
             [Step::Yield(_, value)] => value.clone(),
