@@ -213,3 +213,62 @@ async fn the_console_is_served_without_auth_and_is_not_an_api_operation() {
     let paths = spec["paths"].as_object().expect("paths");
     assert!(paths.keys().all(|p| !p.starts_with("/admin")), "the console's page is not an API operation");
 }
+
+#[tokio::test]
+async fn the_console_steps_through_a_replayed_runs_timeline() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.session().await;
+    let steps = tokio::spawn(step_through(app, browser.clone()));
+    let outcome = steps.await;
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn step_through(app: TestApp, browser: Client) {
+    let owner = Uuid::new_v4();
+    let graph = app.create_graph(owner, greeting_graph()).await;
+    let graph_id = graph["id"].as_str().expect("graph id").to_owned();
+    let (_, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "Ada"}})).await;
+    let run_id = queued["id"].as_str().expect("run id").to_owned();
+    app.run_ended(owner, &graph_id, &run_id, PATIENCE).await;
+    let path = format!("/api/graphs/{graph_id}/executions/{run_id}/replay");
+    let (status, replay) = app.post(&path, owner, &json!({})).await;
+    assert_eq!(status, 200, "{replay}");
+    let replay_id = replay["id"].as_str().expect("replay id").to_owned();
+    app.run_ended(owner, &graph_id, &replay_id, PATIENCE).await;
+
+    browser.goto(&format!("{}/admin", app.address)).await.expect("open /admin");
+    sign_in(&browser, &app.token(Uuid::new_v4(), true)).await;
+    element(&browser, "#timeline-graph").await.send_keys(&graph_id).await.expect("graph id");
+    element(&browser, "#timeline-run").await.send_keys(&replay_id).await.expect("run id");
+    element(&browser, "#timeline-open").await.click().await.expect("open timeline");
+    let summary = text_until(&browser, "#timeline-summary", |t| !t.is_empty()).await;
+    assert!(summary.contains("COMPLETED") && summary.contains(&format!("replay of run {run_id}")), "{summary}");
+    let ran = browser.find_all(Locator::Css("#timeline-steps tbody td.ran")).await.expect("rows");
+    assert_eq!(ran.len(), 3, "one row a step");
+    for cell in ran {
+        assert_eq!(cell.text().await.expect("ran"), "recorded");
+    }
+    // Step by step: the first, then the template with its output.
+    assert_eq!(text_until(&browser, "#step-position", |t| !t.is_empty()).await, "Step 1 of 3");
+    element(&browser, "#step-next").await.click().await.expect("next");
+    assert_eq!(text_until(&browser, "#step-position", |t| t.contains('2')).await, "Step 2 of 3");
+    let title = text_until(&browser, "#step-title", |t| t.contains("FillTextTemplate")).await;
+    assert!(title.contains("recorded"), "{title}");
+    let output = text_until(&browser, "#step-output", |t| !t.is_empty()).await;
+    assert!(output.contains("Hello, Ada!"), "{output}");
+    element(&browser, "#step-prev").await.click().await.expect("previous");
+    assert_eq!(text_until(&browser, "#step-position", |t| t.contains('1')).await, "Step 1 of 3");
+    // Someone else's run id, as the console's admin sees it, or nothing.
+    let run = element(&browser, "#timeline-run").await;
+    run.clear().await.expect("clear");
+    run.send_keys(&Uuid::new_v4().to_string()).await.expect("unknown run");
+    element(&browser, "#timeline-open").await.click().await.expect("open timeline");
+    let refusal = text_until(&browser, "#timeline-error", |t| !t.is_empty()).await;
+    assert!(refusal.starts_with("404"), "{refusal}");
+}

@@ -352,3 +352,35 @@ async fn a_session_ends_when_its_token_expires() {
     let closed = next(&mut socket, Duration::from_secs(6)).await.expect("closed at expiry");
     assert_eq!(closed, json!({"closed": 4003}));
 }
+
+#[tokio::test]
+async fn a_replay_is_pushed_like_any_run_with_its_own_id_and_the_same_outputs() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let mut socket = connect(&app, &app.token(owner, false)).await;
+    say(&mut socket, json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}})).await;
+    next(&mut socket, Duration::from_secs(5)).await.expect("ack");
+    let (_, queued) =
+        app.post(&format!("/api/graphs/{graph_id}/execute/1"), owner, &json!({"inputs": {"name": "again"}})).await;
+    let original = queued["id"].as_str().unwrap().to_owned();
+    assert_eq!(completed_outputs(&mut socket).await, json!({"greeting": ["Hello, again!"]}));
+    let path = format!("/api/graphs/{graph_id}/executions/{original}/replay");
+    let (status, replay) = app.post(&path, owner, &json!({})).await;
+    assert_eq!(status, 200, "{replay}");
+    let replay_id = replay["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    let outputs = loop {
+        let msg = next(&mut socket, Duration::from_secs(15)).await.expect("a push of the replay");
+        if msg["method"] != "graph_execution_event" {
+            continue;
+        }
+        assert_eq!(msg["data"]["id"], replay_id, "only the replay runs now: {msg}");
+        seen.push(msg["data"]["status"].as_str().unwrap_or_default().to_owned());
+        if msg["data"]["status"] == "COMPLETED" {
+            break msg["data"]["outputs"].clone();
+        }
+    };
+    assert_eq!(outputs, json!({"greeting": ["Hello, again!"]}));
+    assert!(seen.contains(&"QUEUED".to_owned()) && seen.contains(&"RUNNING".to_owned()), "{seen:?}");
+}

@@ -14,6 +14,8 @@ let refreshTimer = null;
 let refreshing = false;
 let logNext = null;
 let streamNext = null;
+let timelineSteps = [];
+let stepAt = 0;
 
 // --- talking to the API --------------------------------------------------
 
@@ -342,6 +344,66 @@ async function loadState(streamId, version) {
   out.textContent = JSON.stringify(result.body, null, 2);
 }
 
+// --- run timelines ---------------------------------------------------------------
+
+// At most this many pages of 100 steps: a view to step through, not an
+// export.
+const TIMELINE_PAGES = 10;
+
+async function openTimeline(graphId, runId) {
+  showError("timeline-error", "");
+  const tbody = document.querySelector("#timeline-steps tbody");
+  tbody.replaceChildren();
+  $("timeline-summary").textContent = "";
+  $("timeline-step").hidden = true;
+  timelineSteps = [];
+  const base = `/api/graphs/${encodeURIComponent(graphId)}/executions/${encodeURIComponent(runId)}/timeline`;
+  let head = null;
+  for (let page = 1; page <= TIMELINE_PAGES; page++) {
+    const result = await api("GET", `${base}?page=${page}&page_size=100`);
+    if (!result.ok) {
+      showError("timeline-error", describe(result));
+      return;
+    }
+    head = result.body;
+    timelineSteps.push(...head.steps);
+    if (head.steps.length === 0 || timelineSteps.length >= head.total_steps) break;
+  }
+  const parts = [head.status, `${head.total_steps} steps`];
+  if (head.replayed_from) {
+    parts.push(head.forked_at ? `fork at node ${head.forked_at} of run ${head.replayed_from}` : `replay of run ${head.replayed_from}`);
+  }
+  if (head.diverged) parts.push(`diverged at node ${head.diverged.node_id}: ${head.diverged.reason}`);
+  $("timeline-summary").textContent = parts.join(" · ");
+  timelineSteps.forEach((s, i) => {
+    const row = document.createElement("tr");
+    row.dataset.step = i;
+    const ran = td(s.recorded ? "recorded" : "live");
+    ran.className = "ran";
+    row.append(td(i + 1), td(s.node_id), td(s.block_name), td(s.status), ran, td(s.duration), td(s.cost));
+    row.addEventListener("click", () => showStep(i));
+    tbody.appendChild(row);
+  });
+  if (timelineSteps.length) showStep(0);
+}
+
+// Show one step whole; the table marks which.
+function showStep(i) {
+  stepAt = Math.max(0, Math.min(i, timelineSteps.length - 1));
+  const s = timelineSteps[stepAt];
+  $("timeline-step").hidden = false;
+  $("step-position").textContent = `Step ${stepAt + 1} of ${timelineSteps.length}`;
+  $("step-title").textContent = `${s.block_name} (node ${s.node_id}): ${s.status}, ${s.recorded ? "recorded" : "live"}`;
+  $("step-input").textContent = JSON.stringify(s.input_data, null, 2);
+  $("step-output").textContent = JSON.stringify(s.output_data, null, 2);
+  $("step-calls").textContent = JSON.stringify(s.calls, null, 2);
+  $("step-prev").disabled = stepAt === 0;
+  $("step-next").disabled = stepAt === timelineSteps.length - 1;
+  for (const row of document.querySelectorAll("#timeline-steps tbody tr")) {
+    row.classList.toggle("current", Number(row.dataset.step) === stepAt);
+  }
+}
+
 // --- wiring -------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -371,6 +433,14 @@ document.addEventListener("DOMContentLoaded", () => {
     const id = $("state-stream").value.trim();
     if (id) loadState(id, $("state-version").value.trim());
   });
+  $("timeline-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const graphId = $("timeline-graph").value.trim();
+    const runId = $("timeline-run").value.trim();
+    if (graphId && runId) openTimeline(graphId, runId);
+  });
+  $("step-prev").addEventListener("click", () => showStep(stepAt - 1));
+  $("step-next").addEventListener("click", () => showStep(stepAt + 1));
   // A reload within the tab keeps the session (sessionStorage).
   const saved = token();
   if (saved) signIn(saved);
