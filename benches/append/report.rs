@@ -76,6 +76,8 @@ pub struct Results {
     pub g: Option<Lag>,
     /// (x): graph runs end to end.
     pub x: Option<Stats>,
+    /// (y): an agent's runs live and replayed.
+    pub y: Option<crate::replay::Replayed>,
     /// (w): append to WebSocket delivery with NATS.
     pub w: Option<Delivery>,
     /// (s): store search over 10,000 listings.
@@ -86,6 +88,14 @@ pub struct Results {
     pub r: Vec<crate::rebuild::Rebuilt>,
     /// (v): seconds `audit verify` took, and over how many events.
     pub v: Option<(f64, u64)>,
+}
+
+/// (y)'s lines: the agent live, and replayed.
+pub fn report_replay(y: crate::replay::Replayed) -> crate::replay::Replayed {
+    let model = y.model.as_millis();
+    print(&format!("(y) agent runs live, model {model} ms, 8 clients"), &y.live, 1.0);
+    print("(y') the same runs replayed, 8 clients", &y.replay, 1.0);
+    y
 }
 
 /// (w)'s line: push latency in the latency columns, pushes/s as ops.
@@ -105,6 +115,7 @@ const ISSUE_8: &str = "(issue 8 §7)";
 const ISSUE_10: &str = "(issue 10 §3)";
 const ISSUE_11: &str = "(issue 11 §4)";
 const ISSUE_20: &str = "(issue 20)";
+const ISSUE_23: &str = "(issue 23)";
 
 pub fn summarize(r: &Results) {
     println!();
@@ -138,6 +149,12 @@ pub fn summarize(r: &Results) {
     if let Some(x) = &r.x {
         let runs = x.ops_per_sec;
         line(format!("x    = {runs:.1} runs/s (p99 {:.1} ms)", x.p99_ms), ">= 400 runs/s", runs >= 400.0, ISSUE_20);
+    }
+    if let Some(y) = &r.y {
+        let (live, replay) = (y.live.ops_per_sec, y.replay.ops_per_sec);
+        let ratio = replay / live.max(f64::MIN_POSITIVE);
+        let figure = format!("y'/y = {ratio:.2} ({replay:.1} replays/s / {live:.1} live runs/s)");
+        line(figure, ">= 2.0", ratio >= 2.0, ISSUE_23);
     }
     if let Some(w) = &r.w {
         let (p99, rate) = (w.pushes.p99_ms, w.events_per_sec);

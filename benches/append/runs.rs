@@ -49,43 +49,68 @@ pub fn greeting() -> Value {
 
 /// Submits runs of one user's graph.
 #[derive(Clone)]
-struct Submitter {
+pub struct Submitter {
     http: reqwest::Client,
     base: String,
     bearer: String,
     graph_id: String,
+    inputs: Value,
 }
 
 impl Submitter {
     /// Start a run; its id.
-    async fn execute(&self) -> Res<String> {
+    pub async fn execute(&self) -> Res<String> {
         let url = format!("{}/api/graphs/{}/execute/1", self.base, self.graph_id);
-        let request = self.http.post(url).bearer_auth(&self.bearer).json(&json!({"inputs": {"name": "bench"}}));
-        let run: Value = request.send().await?.json().await?;
-        Ok(run["id"].as_str().ok_or_else(|| format!("execute: {run}"))?.to_owned())
+        self.post(url, &json!({"inputs": self.inputs})).await
+    }
+
+    /// Replay a run; the replay's id.
+    pub async fn replay(&self, run: &str) -> Res<String> {
+        self.post(format!("{}/api/graphs/{}/executions/{run}/replay", self.base, self.graph_id), &json!({})).await
+    }
+
+    async fn post(&self, url: String, body: &Value) -> Res<String> {
+        let run: Value = self.http.post(url).bearer_auth(&self.bearer).json(body).send().await?.json().await?;
+        Ok(run["id"].as_str().ok_or_else(|| format!("no run: {run}"))?.to_owned())
     }
 }
 
-/// A client: a user with the greeting graph and a socket on its runs.
-struct Client {
-    submitter: Submitter,
+/// A client: a user with a graph of its own and a socket on its runs.
+pub struct Client {
+    pub submitter: Submitter,
     socket: Socket,
 }
 
 impl Client {
-    async fn new(addr: SocketAddr, auth: &AuthConfig) -> Res<Self> {
+    /// A new user with `graph` (the body of a create) run on `inputs`.
+    pub async fn new(addr: SocketAddr, auth: &AuthConfig, graph: &Value, inputs: Value) -> Res<Self> {
         let user = Uuid::new_v4();
         let bearer = crate::workload::token(auth, user)?;
         let http = reqwest::Client::builder().no_proxy().build()?;
         let base = format!("http://{addr}");
         let graph: Value =
-            http.post(format!("{base}/api/graphs")).bearer_auth(&bearer).json(&greeting()).send().await?.json().await?;
+            http.post(format!("{base}/api/graphs")).bearer_auth(&bearer).json(graph).send().await?.json().await?;
         let graph_id = graph["id"].as_str().ok_or("no graph id")?.to_owned();
         let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={bearer}")).await?;
         let subscribe = json!({"method": "subscribe_graph_executions", "data": {"graph_id": graph_id}});
         socket.send(Message::Text(subscribe.to_string().into())).await?;
         socket.next().await.ok_or("no ack")??;
-        Ok(Self { submitter: Submitter { http, base, bearer, graph_id }, socket })
+        Ok(Self { submitter: Submitter { http, base, bearer, graph_id, inputs }, socket })
+    }
+
+    /// Wait for `run`'s COMPLETED push (an error if it ends otherwise).
+    pub async fn completed(&mut self, run: &str) -> Res<()> {
+        loop {
+            let push = self.push().await?;
+            if push["data"]["id"] != run {
+                continue;
+            }
+            match push["data"]["status"].as_str() {
+                Some("COMPLETED") => return Ok(()),
+                Some("FAILED" | "TERMINATED") => return Err(format!("run {run} ended: {push}").into()),
+                _ => {}
+            }
+        }
     }
 
     /// The next push, as JSON.
@@ -139,17 +164,12 @@ pub async fn runs(settings: &Settings, url: &str) -> Res<Stats> {
     let stats = measure(settings, WRITERS, |ctl| {
         let auth = auth.clone();
         async move {
-            let mut client = Client::new(addr, &auth).await?;
+            let mut client = Client::new(addr, &auth, &greeting(), json!({"name": "bench"})).await?;
             let mut latencies = Vec::new();
             while ctl.running() {
                 let started = Instant::now();
                 let run = client.submitter.execute().await?;
-                loop {
-                    let push = client.push().await?;
-                    if push["data"]["id"] == run.as_str() && push["data"]["status"] == "COMPLETED" {
-                        break;
-                    }
-                }
+                client.completed(&run).await?;
                 ctl.done(started, &mut latencies);
             }
             Ok(latencies)
@@ -184,7 +204,7 @@ pub async fn delivery(settings: &Settings, url: &str) -> Res<Delivery> {
     let pushes = measure(settings, WRITERS, |ctl| {
         let auth = auth.clone();
         async move {
-            let mut client = Client::new(addr, &auth).await?;
+            let mut client = Client::new(addr, &auth, &greeting(), json!({"name": "bench"})).await?;
             let submitter = client.submitter.clone();
             let pace = Duration::from_secs_f64(WRITERS as f64 / RUNS_PER_SEC);
             let submitting = tokio::spawn(async move {
