@@ -218,9 +218,10 @@ impl From<RunError> for ApiError {
             RunError::Invalid(node_errors) => Self::node_errors(message, json!(node_errors), true),
             RunError::NoStartingNodes => Self::bad_request(message),
             RunError::NotEnded => Self::new(StatusCode::CONFLICT, "conflict", message),
-            RunError::UnknownNode(node) => {
-                Self::unprocessable(message.clone(), vec![FieldError::new("node_id", message, "value_error", json!(node))])
-            }
+            RunError::UnknownNode(node) => Self::unprocessable(
+                message.clone(),
+                vec![FieldError::new("node_id", message, "value_error", json!(node))],
+            ),
         }
     }
 }

@@ -205,3 +205,29 @@ async fn a_run_still_going_cannot_be_replayed() {
     let (status, _) = app.post(&format!("/api/graphs/{graph_id}/executions/{run_id}/stop"), owner, &json!({})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_reviewed_run_replays_its_decision_without_waiting_for_a_person_and_an_admin_may_replay_it() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = user();
+    let (graph_id, run_id) = crate::reviews::start(&app, owner, json!({}), json!({"draft": "v1"})).await;
+    crate::reviews::status_becomes(&app, owner, &graph_id, &run_id, "REVIEW").await;
+    let (_, pending) = app.get(&format!("/api/review/execution/{run_id}"), owner).await;
+    let node_exec_id = pending[0]["node_exec_id"].clone();
+    let decision = json!({"reviews": [{"node_exec_id": node_exec_id, "approved": true, "message": "fine",
+        "reviewed_data": {"draft": "v2"}}]});
+    assert_eq!(app.post("/api/review/action", owner, &decision).await.0, 200);
+    let original = app.run_ended(owner, &graph_id, &run_id, Duration::from_secs(20)).await;
+    assert_eq!(original["outputs"]["approved"], json!([{"draft": "v2"}]), "{original}");
+
+    // An admin replays the owner's run; the replay is the owner's.
+    let path = format!("/api/graphs/{graph_id}/executions/{run_id}/replay");
+    let (status, queued) = send(admin_request(&app, Method::POST, &path, user()).json(&json!({}))).await;
+    assert_eq!(status, 200, "{queued}");
+    assert_eq!(queued["user_id"], owner.to_string());
+    let replay = ended(&app, owner, &graph_id, &queued).await;
+    assert_eq!(replay["status"], "COMPLETED", "the recorded decision, no pause: {replay}");
+    assert_eq!(replay["outputs"], original["outputs"]);
+    let (_, pending) = app.get("/api/review/pending", owner).await;
+    assert_eq!(pending, json!([]), "nobody is asked again");
+}
