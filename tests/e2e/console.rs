@@ -113,20 +113,28 @@ async fn sign_in(browser: &Client, token: &str) {
     element(browser, "#sign-in").await.click().await.expect("sign in");
 }
 
-#[tokio::test]
-async fn the_admin_console_shows_projections_and_stream_history_to_admins_only() {
+/// Run `steps` against a fresh server in a headless browser. The steps run
+/// in their own task so that a failed assertion still closes the session
+/// (and with it Chromium) before the test fails.
+async fn in_browser<F, Fut>(steps: F)
+where
+    F: FnOnce(TestApp, Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let app = spawn_app().await;
     let driver = Driver::start().await;
     let browser = driver.session().await;
-    // The steps run in their own task so that a failed assertion still
-    // closes the session (and with it Chromium) before the test fails.
-    let steps = tokio::spawn(walk_through(app, browser.clone()));
-    let outcome = steps.await;
+    let outcome = tokio::spawn(steps(app, browser.clone())).await;
     let _ = browser.close().await;
     drop(driver);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+#[tokio::test]
+async fn the_admin_console_shows_projections_and_stream_history_to_admins_only() {
+    in_browser(walk_through).await;
 }
 
 async fn walk_through(app: TestApp, browser: Client) {
@@ -216,16 +224,7 @@ async fn the_console_is_served_without_auth_and_is_not_an_api_operation() {
 
 #[tokio::test]
 async fn the_console_steps_through_a_replayed_runs_timeline() {
-    let app = spawn_app().await;
-    let driver = Driver::start().await;
-    let browser = driver.session().await;
-    let steps = tokio::spawn(step_through(app, browser.clone()));
-    let outcome = steps.await;
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    in_browser(step_through).await;
 }
 
 async fn step_through(app: TestApp, browser: Client) {

@@ -104,16 +104,23 @@ impl<S: EventStore> Commands<S> {
         let mut uow = UnitOfWork::new(&self.store, ctx);
         let queued = self.queue_run(&mut uow, request).await?;
         let outcome = uow.commit().await?;
-        let mut state = GraphExecution::default();
-        if outcome.appended > 0 {
-            state.evolve(&queued);
-        } else {
-            // A retried request with the same idempotency key: the run it
-            // queued first, as the log has it.
-            let mut again = UnitOfWork::new(&self.store, ctx);
-            state = again.load::<GraphExecution>(ctx.new_id("execution")).await?.0;
-        }
+        let state = self.queued_run(&outcome, &queued, ctx.new_id("execution")).await?;
         Ok((outcome, state))
+    }
+
+    /// The run a commit that queued `queued` left: that one, or, when a
+    /// retried request with the same idempotency key appended nothing, the
+    /// run it queued first, as the log has it.
+    pub(super) async fn queued_run(
+        &self,
+        outcome: &Outcome,
+        queued: &ExecutionEvent,
+        execution_id: Uuid,
+    ) -> Result<GraphExecution, CommandError> {
+        if outcome.appended > 0 {
+            return Ok(GraphExecution::from_events(std::slice::from_ref(queued)));
+        }
+        Ok(self.load_execution(execution_id).await?.0)
     }
 
     /// Decide the queuing of a run inside `uow` (so a caller may append it

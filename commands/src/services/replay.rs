@@ -2,7 +2,6 @@
 //! a new run of the same graph, inputs and credentials whose queuing says
 //! which run it re-uses; the executor does the rest.
 
-use domain::aggregate::Aggregate;
 use domain::execution::engine::{self, RunError};
 use domain::execution::replay::{ForkAt, ReplayOf};
 use domain::execution::{ExecutionEvent, ExecutionStatus, GraphExecution};
@@ -76,12 +75,7 @@ impl<S: EventStore> Commands<S> {
         }
         uow.record::<GraphExecution>(execution_id, 0, std::slice::from_ref(&queued))?;
         let outcome = uow.commit().await?;
-        let state = if outcome.appended > 0 {
-            GraphExecution::from_events(std::slice::from_ref(&queued))
-        } else {
-            // A retried request with the same key: the run it queued first.
-            self.load_execution(execution_id).await?.0
-        };
+        let state = self.queued_run(&outcome, &queued, execution_id).await?;
         Ok((outcome, state))
     }
 }
