@@ -265,7 +265,11 @@ impl Worker<'_> {
             };
             let replayed = match plan {
                 Start::Diverged(reason) => {
+                    // The run ends here: what this step started never runs
+                    // (its nodes end with the run) and is not charged.
                     events.extend(replay::diverge(&mut working, node_exec_id, reason, at));
+                    started.clear();
+                    charges.truncate(decided.1);
                     break;
                 }
                 // Recorded: nothing is called out, nothing charged.
