@@ -90,6 +90,8 @@ pub struct ExecutorStatus {
 #[derive(Default)]
 struct State {
     running: HashMap<Uuid, Uuid>,
+    /// Set once its loop runs: what stops the workers it starts.
+    stop: Option<CancellationToken>,
     status: ExecutorStatus,
     /// When due reviews were last looked for.
     reviews_swept: Option<std::time::Instant>,
@@ -99,6 +101,17 @@ struct State {
 /// on every move of the executions model, far more often than timeouts
 /// need (they are whole seconds).
 const REVIEW_SWEEP: Duration = Duration::from_secs(1);
+
+/// Whether [`Executor::start`] started a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Started {
+    /// It did.
+    Worker,
+    /// The run is running here already, or its user has as many as allowed.
+    Skipped,
+    /// Every slot is taken.
+    Full,
+}
 
 /// The executor of one instance.
 #[derive(Clone)]
@@ -157,6 +170,7 @@ impl Executor {
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
+        self.lock().stop = Some(stop.clone());
         tokio::spawn(async move {
             loop {
                 if let Err(e) = this.dispatch(&stop).await {
@@ -178,18 +192,41 @@ impl Executor {
         for (execution_id, user_id, takeover) in
             lease::candidates(self.pool(), self.config.lease, self.config.per_user).await?
         {
-            {
-                let state = self.lock();
-                if state.running.contains_key(&execution_id)
-                    || state.running.values().filter(|u| **u == user_id).count() >= self.config.per_user
-                {
-                    continue;
-                }
+            if self.start((execution_id, user_id), takeover, stop) == Started::Full {
+                break;
             }
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else { break };
-            self.lock().running.insert(execution_id, user_id);
-            let this = self.clone();
-            let stop = stop.clone();
+        }
+        Ok(())
+    }
+
+    /// Take a run this instance has just queued at once, without waiting
+    /// for the executions read model to show it to the loop: its lease and
+    /// its claim decide, as for any run, and one there is no room for now
+    /// stays queued for whichever instance finds it next. Nothing happens
+    /// before the loop runs (an instance without workers never takes one).
+    pub fn offer(&self, execution_id: Uuid, user_id: Uuid) {
+        let Some(stop) = self.lock().stop.clone() else { return };
+        self.start((execution_id, user_id), false, &stop);
+    }
+
+    /// Start a worker for `run` unless this instance runs it already, runs
+    /// as many of its user's as allowed, or has no free slot.
+    fn start(&self, (execution_id, user_id): (Uuid, Uuid), takeover: bool, stop: &CancellationToken) -> Started {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else { return Started::Full };
+        {
+            // Looked at and taken under one lock: the loop and an offer may
+            // start the same run at once.
+            let mut state = self.lock();
+            if state.running.contains_key(&execution_id)
+                || state.running.values().filter(|u| **u == user_id).count() >= self.config.per_user
+            {
+                return Started::Skipped;
+            }
+            state.running.insert(execution_id, user_id);
+        }
+        let this = self.clone();
+        let stop = stop.clone();
+        {
             tokio::spawn(async move {
                 let result = this.hold((execution_id, user_id), takeover, &stop).await;
                 drop(permit);
@@ -206,7 +243,7 @@ impl Executor {
                 }
             });
         }
-        Ok(())
+        Started::Worker
     }
 
     /// Hold a run under a lease while a worker runs it: renew the lease,

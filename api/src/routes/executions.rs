@@ -122,7 +122,16 @@ pub(crate) async fn start_run(
     request: RunRequest,
 ) -> ApiResult<(commands::Outcome, domain::execution::GraphExecution)> {
     ensure_credits(state, request.user_id).await?;
-    Ok(state.commands.execute_graph(ctx, request).await?)
+    let (outcome, run) = state.commands.execute_graph(ctx, request).await?;
+    offer(state, &outcome, &run);
+    Ok((outcome, run))
+}
+
+/// Hand a run this request queued to this instance's executor at once.
+pub(crate) fn offer(state: &AppState, outcome: &commands::Outcome, run: &domain::execution::GraphExecution) {
+    if let Some(id) = run.id.filter(|_| outcome.appended > 0) {
+        state.executor.offer(id, run.user_id);
+    }
 }
 
 /// Stop a run: running and queued node executions end TERMINATED, and so

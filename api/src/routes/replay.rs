@@ -128,6 +128,7 @@ async fn queue(
         fork,
     };
     let (outcome, run) = state.commands.replay_run(&caller.ctx, request).await?;
+    super::executions::offer(state, &outcome, &run);
     Ok(state.answer(&outcome, axum::Json(GraphExecutionMeta::of_state(&run))).await)
 }
 
