@@ -249,11 +249,8 @@ impl Worker<'_> {
         let ready: Vec<Uuid> = startable(&working, &running.in_flight).collect();
         let mut started = Vec::new();
         for node_exec_id in ready {
-            if let Some(failed) = engine::give_up_on(graph, &working, node_exec_id, self.max_starts, at) {
+            if let Some(failed) = engine::give_up_on(graph, &mut working, node_exec_id, self.max_starts, at) {
                 tracing::warn!(%node_exec_id, "a node whose runs kept stopping the process is failed");
-                for event in &failed {
-                    working.evolve(event);
-                }
                 events.extend(failed);
                 continue;
             }
@@ -306,17 +303,7 @@ impl Worker<'_> {
             StepOutcome::Refused { .. } if decided.0 > 0 => {
                 events.truncate(decided.0);
                 charges.truncate(decided.1);
-                return match self.commands.append_charged_run_step(state, *version, &events, &charges).await? {
-                    StepOutcome::Appended(next) => {
-                        events.iter().for_each(|event| state.evolve(event));
-                        *version = next;
-                        Ok(true)
-                    }
-                    _ => {
-                        self.commands.catch_up_execution(state, version).await?;
-                        Ok(false)
-                    }
-                };
+                return self.append_charging(state, version, events, &charges).await;
             }
             StepOutcome::Refused { node_exec_id, error } => {
                 self.refuse(state, version, node_exec_id, error.to_string()).await?;
@@ -415,19 +402,30 @@ impl Worker<'_> {
         version: &mut i64,
         events: Vec<ExecutionEvent>,
     ) -> Result<bool, CommandError> {
-        match self.commands.append_run_step(state, *version, &events).await {
-            Ok(next) => {
+        self.append_charging(state, version, events, &[]).await
+    }
+
+    /// [`append`](Self::append) with charges that are never refused (a
+    /// model call's tokens).
+    async fn append_charging(
+        &self,
+        state: &mut GraphExecution,
+        version: &mut i64,
+        events: Vec<ExecutionEvent>,
+        charges: &[Charge],
+    ) -> Result<bool, CommandError> {
+        match self.commands.append_charged_run_step(state, *version, &events, charges).await? {
+            StepOutcome::Appended(next) => {
                 for event in &events {
                     state.evolve(event);
                 }
                 *version = next;
                 Ok(true)
             }
-            Err(CommandError::Conflict) => {
+            StepOutcome::Moved | StepOutcome::Refused { .. } => {
                 self.commands.catch_up_execution(state, version).await?;
                 Ok(false)
             }
-            Err(e) => Err(e),
         }
     }
 }
@@ -465,9 +463,8 @@ fn charge_of(state: &GraphExecution, node_exec_id: Uuid, block_id: &str, input: 
 /// The tokens a model's answer reports, as a charge.
 fn tokens_of(state: &GraphExecution, report: &Report) -> Option<Charge> {
     let Report::Answered { node_exec_id, answer, replayed: false, .. } = report else { return None };
-    let stats = domain::execution::llm_stats([answer])?;
-    let tokens = stats["input_token_count"].as_u64().unwrap_or(0) + stats["output_token_count"].as_u64().unwrap_or(0);
-    (tokens > 0).then(|| Charge::Tokens { usage: usage_of(state, *node_exec_id), tokens })
+    let tokens = domain::execution::tokens_of(answer).filter(|t| *t > 0)?;
+    Some(Charge::Tokens { usage: usage_of(state, *node_exec_id), tokens })
 }
 
 /// The events one report decides, folded into `working` as they are.
@@ -478,15 +475,18 @@ fn decide_report(
     recording: Option<&GraphExecution>,
     at: chrono::DateTime<Utc>,
 ) -> Vec<ExecutionEvent> {
+    let recorded = match report {
+        Report::Done { node_exec_id, .. } => replayed_node(working, *node_exec_id, recording),
+        _ => None,
+    };
     match report {
-        Report::Done { node_exec_id, error } if replayed_node(working, *node_exec_id, recording).is_some() => {
+        Report::Done { node_exec_id, error } if recorded.is_some() => {
             // A replayed node must end as its recording did: decided on a
             // copy, kept only if it agrees.
-            let recorded = replayed_node(working, *node_exec_id, recording).cloned();
             let mut ended = working.clone();
             let events = end_of(graph, &mut ended, *node_exec_id, error.clone(), at);
             let disagrees =
-                recorded.zip(ended.node_execution(*node_exec_id)).and_then(|(r, n)| replay::check_end(&r, n));
+                recorded.zip(ended.node_execution(*node_exec_id)).and_then(|(r, n)| replay::check_end(r, n));
             match disagrees {
                 Some(reason) => replay::diverge(working, *node_exec_id, reason, at),
                 None => {

@@ -239,16 +239,8 @@ fn step(node: &NodeExecution, rules: &domain::credit::CreditRules) -> TimelineSt
     let recorded = node.replayed_from.is_some();
     // As charged: the block's price at the start, each model call's tokens
     // once it answered.
-    let tokens: i64 = node
-        .answers
-        .iter()
-        .filter_map(|answer| domain::execution::llm_stats([answer]))
-        .map(|s| {
-            rules.cost_of_tokens(
-                s["input_token_count"].as_u64().unwrap_or(0) + s["output_token_count"].as_u64().unwrap_or(0),
-            )
-        })
-        .sum();
+    let tokens: i64 =
+        node.answers.iter().filter_map(domain::execution::tokens_of).map(|t| rules.cost_of_tokens(t)).sum();
     let cost = if recorded { 0 } else { block.map_or(0, |b| b.run_cost(&node.input_data)) + tokens };
     let duration =
         node.start_time.zip(node.end_time).map(|(s, e)| (e - s).num_microseconds().unwrap_or(0) as f64 / 1e6);

@@ -92,14 +92,17 @@ impl<S: EventStore> Commands<S> {
         Ok(events)
     }
 
-    /// Append a run step (see [`append_run_step`](Self::append_run_step))
-    /// with its charges on the user's ledger in the same transaction: a node
-    /// execution is charged exactly when it first starts, and a model
-    /// call's tokens with its recorded answer, so a takeover, which sees the
-    /// start and reuses the answer, never charges them again, and a run that
-    /// lost its claim charges nothing. A conflict on
-    /// the ledger alone (another run of the user charged first) is decided
-    /// again here; one on the run is the caller's to decide again.
+    /// Append a step the executor decided for a run at `expected_version`,
+    /// with its charges on the user's ledger in the same transaction. Event
+    /// ids derive from the run and the version, so a step appended twice (a
+    /// worker retrying after a lost answer) is stored once; a step decided
+    /// against a stale version finds the run moved (another worker, or a
+    /// stop, got there first). A node execution is charged exactly when it
+    /// first starts, and a model call's tokens with its recorded answer, so
+    /// a takeover, which sees the start and reuses the answer, never charges
+    /// them again, and a run that lost its claim charges nothing. A conflict
+    /// on the ledger alone (another run of the user charged first) is
+    /// decided again here; one on the run is the caller's to decide again.
     pub async fn append_charged_run_step(
         &self,
         state: &GraphExecution,

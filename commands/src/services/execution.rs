@@ -239,28 +239,6 @@ impl<S: EventStore> Commands<S> {
         }
         Ok(!newer.is_empty())
     }
-
-    /// Append a step the executor decided for a run at `expected_version`;
-    /// answers the stream's new version. Event ids derive from the run and
-    /// the version, so a step appended twice (a worker retrying after a lost
-    /// answer) is stored once; a step decided against a stale version
-    /// conflicts (another worker, or a stop, got there first).
-    pub async fn append_run_step(
-        &self,
-        state: &GraphExecution,
-        expected_version: i64,
-        events: &[domain::execution::ExecutionEvent],
-    ) -> Result<i64, CommandError> {
-        let Some(execution_id) = state.id else { return Ok(expected_version) };
-        if events.is_empty() {
-            return Ok(expected_version);
-        }
-        let ctx = run_step_context(state, execution_id, expected_version);
-        let mut uow = UnitOfWork::new(&self.store, &ctx);
-        uow.record::<GraphExecution>(execution_id, expected_version, events)?;
-        uow.commit().await?;
-        Ok(expected_version + events.len() as i64)
-    }
 }
 
 /// Who appends a run's step at `expected_version`: event ids derive from

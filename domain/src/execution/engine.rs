@@ -327,7 +327,7 @@ pub fn fail_node(
 /// any failed node.
 pub fn give_up_on(
     graph: &GraphVersion,
-    state: &GraphExecution,
+    state: &mut GraphExecution,
     node_exec_id: Uuid,
     max_starts: u32,
     at: DateTime<Utc>,
@@ -336,10 +336,9 @@ pub fn give_up_on(
     if node.status != ExecutionStatus::Queued || node.starts < max_starts {
         return None;
     }
+    // Not started again: a fourth start would be one more than it had.
     let error = format!("the process stopped {} times while running this node", node.starts);
-    // Not started again: a fourth start would be one more than it had. The
-    // state is copied only here: nearly every node has begun at most once.
-    Some(fail_node(graph, &mut state.clone(), node_exec_id, error, at))
+    Some(fail_node(graph, state, node_exec_id, error, at))
 }
 
 /// A node execution ended; when nothing is queued or running any more, the

@@ -57,6 +57,13 @@ pub struct NodeExecution {
     pub starts: u32,
 }
 
+/// The tokens (prompt and completion) one answer of a model reports;
+/// `None` for an answer that is not a model's.
+pub fn tokens_of(answer: &Value) -> Option<u64> {
+    let prompt = answer.get("prompt_tokens").and_then(Value::as_u64)?;
+    Some(prompt + answer.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0))
+}
+
 /// What a node's model calls cost, from the answers it got:
 /// `{"llm_call_count", "input_token_count", "output_token_count"}` (the
 /// names of AutoGPT's `NodeExecutionStats`), or `None` when it made none.
