@@ -226,23 +226,21 @@ impl Executor {
         }
         let this = self.clone();
         let stop = stop.clone();
-        {
-            tokio::spawn(async move {
-                let result = this.hold((execution_id, user_id), takeover, &stop).await;
-                drop(permit);
-                let mut state = this.lock();
-                state.running.remove(&execution_id);
-                match result {
-                    Ok(Finished::Ended(_)) => state.status.finished += 1,
-                    Ok(Finished::NotClaimed | Finished::Lost) => state.status.claim_conflicts += 1,
-                    Ok(Finished::Interrupted | Finished::Deferred | Finished::Paused) => {}
-                    Err(e) => {
-                        drop(state);
-                        this.record_error(&format!("run {execution_id}: {e}"));
-                    }
+        tokio::spawn(async move {
+            let result = this.hold((execution_id, user_id), takeover, &stop).await;
+            drop(permit);
+            let mut state = this.lock();
+            state.running.remove(&execution_id);
+            match result {
+                Ok(Finished::Ended(_)) => state.status.finished += 1,
+                Ok(Finished::NotClaimed | Finished::Lost) => state.status.claim_conflicts += 1,
+                Ok(Finished::Interrupted | Finished::Deferred | Finished::Paused) => {}
+                Err(e) => {
+                    drop(state);
+                    this.record_error(&format!("run {execution_id}: {e}"));
                 }
-            });
-        }
+            }
+        });
         Started::Worker
     }
 

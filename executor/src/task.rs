@@ -155,57 +155,45 @@ impl BlockTask {
                 break outcome.error;
             }
             let Some(effect) = outcome.effect else { break None };
-            if let Some(recording) = &self.recording {
-                // A replay answers from the recording, never from outside.
-                if !self.flush(node_exec_id, &mut outputs).await {
-                    return;
-                }
-                let seq = answers.len();
-                let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
-                let report = match recording.get(seq) {
-                    Some((asked, answer)) if asks_the_same(asked, &request) => {
-                        answers.push(answer.clone());
-                        let seq = u32::try_from(seq).unwrap_or(u32::MAX);
-                        Report::Answered { node_exec_id, seq, request, answer: answer.clone(), replayed: true }
-                    }
-                    Some(_) => {
-                        let reason = format!("its request {} differs from the recording", seq + 1);
-                        Report::Diverged { node_exec_id, reason }
-                    }
-                    None => {
-                        let reason = "it asked the outside world more often than the recording holds".to_owned();
-                        Report::Diverged { node_exec_id, reason }
-                    }
-                };
-                let diverged = matches!(report, Report::Diverged { .. });
-                if self.reports.send(report).await.is_err() || diverged {
-                    return;
-                }
-                continue;
-            }
-            if let Effect::Review { .. } = effect {
-                // The node waits for a person: its answer comes through the
-                // review API, and the block runs again with it then.
-                if !self.flush(node_exec_id, &mut outputs).await {
-                    return;
-                }
-                let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
-                let _ = self.reports.send(Report::Review { node_exec_id, seq, effect }).await;
-                return;
-            }
-            if answers.len() >= MAX_REQUESTS {
-                break Some(format!("the block asked the outside world more than {MAX_REQUESTS} times"));
-            }
             if !self.flush(node_exec_id, &mut outputs).await {
                 return;
             }
-            let answer = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                answer = self.outside.perform(&self.commands, ctx.user_id, &effect) => without_nul(answer),
-            };
+            let seq = answers.len();
             let request = serde_json::to_value(&effect).unwrap_or(Value::Null);
-            let seq = u32::try_from(answers.len()).unwrap_or(u32::MAX);
-            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone(), replayed: false };
+            let (answer, replayed) = match &self.recording {
+                // A replay answers from the recording, never from outside.
+                Some(recording) => match recording.get(seq) {
+                    Some((asked, answer)) if asks_the_same(asked, &request) => (answer.clone(), true),
+                    recorded => {
+                        let reason = match recorded {
+                            Some(_) => format!("its request {} differs from the recording", seq + 1),
+                            None => "it asked the outside world more often than the recording holds".to_owned(),
+                        };
+                        let _ = self.reports.send(Report::Diverged { node_exec_id, reason }).await;
+                        return;
+                    }
+                },
+                None => {
+                    if let Effect::Review { .. } = effect {
+                        // The node waits for a person: its answer comes
+                        // through the review API, and the block runs again
+                        // with it then.
+                        let seq = u32::try_from(seq).unwrap_or(u32::MAX);
+                        let _ = self.reports.send(Report::Review { node_exec_id, seq, effect }).await;
+                        return;
+                    }
+                    if seq >= MAX_REQUESTS {
+                        break Some(format!("the block asked the outside world more than {MAX_REQUESTS} times"));
+                    }
+                    let answer = tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        answer = self.outside.perform(&self.commands, ctx.user_id, &effect) => without_nul(answer),
+                    };
+                    (answer, false)
+                }
+            };
+            let seq = u32::try_from(seq).unwrap_or(u32::MAX);
+            let report = Report::Answered { node_exec_id, seq, request, answer: answer.clone(), replayed };
             if self.reports.send(report).await.is_err() {
                 return;
             }
