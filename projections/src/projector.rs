@@ -7,7 +7,7 @@ use std::pin::Pin;
 use domain::aggregate::Aggregate;
 use eventlog::codec::decode;
 use eventlog::store::RecordedEvent;
-use eventlog::StoreError;
+use eventlog::{StoreError, Wanted};
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection, Postgres};
 use uuid::Uuid;
@@ -77,6 +77,12 @@ pub trait Projector: Send + Sync + 'static {
     fn wants(&self, _event: &RecordedEvent) -> bool {
         true
     }
+    /// Every event [`Self::wants`] may take, as a read of the log can pick
+    /// them out; `None`, the default, is any. A rebuild reads only these
+    /// whole and passes over the rest by position.
+    fn reads(&self) -> Option<Wanted> {
+        None
+    }
     /// Apply one event inside the batch's transaction. Events of streams the
     /// projector does not care about are ignored.
     fn handle<'a>(
@@ -137,9 +143,11 @@ pub(crate) fn micros(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chro
     chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
-/// Rows of a batch statement as one JSON argument (`jsonb_to_recordset`).
-pub(crate) fn json<T: serde::Serialize>(rows: &T) -> Result<serde_json::Value, ProjectionError> {
-    serde_json::to_value(rows).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))
+/// Rows of a batch statement as one JSON argument (`jsonb_to_recordset`),
+/// written straight to text (the statement casts it): a tree of values in
+/// between cost a rebuild an allocation per field.
+pub(crate) fn json<T: serde::Serialize>(rows: &T) -> Result<String, ProjectionError> {
+    serde_json::to_string(rows).map_err(|e| ProjectionError::Database(sqlx::Error::Encode(e.into())))
 }
 
 /// A projector fed by the streams of one aggregate type: the runner skips
@@ -197,6 +205,10 @@ impl<P: StreamProjector> Projector for P {
 
     fn wants(&self, event: &RecordedEvent) -> bool {
         source_id::<P::Source>(event).is_some()
+    }
+
+    fn reads(&self) -> Option<Wanted> {
+        Some(Wanted { streams: vec![P::Source::STREAM_PREFIX], types: Vec::new() })
     }
 
     fn handle<'a>(

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlog::store::{EventStore, GlobalPosition, RecordedEvent};
+use eventlog::{PgEventStore, StoreError, Wanted};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+use tokio::task::JoinHandle;
 
 use crate::projector::{BoxFuture, ProjectionError, Projector};
 use crate::runner::{lock_tables, Applied, Projections};
@@ -214,7 +216,7 @@ impl RebuildJob {
         let (projections, projector, total) = (self.projections.clone(), Arc::clone(&self.projector), self.total);
         let mut build = Side::create(&projections, projector.as_ref(), &mut self.lock, &side).await?;
         let mut beat = Instant::now();
-        let mut batches = Side::stream(&projections, None);
+        let mut batches = Side::stream(&projections, projector.as_ref(), None);
         loop {
             let Some(batch) = batches.next(&mut build.cursor).await? else {
                 // An empty read is not the end: an open transaction anywhere
@@ -316,19 +318,73 @@ pub(crate) struct Cursor {
 }
 
 /// Batches of the log after a cursor, optionally no further than a limit.
+///
+/// While one batch is applied, the next is already being read: reading
+/// (Postgres sending rows, this process decoding them) and applying (the
+/// projector's fold, Postgres writing) then overlap on two cores instead
+/// of taking turns.
 pub(crate) struct Batches<'a> {
     projections: &'a Projections,
     until: Option<GlobalPosition>,
+    /// What the projector reads whole; the rest is passed over.
+    wanted: Option<Arc<Wanted>>,
+    /// The read after the last batch handed out, from where that batch ends.
+    ahead: Option<(GlobalPosition, Reading)>,
 }
+
+/// A read of the log under way in a task of its own.
+type Reading = JoinHandle<Result<Vec<RecordedEvent>, StoreError>>;
 
 impl Batches<'_> {
     /// The next batch after `cursor`, `None` at the head (or the limit).
     pub(crate) async fn next(&mut self, cursor: &mut Cursor) -> Result<Option<Vec<RecordedEvent>>, ProjectionError> {
-        let mut batch = self.projections.store.read_all(cursor.at, self.projections.tail.rebuild_batch).await?;
+        let limit = self.projections.tail.rebuild_batch;
+        let read = match self.ahead.take() {
+            Some((from, read)) if from == cursor.at => read.await.ok(),
+            Some((_, read)) => {
+                read.abort();
+                None
+            }
+            None => None,
+        };
+        // A read ahead that panicked or was cancelled is simply done again.
+        let mut batch = match read {
+            Some(batch) => batch?,
+            None => read_batch(self.projections.store.clone(), cursor.at, limit, self.wanted.clone()).await?,
+        };
+        // A full batch is likely followed by more; a short one reached the
+        // head, where reading again at once would find little.
+        if let Some(last) = batch.last().filter(|_| batch.len() as i64 >= limit).map(|e| e.global) {
+            if self.until.is_none_or(|until| last < until) {
+                let next = read_batch(self.projections.store.clone(), last, limit, self.wanted.clone());
+                self.ahead = Some((last, tokio::spawn(next)));
+            }
+        }
         if let Some(until) = self.until {
             batch.retain(|e| e.global <= until);
         }
         Ok((!batch.is_empty()).then_some(batch))
+    }
+}
+
+/// Up to `limit` events after `after`, whole where `wanted` says so.
+async fn read_batch(
+    store: PgEventStore,
+    after: GlobalPosition,
+    limit: i64,
+    wanted: Option<Arc<Wanted>>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    match wanted {
+        Some(wanted) => store.read_all_wanted(after, limit, &wanted).await,
+        None => store.read_all(after, limit).await,
+    }
+}
+
+impl Drop for Batches<'_> {
+    fn drop(&mut self) {
+        if let Some((_, read)) = self.ahead.take() {
+            read.abort();
+        }
     }
 }
 
@@ -364,9 +420,14 @@ impl Side {
         Ok(Self { conn: options.connect().await?, live, cursor: Cursor::default() })
     }
 
-    /// Batches of the log for a side model, no further than `until` if given.
-    pub(crate) fn stream(projections: &Projections, until: Option<GlobalPosition>) -> Batches<'_> {
-        Batches { projections, until }
+    /// Batches of the log for a side model of `projector`, no further than
+    /// `until` if given.
+    pub(crate) fn stream<'a>(
+        projections: &'a Projections,
+        projector: &dyn Projector,
+        until: Option<GlobalPosition>,
+    ) -> Batches<'a> {
+        Batches { projections, until, wanted: projector.reads().map(Arc::new), ahead: None }
     }
 
     /// Apply one batch on the side connection.

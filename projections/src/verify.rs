@@ -75,7 +75,7 @@ impl Projections {
     ) -> Result<VerifyReport, ProjectionError> {
         let projector = self.find(name)?;
         let mut side = Side::create(self, projector.as_ref(), admin, schema).await?;
-        let mut batches = Side::stream(self, None);
+        let mut batches = Side::stream(self, projector.as_ref(), None);
         while let Some(batch) = batches.next(&mut side.cursor).await? {
             side.apply(self, projector.as_ref(), &batch).await?;
         }
@@ -104,7 +104,7 @@ impl Projections {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let mut upto = Side::stream(self, Some(at));
+            let mut upto = Side::stream(self, projector.as_ref(), Some(at));
             while let Some(batch) = upto.next(&mut side.cursor).await? {
                 side.apply(self, projector.as_ref(), &batch).await?;
             }

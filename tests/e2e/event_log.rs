@@ -248,3 +248,37 @@ async fn streams_read_back_in_version_order_with_metadata() {
     }
     assert_eq!(store.head().await.unwrap(), read[3].global);
 }
+
+#[tokio::test]
+async fn a_read_for_a_rebuild_carries_whole_only_the_events_it_is_told_to_and_every_position() {
+    let store = fresh_store().await;
+    let id = Uuid::new_v4();
+    let (a, b, c) = (format!("alpha-{id}"), format!("beta-{id}"), format!("gamma-{id}"));
+    store.append(&[write(&a, 0, vec![event("AlphaDone", 1), event("AlphaDone", 2)])]).await.unwrap();
+    store.append(&[write(&b, 0, vec![event("BetaDone", 3), event("Counted", 4)])]).await.unwrap();
+    store.append(&[write(&c, 0, vec![event("GammaDone", 5)])]).await.unwrap();
+    let all = store.read_all(GlobalPosition::START, 100).await.unwrap();
+    let wanted = eventlog::Wanted { streams: vec!["alpha"], types: vec!["Counted"] };
+    let read = store.read_all_wanted(GlobalPosition::START, 100, &wanted).await.unwrap();
+    // Every event is there in order, so a cursor moves past all of them.
+    let places = |events: &[eventlog::RecordedEvent]| -> Vec<_> {
+        events.iter().map(|e| (e.global, e.stream_id.clone(), e.version, e.event_id, e.event_type.clone())).collect()
+    };
+    assert_eq!(places(&read), places(&all));
+    for (got, whole) in read.iter().zip(&all) {
+        if wanted.covers(&got.stream_id, &got.event_type) {
+            assert_eq!(got.data.get(), whole.data.get());
+            assert_eq!(got.metadata, whole.metadata);
+        } else {
+            assert_eq!(got.data.get(), "null", "{} passed over", got.event_type);
+            assert_eq!(got.metadata, EventMetadata::default());
+        }
+    }
+    let whole: Vec<&str> = read.iter().filter(|e| e.data.get() != "null").map(|e| e.event_type.as_str()).collect();
+    assert_eq!(whole, ["AlphaDone", "AlphaDone", "Counted"]);
+    // A limit counts passed-over events too: the next read starts after them.
+    let first = store.read_all_wanted(GlobalPosition::START, 3, &wanted).await.unwrap();
+    let rest = store.read_all_wanted(first[2].global, 3, &wanted).await.unwrap();
+    assert_eq!((first.len(), rest.len()), (3, 2));
+    assert_eq!(rest[0].event_type, "Counted");
+}

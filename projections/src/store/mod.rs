@@ -25,7 +25,7 @@ use domain::execution::{ExecutionEvent, GraphExecution};
 use domain::store::{ProfileEvent, StoreListing, StoreListingEvent, StoreProfile, StoreReview, StoreReviewEvent};
 use domain::Aggregate;
 use eventlog::codec::decode;
-use eventlog::RecordedEvent;
+use eventlog::{RecordedEvent, Wanted};
 use serde_json::json;
 use sqlx::postgres::PgArguments;
 use sqlx::PgConnection;
@@ -73,6 +73,11 @@ impl Projector for StoreProjector {
     /// Runs queued, by far the most of what the store reads, are counted a
     /// batch at a time; the first store event ends the statement (it goes
     /// event by event: a listing's row is recomputed from several tables).
+    fn reads(&self) -> Option<Wanted> {
+        let streams = vec![StoreListing::STREAM_PREFIX, StoreProfile::STREAM_PREFIX, StoreReview::STREAM_PREFIX];
+        Some(Wanted { streams, types: vec![RUN_QUEUED] })
+    }
+
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
         let covered = batch.iter().position(|e| self.wants(e) && !is_run_queued(e)).unwrap_or(batch.len());
         // Cut short, the runner asks again for the events before the cut:
@@ -117,8 +122,11 @@ impl Projector for StoreProjector {
 }
 
 /// A run queued: of a run's events, the only one the store counts.
+/// The one event of a run's the store counts.
+const RUN_QUEUED: &str = "ExecutionQueued";
+
 fn is_run_queued(event: &RecordedEvent) -> bool {
-    event.event_type == "ExecutionQueued" && source_id::<GraphExecution>(event).is_some()
+    event.event_type == RUN_QUEUED && source_id::<GraphExecution>(event).is_some()
 }
 
 async fn listing_changed(id: Uuid, event: StoreListingEvent, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -308,4 +316,44 @@ async fn run_queued(graph_id: Uuid, conn: &mut PgConnection) -> Result<(), sqlx:
     .await?;
     sqlx::query("UPDATE rm_store_agents SET runs = runs + 1 WHERE graph_id = $1").bind(graph_id).execute(conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use eventlog::store::{EventMetadata, GlobalPosition};
+
+    use super::*;
+
+    fn event(stream_id: String, event_type: &str) -> RecordedEvent {
+        RecordedEvent {
+            global: GlobalPosition::default(),
+            stream_id,
+            version: 1,
+            event_id: Uuid::new_v4(),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            data: serde_json::value::RawValue::from_string("null".to_owned()).unwrap(),
+            metadata: EventMetadata::default(),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_rebuild_reads_whole_every_event_the_store_wants_and_passes_over_runs_other_events() {
+        let reads = StoreProjector.reads().unwrap();
+        let id = Uuid::new_v4();
+        let wanted = [
+            event(format!("{}-{id}", StoreListing::STREAM_PREFIX), "StoreListingCreated"),
+            event(format!("{}-{id}", StoreProfile::STREAM_PREFIX), "ProfileUpdated"),
+            event(format!("{}-{id}", StoreReview::STREAM_PREFIX), "ReviewSubmitted"),
+            event(format!("{}-{id}", GraphExecution::STREAM_PREFIX), RUN_QUEUED),
+        ];
+        for e in &wanted {
+            assert!(StoreProjector.wants(e) && reads.covers(&e.stream_id, &e.event_type), "{}", e.stream_id);
+        }
+        let started = event(format!("{}-{id}", GraphExecution::STREAM_PREFIX), "ExecutionStarted");
+        assert!(!StoreProjector.wants(&started) && !reads.covers(&started.stream_id, &started.event_type));
+        let graph = event(format!("graph-{id}"), "GraphCreated");
+        assert!(!reads.covers(&graph.stream_id, &graph.event_type));
+    }
 }
