@@ -21,7 +21,8 @@ pub(crate) enum Grant {
 /// Take the lease on a run if nobody holds a live one (or we already do)
 /// and its user has fewer than `per_user` other runs under live leases.
 /// The count and the grant happen under a lock on the user, so two
-/// instances deciding at once cannot both take the last place.
+/// instances deciding at once cannot both take the last place. One round
+/// trip, committed without a flush (migration 0027 says why that is safe).
 pub(crate) async fn acquire(
     pool: &PgPool,
     run: (Uuid, Uuid),
@@ -30,35 +31,19 @@ pub(crate) async fn acquire(
     per_user: usize,
 ) -> Result<Grant, sqlx::Error> {
     let (execution_id, user_id) = run;
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))").bind(user_id).execute(&mut *tx).await?;
-    let others: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM executor_leases \
-         WHERE user_id = $1 AND expires_at >= now() AND execution_id <> $2",
-    )
-    .bind(user_id)
-    .bind(execution_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if others >= i64::try_from(per_user).unwrap_or(i64::MAX) {
-        return Ok(Grant::Capped);
-    }
-    let won: Option<String> = sqlx::query_scalar(
-        "INSERT INTO executor_leases (execution_id, worker, expires_at, user_id) \
-         VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
-         ON CONFLICT (execution_id) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at, \
-           user_id = excluded.user_id \
-         WHERE executor_leases.expires_at < now() OR executor_leases.worker = excluded.worker \
-         RETURNING worker",
-    )
-    .bind(execution_id)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(if won.is_some() { Grant::Granted } else { Grant::Held })
+    let grant: String = sqlx::query_scalar("SELECT executor_lease_acquire($1, $2, $3, $4, $5)")
+        .bind(execution_id)
+        .bind(user_id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(i64::try_from(per_user).unwrap_or(i64::MAX))
+        .fetch_one(pool)
+        .await?;
+    Ok(match grant.as_str() {
+        "granted" => Grant::Granted,
+        "capped" => Grant::Capped,
+        _ => Grant::Held,
+    })
 }
 
 /// Extend our lease; false when it is no longer ours.
@@ -80,13 +65,10 @@ pub(crate) async fn renew(
     Ok(renewed.rows_affected() == 1)
 }
 
-/// Give the lease up (the run ended, or this process is stopping).
+/// Give the lease up (the run ended, or this process is stopping), in one
+/// round trip committed without a flush (see migration 0027).
 pub(crate) async fn release(pool: &PgPool, execution_id: Uuid, worker: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM executor_leases WHERE execution_id = $1 AND worker = $2")
-        .bind(execution_id)
-        .bind(worker)
-        .execute(pool)
-        .await?;
+    sqlx::query("SELECT executor_lease_release($1, $2)").bind(execution_id).bind(worker).execute(pool).await?;
     Ok(())
 }
 

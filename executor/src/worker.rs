@@ -102,8 +102,9 @@ impl Worker<'_> {
         };
         let Some(claim) = claim else { return Ok(Finished::NotClaimed) };
         // Read before the claim, so the claim goes in one append with the
-        // starts of the nodes it finds queued.
-        let graph = self.commands.graph_of_run(&state).await?;
+        // starts of the nodes it finds queued; the two reads go at once.
+        let (graph, user_timezone) =
+            tokio::try_join!(self.commands.graph_of_run(&state), self.commands.user_timezone(state.user_id))?;
         let mut working = state.clone();
         working.evolve(&claim);
         let Some(graph) = graph else {
@@ -124,13 +125,8 @@ impl Worker<'_> {
             None => None,
         };
         let (reports, mut inbox) = mpsc::channel::<Report>(64);
-        let mut running = Running {
-            in_flight: HashSet::new(),
-            reports,
-            stop: self.stop.child_token(),
-            user_timezone: self.commands.user_timezone(state.user_id).await?,
-            recording,
-        };
+        let mut running =
+            Running { in_flight: HashSet::new(), reports, stop: self.stop.child_token(), user_timezone, recording };
         if !self.advance(&graph, &mut state, &mut version, (working, vec![claim], Vec::new()), &mut running).await? {
             return Ok(Finished::NotClaimed);
         }
