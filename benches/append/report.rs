@@ -169,8 +169,10 @@ pub fn summarize(r: &Results) {
         println!("l    = {:.0} listing pages/s (p99 {:.2} ms) {ISSUE_10}", l.ops_per_sec, l.p99_ms);
     }
     for rebuilt in &r.r {
-        let (name, rate) = (rebuilt.name, rebuilt.events_per_sec);
-        line(format!("r {name} = {rate:.0} events/s rebuilt"), ">= 50000 events/s", rate >= 50_000.0, ISSUE_20);
+        let (name, alone, beside) = (rebuilt.name, rebuilt.alone, rebuilt.beside);
+        line(format!("r {name} = {alone:.0} events/s rebuilt alone"), ">= 50000 events/s", alone >= 50_000.0, ISSUE_20);
+        let figure = format!("r {name} = {beside:.0} events/s rebuilt beside 4 query clients");
+        line(figure, ">= 50000 events/s", beside >= 50_000.0, ISSUE_11);
         let Some(q) = &rebuilt.queries else { continue };
         let figure = format!("r {name} queries p99 = {:.2} ms ({:.0}/s)", q.p99_ms, q.ops_per_sec);
         line(figure, "< 50 ms", q.p99_ms < 50.0 && q.ops_per_sec > 0.0, ISSUE_11);

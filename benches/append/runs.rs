@@ -13,10 +13,12 @@
 //! arrival at the client (one clock: same machine).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use api::config::AuthConfig;
 use api::{App, Config};
+use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -98,15 +100,16 @@ impl Client {
         Ok(Self { submitter: Submitter { http, base, bearer, graph_id, inputs }, socket })
     }
 
-    /// Wait for `run`'s COMPLETED push (an error if it ends otherwise).
-    pub async fn completed(&mut self, run: &str) -> Res<()> {
+    /// Wait for `run`'s COMPLETED push (an error if it ends otherwise); the
+    /// push.
+    pub async fn completed(&mut self, run: &str) -> Res<Value> {
         loop {
             let push = self.push().await?;
             if push["data"]["id"] != run {
                 continue;
             }
             match push["data"]["status"].as_str() {
-                Some("COMPLETED") => return Ok(()),
+                Some("COMPLETED") => return Ok(push),
                 Some("FAILED" | "TERMINATED") => return Err(format!("run {run} ended: {push}").into()),
                 _ => {}
             }
@@ -157,20 +160,56 @@ pub async fn start_with(url: &str, adjust: impl FnOnce(&mut Config)) -> Res<Star
     Ok((addr, auth, stop, server, state))
 }
 
+/// Where a run's time goes, as its client sees it (µs each, one clock):
+/// submission to the run's start (the POST, the queuing, the claim), start
+/// to end (the nodes), end to its COMPLETED push arriving.
+#[derive(Default)]
+struct Split([Vec<u32>; 3]);
+
+impl Split {
+    fn add(&mut self, submitted: DateTime<Utc>, push: &Value) {
+        let at = |key: &str| push["data"][key].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let (Some(started), Some(ended)) = (at("started_at"), at("ended_at")) else { return };
+        let (started, ended) = (started.with_timezone(&Utc), ended.with_timezone(&Utc));
+        let micros = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            u32::try_from((to - from).num_microseconds().unwrap_or(0).max(0)).unwrap_or(u32::MAX)
+        };
+        for (part, (from, to)) in self.0.iter_mut().zip([(submitted, started), (started, ended), (ended, Utc::now())]) {
+            part.push(micros(from, to));
+        }
+    }
+
+    fn print(self) {
+        let p50 = |mut v: Vec<u32>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).map_or(0.0, |&us| f64::from(us) / 1000.0)
+        };
+        let [start, nodes, push] = self.0;
+        println!(
+            "    (x) of which, p50: submit -> start {:.2} ms, start -> end {:.2} ms, end -> push {:.2} ms",
+            p50(start),
+            p50(nodes),
+            p50(push)
+        );
+    }
+}
+
 /// (x): runs per second, submission to COMPLETED, 8 clients.
 pub async fn runs(settings: &Settings, url: &str) -> Res<Stats> {
     let (addr, auth, stop, server, state) = start(url, None).await?;
     caught_up(&state.projections, state.store(), "(x)").await?;
+    let split = Arc::new(Mutex::new(Split::default()));
     let stats = measure(settings, WRITERS, |ctl| {
-        let auth = auth.clone();
+        let (auth, split) = (auth.clone(), Arc::clone(&split));
         async move {
             let mut client = Client::new(addr, &auth, &greeting(), json!({"name": "bench"})).await?;
             let mut latencies = Vec::new();
             while ctl.running() {
-                let started = Instant::now();
+                let (started, submitted) = (Instant::now(), Utc::now());
                 let run = client.submitter.execute().await?;
-                client.completed(&run).await?;
+                let push = client.completed(&run).await?;
                 ctl.done(started, &mut latencies);
+                split.lock().unwrap_or_else(PoisonError::into_inner).add(submitted, &push);
             }
             Ok(latencies)
         }
@@ -178,6 +217,7 @@ pub async fn runs(settings: &Settings, url: &str) -> Res<Stats> {
     .await;
     let _ = stop.send(());
     server.await??;
+    std::mem::take(&mut *split.lock().unwrap_or_else(PoisonError::into_inner)).print();
     stats
 }
 
