@@ -257,7 +257,17 @@ async fn a_read_for_a_rebuild_carries_whole_only_the_events_it_is_told_to_and_ev
     store.append(&[write(&a, 0, vec![event("AlphaDone", 1), event("AlphaDone", 2)])]).await.unwrap();
     store.append(&[write(&b, 0, vec![event("BetaDone", 3), event("Counted", 4)])]).await.unwrap();
     store.append(&[write(&c, 0, vec![event("GammaDone", 5)])]).await.unwrap();
-    let all = store.read_all(GlobalPosition::START, 100).await.unwrap();
+    // The log shows them once every older transaction on the server has
+    // ended (other tests' too); from then on, every read does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let all = loop {
+        let all = store.read_all(GlobalPosition::START, 100).await.unwrap();
+        if all.len() == 5 || std::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(all.len(), 5);
     let wanted = eventlog::Wanted { streams: vec!["alpha"], types: vec!["Counted"] };
     let read = store.read_all_wanted(GlobalPosition::START, 100, &wanted).await.unwrap();
     // Every event is there in order, so a cursor moves past all of them.
