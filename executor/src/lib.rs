@@ -10,6 +10,8 @@
 //! lease, and a user's live leases are capped).
 
 pub mod blocks;
+mod decide;
+mod inline;
 mod lease;
 pub mod net;
 pub mod outside;

@@ -18,7 +18,7 @@ use crate::MAX_REQUESTS;
 
 /// Postgres text cannot hold NUL: a block output carrying one would stall
 /// every projector copying it, so it becomes U+FFFD.
-fn without_nul(value: Value) -> Value {
+pub(crate) fn without_nul(value: Value) -> Value {
     match value {
         Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{FFFD}")),
         Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),

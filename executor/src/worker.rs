@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::blocks::{BlockContext, Effect};
+use crate::blocks::BlockContext;
+use crate::decide::decide_report;
+use crate::inline;
 use crate::outside::Outside;
 use crate::task::{fail_on_panic, BlockTask, Report};
 
@@ -74,6 +76,9 @@ struct Running {
     user_timezone: Option<String>,
     /// For a replay or fork: what it re-runs.
     recording: Option<replay::Recording>,
+    /// Whether the next append may run blocks here (see `inline`); off
+    /// for one append after a charge refused one that did.
+    inline: bool,
 }
 
 /// How a started node's block runs: live, or re-running a recorded node
@@ -125,8 +130,14 @@ impl Worker<'_> {
             None => None,
         };
         let (reports, mut inbox) = mpsc::channel::<Report>(64);
-        let mut running =
-            Running { in_flight: HashSet::new(), reports, stop: self.stop.child_token(), user_timezone, recording };
+        let mut running = Running {
+            in_flight: HashSet::new(),
+            reports,
+            stop: self.stop.child_token(),
+            user_timezone,
+            recording,
+            inline: true,
+        };
         if !self.advance(&graph, &mut state, &mut version, (working, vec![claim], Vec::new()), &mut running).await? {
             return Ok(Finished::NotClaimed);
         }
@@ -242,47 +253,38 @@ impl Worker<'_> {
         let (mut working, mut events, mut charges) = decided;
         let decided = (events.len(), charges.len());
         let at = Utc::now();
-        let ready: Vec<Uuid> = startable(&working, &running.in_flight).collect();
         let mut started = Vec::new();
-        for node_exec_id in ready {
-            if let Some(failed) = engine::give_up_on(graph, &mut working, node_exec_id, self.max_starts, at) {
-                tracing::warn!(%node_exec_id, "a node whose runs kept stopping the process is failed");
-                events.extend(failed);
-                continue;
-            }
-            let Some(node) = working.node_execution(node_exec_id) else { continue };
-            let (block_id, input, first) = (node.block_id.clone(), node.input_data.clone(), node.starts == 0);
-            let plan = match &running.recording {
-                Some(recording) => replay::plan_start(recording, &working, node_exec_id),
-                None => Start::Live,
-            };
-            let replayed = match plan {
-                Start::Diverged(reason) => {
-                    // The run ends here: what this step started never runs
-                    // (its nodes end with the run) and is not charged.
-                    events.extend(replay::diverge(&mut working, node_exec_id, reason, at));
-                    started.clear();
-                    charges.truncate(decided.1);
-                    break;
-                }
-                // Recorded: nothing is called out, nothing charged.
-                Start::Replay(recorded) => {
-                    let calls = recorded.requests.iter().cloned().zip(recorded.answers.iter().cloned()).collect();
-                    Some((recorded.node_exec_id, recorded.start_time.unwrap_or(at), calls))
-                }
-                // A node that began before was charged in the append that
-                // began it: a takeover or a review's answer starts it again
-                // for free.
-                Start::Live => {
-                    if first {
-                        charges.push(charge_of(&working, node_exec_id, &block_id, &input));
+        // Blocks that can run here do, and what they queue starts in the
+        // same append (see `inline`); not in a replay, which checks each
+        // node against its recording as its task reports.
+        let mut inline_left = if running.recording.is_none() && running.inline { inline::INLINE_PER_APPEND } else { 0 };
+        running.inline = true;
+        let (mut diverged, mut inlined) = (false, false);
+        while !diverged {
+            let before = started.len();
+            let out = (&mut events, &mut charges, &mut started);
+            diverged = self.start_ready(graph, &mut working, at, out, running, decided.1);
+            let mut ran = false;
+            for launch in started.split_off(before) {
+                let ctx = context(&working, running, launch.node_exec_id, at, None);
+                match inline_left
+                    .checked_sub(1)
+                    .filter(|_| !diverged)
+                    .and_then(|left| inline::run(&launch.block_id, &launch.input, &ctx).map(|reports| (left, reports)))
+                {
+                    Some((left, reports)) => {
+                        inline_left = left;
+                        (ran, inlined) = (true, true);
+                        for report in &reports {
+                            events.extend(decide_report(graph, &mut working, report, None, at));
+                        }
                     }
-                    None
+                    None => started.push(launch),
                 }
-            };
-            let from = replayed.as_ref().map(|(id, ..)| *id);
-            events.extend(engine::start_replayed(&mut working, node_exec_id, from, at));
-            started.push(Launch { node_exec_id, block_id, input, replayed });
+            }
+            if !ran {
+                break;
+            }
         }
         events.extend(engine::settle(&working, at));
         match self.commands.append_charged_run_step(state, *version, &events, &charges).await? {
@@ -293,6 +295,18 @@ impl Worker<'_> {
             StepOutcome::Moved => {
                 self.commands.catch_up_execution(state, version).await?;
                 return Ok(false);
+            }
+            // Blocks run here may have charged nodes their own starts could
+            // not: record what was decided, and start the nodes again with
+            // each block in its task, so the credits left go node by node.
+            StepOutcome::Refused { .. } if inlined => {
+                running.inline = false;
+                events.truncate(decided.0);
+                charges.truncate(decided.1);
+                return match decided.0 {
+                    0 => Ok(true),
+                    _ => self.append_charging(state, version, events, &charges).await,
+                };
             }
             // Record what was decided without the starts; the refused node
             // is refused on its own next, with nothing else in its append.
@@ -310,6 +324,64 @@ impl Worker<'_> {
             self.launch(state, running, launch);
         }
         Ok(true)
+    }
+
+    /// Start the node executions now startable in `working`: their start
+    /// events, the first start's charge, and how each block is to run (in
+    /// `started`). True when a replay diverged instead: the run ends, and
+    /// the charges past `kept_charges` and the starts are dropped.
+    fn start_ready(
+        &self,
+        graph: &domain::graph::GraphVersion,
+        working: &mut GraphExecution,
+        at: chrono::DateTime<Utc>,
+        (events, charges, started): (&mut Vec<ExecutionEvent>, &mut Vec<Charge>, &mut Vec<Launch>),
+        running: &Running,
+        kept_charges: usize,
+    ) -> bool {
+        let ready: Vec<Uuid> = startable(working, &running.in_flight).collect();
+        for node_exec_id in ready {
+            if let Some(failed) = engine::give_up_on(graph, working, node_exec_id, self.max_starts, at) {
+                tracing::warn!(%node_exec_id, "a node whose runs kept stopping the process is failed");
+                events.extend(failed);
+                continue;
+            }
+            let Some(node) = working.node_execution(node_exec_id) else { continue };
+            let (block_id, input, first) = (node.block_id.clone(), node.input_data.clone(), node.starts == 0);
+            let plan = match &running.recording {
+                Some(recording) => replay::plan_start(recording, working, node_exec_id),
+                None => Start::Live,
+            };
+            let replayed = match plan {
+                Start::Diverged(reason) => {
+                    // The run ends here: what this step started never runs
+                    // (its nodes end with the run) and is not charged.
+                    events.extend(replay::diverge(working, node_exec_id, reason, at));
+                    started.clear();
+                    charges.truncate(kept_charges);
+                    return true;
+                }
+                // Recorded: nothing is called out, nothing charged.
+                Start::Replay(recorded) => {
+                    let calls = recorded.requests.iter().cloned().zip(recorded.answers.iter().cloned()).collect();
+                    Some((recorded.node_exec_id, recorded.start_time.unwrap_or(at), calls))
+                }
+                // A node that began before was charged in the append that
+                // began it: a takeover or a review's answer starts it again
+                // for free.
+                Start::Live => {
+                    if first {
+                        charges.push(charge_of(working, node_exec_id, &block_id, &input));
+                    }
+                    None
+                }
+            };
+            let from = replayed.as_ref().map(|(id, ..)| *id);
+            events.extend(engine::start_replayed(working, node_exec_id, from, at));
+            started.push(Launch { node_exec_id, block_id, input, replayed });
+        }
+
+        false
     }
 
     /// What a replay or fork of `of` re-runs: the recorded run, the nodes
@@ -340,15 +412,7 @@ impl Worker<'_> {
             Some((id, began, calls)) => (Some(id), began, Some(calls)),
             None => (None, Utc::now(), None),
         };
-        let ctx = BlockContext {
-            user_id: state.user_id,
-            execution_id: state.id.unwrap_or_default(),
-            graph_id: state.graph_id,
-            node_exec_id,
-            user_timezone: running.user_timezone.clone(),
-            now,
-            recorded_as,
-        };
+        let ctx = context(state, running, node_exec_id, now, recorded_as);
         let task = BlockTask {
             commands: self.commands.clone(),
             outside: self.outside.clone(),
@@ -437,6 +501,26 @@ fn startable<'a>(state: &'a GraphExecution, in_flight: &'a HashSet<Uuid>) -> imp
         .map(|n| n.node_exec_id)
 }
 
+/// What a block of the run sees of it, started at `now` (a replayed one at
+/// its recorded start, as the node it re-runs).
+fn context(
+    state: &GraphExecution,
+    running: &Running,
+    node_exec_id: Uuid,
+    now: chrono::DateTime<Utc>,
+    recorded_as: Option<Uuid>,
+) -> BlockContext {
+    BlockContext {
+        user_id: state.user_id,
+        execution_id: state.id.unwrap_or_default(),
+        graph_id: state.graph_id,
+        node_exec_id,
+        user_timezone: running.user_timezone.clone(),
+        now,
+        recorded_as,
+    }
+}
+
 /// What a node execution's charges are for.
 fn usage_of(state: &GraphExecution, node_exec_id: Uuid) -> Usage {
     let node = state.node_execution(node_exec_id);
@@ -461,97 +545,4 @@ fn tokens_of(state: &GraphExecution, report: &Report) -> Option<Charge> {
     let Report::Answered { node_exec_id, answer, replayed: false, .. } = report else { return None };
     let tokens = domain::execution::tokens_of(answer).filter(|t| *t > 0)?;
     Some(Charge::Tokens { usage: usage_of(state, *node_exec_id), tokens })
-}
-
-/// The events one report decides, folded into `working` as they are.
-fn decide_report(
-    graph: &domain::graph::GraphVersion,
-    working: &mut GraphExecution,
-    report: &Report,
-    recording: Option<&GraphExecution>,
-    at: chrono::DateTime<Utc>,
-) -> Vec<ExecutionEvent> {
-    let recorded = match report {
-        Report::Done { node_exec_id, .. } => replayed_node(working, *node_exec_id, recording),
-        _ => None,
-    };
-    match report {
-        Report::Done { node_exec_id, error } if recorded.is_some() => {
-            // A replayed node must end as its recording did: decided on a
-            // copy, kept only if it agrees.
-            let mut ended = working.clone();
-            let events = end_of(graph, &mut ended, *node_exec_id, error.clone(), at);
-            let disagrees =
-                recorded.zip(ended.node_execution(*node_exec_id)).and_then(|(r, n)| replay::check_end(r, n));
-            match disagrees {
-                Some(reason) => replay::diverge(working, *node_exec_id, reason, at),
-                None => {
-                    *working = ended;
-                    events
-                }
-            }
-        }
-        Report::Diverged { node_exec_id, reason } => replay::diverge(working, *node_exec_id, reason.clone(), at),
-        Report::Outputs { node_exec_id, outputs } => outputs
-            .iter()
-            .flat_map(|(pin, value)| engine::record_output(graph, working, *node_exec_id, pin, value.clone(), at))
-            .collect(),
-        Report::Answered { node_exec_id, seq, request, answer, .. } => {
-            let event = ExecutionEvent::NodeEffectAnswered {
-                node_exec_id: *node_exec_id,
-                seq: *seq,
-                request: request.clone(),
-                answer: answer.clone(),
-                at,
-            };
-            working.evolve(&event);
-            vec![event]
-        }
-        Report::Review { node_exec_id, seq, effect } => {
-            let Effect::Review { payload, instructions, editable, timeout_seconds, timeout_action } = effect else {
-                return vec![];
-            };
-            let timeout_at = timeout_seconds
-                .and_then(|s| i64::try_from(s).ok())
-                .and_then(chrono::TimeDelta::try_seconds)
-                .and_then(|d| at.checked_add_signed(d));
-            let event = ExecutionEvent::NodeReviewRequested {
-                node_exec_id: *node_exec_id,
-                seq: *seq,
-                payload: payload.clone(),
-                instructions: instructions.clone(),
-                editable: *editable,
-                timeout_at,
-                timeout_action: timeout_action.clone(),
-                at,
-            };
-            working.evolve(&event);
-            vec![event]
-        }
-        Report::Done { node_exec_id, error } => end_of(graph, working, *node_exec_id, error.clone(), at),
-    }
-}
-
-/// The events a node's end decides: FAILED with its error, or COMPLETED.
-fn end_of(
-    graph: &domain::graph::GraphVersion,
-    working: &mut GraphExecution,
-    node_exec_id: Uuid,
-    error: Option<String>,
-    at: chrono::DateTime<Utc>,
-) -> Vec<ExecutionEvent> {
-    match error {
-        Some(error) => engine::fail_node(graph, working, node_exec_id, error, at),
-        None => engine::end_node(working, node_exec_id, ExecutionStatus::Completed, at),
-    }
-}
-
-/// The recorded node execution that `node_exec_id` re-runs, in a replay.
-fn replayed_node<'a>(
-    state: &GraphExecution,
-    node_exec_id: Uuid,
-    recording: Option<&'a GraphExecution>,
-) -> Option<&'a domain::execution::NodeExecution> {
-    let from = state.node_execution(node_exec_id)?.replayed_from?;
-    recording?.node_execution(from)
 }

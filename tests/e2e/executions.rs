@@ -387,3 +387,45 @@ async fn stopping_or_sharing_a_run_under_another_graphs_id_is_404_and_appends_no
     let (status, stopped) = app.post(&under(&graph_id, "stop"), owner, &json!({})).await;
     assert_eq!((status, stopped["status"].as_str()), (200, Some("TERMINATED")), "{stopped}");
 }
+
+/// The run's events, each with the transaction (commit) that appended it.
+async fn run_commits(app: &TestApp, run_id: &str) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT tx_id, event_type FROM events WHERE stream_id = $1 ORDER BY version")
+        .bind(format!("execution-{run_id}"))
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_of_blocks_that_finish_at_once_is_claimed_and_ended_in_one_commit_and_a_wait_is_started_first() {
+    let app = spawn_app().await;
+    let owner = user();
+    let graph_id = id_of(&app.create_graph(owner, greeting_graph()).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({"name": "World"})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let run = ended(&app, owner, &graph_id, &run_id).await;
+    assert_eq!(run["outputs"], json!({"greeting": ["Hello, World!"]}), "{run}");
+    let events = run_commits(&app, &run_id).await;
+    let commits: std::collections::BTreeSet<i64> = events.iter().map(|(tx, _)| *tx).collect();
+    assert_eq!(commits.len(), 2, "the queuing, then the rest at once: {events:?}");
+    let started = events.iter().filter(|(_, t)| t == "NodeExecutionStarted").count();
+    let ended_nodes = events.iter().filter(|(_, t)| t == "NodeExecutionEnded").count();
+    assert_eq!((started, ended_nodes), (3, 3), "every node still starts and ends: {events:?}");
+    // Each node's start comes before its values, in the one commit.
+    let types: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(types.last(), Some(&"ExecutionEnded"), "{types:?}");
+
+    // A block that waits runs in a task: its start is committed before it
+    // ends, in a commit of its own.
+    let graph = json!({"name": "wait", "description": "", "nodes": [
+        {"id": "w", "block_id": COUNTDOWN, "input_default": {"seconds": 1, "input_message": "w"}}], "links": []});
+    let graph_id = id_of(&app.create_graph(owner, graph).await);
+    let (_, queued) = execute(&app, owner, &graph_id, json!({})).await;
+    let run_id = queued["id"].as_str().unwrap().to_owned();
+    let run = ended(&app, owner, &graph_id, &run_id).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let events = run_commits(&app, &run_id).await;
+    let tx_of = |kind: &str| events.iter().find(|(_, t)| t == kind).map(|(tx, _)| *tx).unwrap();
+    assert!(tx_of("NodeExecutionStarted") < tx_of("NodeExecutionEnded"), "{events:?}");
+}
