@@ -18,6 +18,6 @@ pub mod token;
 mod writers;
 
 pub use error::StoreError;
-pub use postgres::{PgEventStore, Wanted};
+pub use postgres::{PgEventStore, Wanted, Writing};
 pub use store::{AppendResult, EventMetadata, EventStore, GlobalPosition, NewEvent, RecordedEvent, StreamWrite};
 pub use token::ConsistencyToken;

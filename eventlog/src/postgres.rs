@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::chain::{now_to_the_microsecond, LastHashes, Link};
 use crate::error::StoreError;
-use crate::inflight::InFlight;
+use crate::inflight::{InFlight, Ticket};
 use crate::seal::{event_hash, HashedFields};
 use crate::store::{AppendResult, EventMetadata, EventStore, GlobalPosition, RecordedEvent, StreamWrite};
 use crate::writers::Writers;
@@ -309,7 +309,21 @@ impl Wanted {
     }
 }
 
+/// A write of this process's outside the log (a read model's batch, a
+/// lease) under way. Like an append, it may hold the log back: an open
+/// writing transaction hides every later commit from readers. So tailers
+/// are woken when it ends, as when an append ends, not at their next poll.
+pub struct Writing<'a> {
+    _ticket: Ticket<'a>,
+}
+
 impl PgEventStore {
+    /// Mark a write outside the log as under way, until the answer is
+    /// dropped (see [`Writing`]).
+    pub fn writing(&self) -> Writing<'_> {
+        Writing { _ticket: self.inflight.start() }
+    }
+
     /// As [`EventStore::read_all`], but only the events `wanted` names come
     /// with their payload and metadata; the others come with `null` data
     /// and empty metadata, only to be passed over in order. A rebuild reads

@@ -251,7 +251,12 @@ impl Executor {
     async fn hold(&self, run: (Uuid, Uuid), takeover: bool, stop: &CancellationToken) -> Result<Finished, String> {
         let (pool, me, lease) = (self.pool(), self.config.worker_id.as_str(), self.config.lease);
         let execution_id = run.0;
-        match lease::acquire(pool, run, me, lease, self.config.per_user).await.map_err(|e| e.to_string())? {
+        // A lease's transaction holds the log back like any write: tailers
+        // wake when it ends (see `Writing`).
+        let writing = self.commands.store().writing();
+        let grant = lease::acquire(pool, run, me, lease, self.config.per_user).await.map_err(|e| e.to_string())?;
+        drop(writing);
+        match grant {
             lease::Grant::Granted => {}
             lease::Grant::Held => return Ok(Finished::NotClaimed),
             lease::Grant::Capped => return Ok(Finished::Deferred),
@@ -284,7 +289,10 @@ impl Executor {
         let lost = held.is_cancelled() && !stop.is_cancelled();
         held.cancel();
         let _ = renewing.await;
-        if let Err(e) = lease::release(pool, execution_id, me).await {
+        let writing = self.commands.store().writing();
+        let released = lease::release(pool, execution_id, me).await;
+        drop(writing);
+        if let Err(e) = released {
             tracing::warn!(%execution_id, error = %e, "could not release lease");
         }
         match result {

@@ -295,6 +295,8 @@ impl Projections {
         let mut from = from;
         for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
             let Some(to) = chunk.last().map(|e| e.global) else { break };
+            // Tailers wake when it ends (see `Writing`).
+            let _writing = self.store.writing();
             let mut tx = conn.begin().await?;
             // Tables before the checkpoint row, the order `reset` and the bulk
             // statement take them in; another order could deadlock with them.
@@ -332,7 +334,9 @@ impl Projections {
         // they grow. A live batch is small and frequent: planning it each
         // time would cost more than the plan saves.
         let replan = covered >= REPLAN_FROM;
+        let writing = self.store.writing();
         let moved: i64 = sqlx::query_scalar_with(&sql, args).persistent(!replan).fetch_one(&mut *conn).await?;
+        drop(writing);
         Ok(if moved == 1 { Applied::Done(to) } else { Applied::Moved(self.checkpoint(projector.name()).await?) })
     }
 

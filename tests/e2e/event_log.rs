@@ -292,3 +292,22 @@ async fn a_read_for_a_rebuild_carries_whole_only_the_events_it_is_told_to_and_ev
     assert_eq!((first.len(), rest.len()), (3, 2));
     assert_eq!(rest[0].event_type, "Counted");
 }
+
+#[tokio::test]
+async fn a_write_outside_the_log_wakes_tailers_when_it_ends_and_holds_back_the_wake_of_a_younger_append() {
+    let store = fresh_store().await;
+    let mut wake = store.appended();
+    wake.borrow_and_update();
+    // A read model's batch, say: its transaction would hide every later
+    // commit from readers until it ends.
+    let writing = store.writing();
+    let stream = format!("held-{}", Uuid::new_v4());
+    store.append(&[write(&stream, 0, vec![event("Held", 1)])]).await.unwrap();
+    assert!(!wake.has_changed().unwrap(), "an append younger than an open write woke tailers for nothing");
+    drop(writing);
+    assert!(wake.has_changed().unwrap(), "the write's end did not wake tailers");
+    wake.borrow_and_update();
+    // On its own, a write's end wakes them too.
+    drop(store.writing());
+    assert!(wake.has_changed().unwrap());
+}
