@@ -1,8 +1,9 @@
 //! Running one claimed run to its end. Every node execution starts as soon
 //! as it is queued, its block in a task of its own (so branches run side by
-//! side, and waits overlap); the worker alone appends: each block's outputs
-//! and end are routed by the engine and appended at the stream version they
-//! were decided against.
+//! side, and waits overlap), unless it is one the worker runs itself in the
+//! append that starts it (see `inline`); the worker alone appends: each
+//! block's outputs and end are routed by the engine and appended at the
+//! stream version they were decided against.
 
 use std::collections::HashSet;
 use std::sync::Arc;
