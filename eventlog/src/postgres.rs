@@ -207,6 +207,18 @@ pub(crate) fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         }
         Err(e) => return Err(e.into()),
     };
+    // Kept as text: the one who needs the payload decodes it into its type.
+    let data = row.try_get::<sqlx::types::Json<Box<serde_json::value::RawValue>>, _>("data")?.0;
+    envelope(row, (event_id, event_type), data, metadata)
+}
+
+/// The event of `row` with the payload and metadata given.
+fn envelope(
+    row: &PgRow,
+    (event_id, event_type): (Uuid, String),
+    data: Box<serde_json::value::RawValue>,
+    metadata: EventMetadata,
+) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         global: global_of(row)?,
         stream_id: row.try_get("stream_id")?,
@@ -214,8 +226,7 @@ pub(crate) fn recorded_of(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         event_id,
         event_type,
         schema_version: row.try_get("schema_version")?,
-        // Kept as text: the one who needs the payload decodes it into its type.
-        data: row.try_get::<sqlx::types::Json<Box<serde_json::value::RawValue>>, _>("data")?.0,
+        data,
         metadata,
         recorded_at: row.try_get("recorded_at")?,
     })
@@ -361,17 +372,7 @@ fn passed_over(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         Ok(data) => data,
         Err(e) => return Err(StoreError::Decode { event_id, event_type, reason: e.to_string() }),
     };
-    Ok(RecordedEvent {
-        global: global_of(row)?,
-        stream_id: row.try_get("stream_id")?,
-        version: row.try_get("version")?,
-        event_id,
-        event_type,
-        schema_version: row.try_get("schema_version")?,
-        data,
-        metadata: EventMetadata::default(),
-        recorded_at: row.try_get("recorded_at")?,
-    })
+    envelope(row, (event_id, event_type), data, EventMetadata::default())
 }
 
 impl EventStore for PgEventStore {
