@@ -1,9 +1,14 @@
 //! Leases on running runs (`executor_leases`): who holds a run, until when.
 //! They decide who may take over a run whose worker went silent; the
 //! stream's expected version still decides who may append.
+//!
+//! Each write here is a transaction that holds the log back while it runs,
+//! like an append: it is marked as one (`PgEventStore::writing`), so the
+//! log's tailers wake when it ends.
 
 use std::time::Duration;
 
+use commands::PgEventStore;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -24,20 +29,21 @@ pub(crate) enum Grant {
 /// instances deciding at once cannot both take the last place. One round
 /// trip, committed without a flush (migration 0027 says why that is safe).
 pub(crate) async fn acquire(
-    pool: &PgPool,
+    store: &PgEventStore,
     run: (Uuid, Uuid),
     worker: &str,
     lease: Duration,
     per_user: usize,
 ) -> Result<Grant, sqlx::Error> {
     let (execution_id, user_id) = run;
+    let _writing = store.writing();
     let grant: String = sqlx::query_scalar("SELECT executor_lease_acquire($1, $2, $3, $4, $5)")
         .bind(execution_id)
         .bind(user_id)
         .bind(worker)
         .bind(lease.as_secs_f64())
         .bind(i64::try_from(per_user).unwrap_or(i64::MAX))
-        .fetch_one(pool)
+        .fetch_one(store.pool())
         .await?;
     Ok(match grant.as_str() {
         "granted" => Grant::Granted,
@@ -48,11 +54,12 @@ pub(crate) async fn acquire(
 
 /// Extend our lease; false when it is no longer ours.
 pub(crate) async fn renew(
-    pool: &PgPool,
+    store: &PgEventStore,
     execution_id: Uuid,
     worker: &str,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
+    let _writing = store.writing();
     let renewed = sqlx::query(
         "UPDATE executor_leases SET expires_at = now() + make_interval(secs => $3) \
          WHERE execution_id = $1 AND worker = $2",
@@ -60,15 +67,17 @@ pub(crate) async fn renew(
     .bind(execution_id)
     .bind(worker)
     .bind(lease.as_secs_f64())
-    .execute(pool)
+    .execute(store.pool())
     .await?;
     Ok(renewed.rows_affected() == 1)
 }
 
 /// Give the lease up (the run ended, or this process is stopping), in one
 /// round trip committed without a flush (see migration 0027).
-pub(crate) async fn release(pool: &PgPool, execution_id: Uuid, worker: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT executor_lease_release($1, $2)").bind(execution_id).bind(worker).execute(pool).await?;
+pub(crate) async fn release(store: &PgEventStore, execution_id: Uuid, worker: &str) -> Result<(), sqlx::Error> {
+    let _writing = store.writing();
+    let release = sqlx::query("SELECT executor_lease_release($1, $2)").bind(execution_id).bind(worker);
+    release.execute(store.pool()).await?;
     Ok(())
 }
 

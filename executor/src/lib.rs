@@ -249,28 +249,23 @@ impl Executor {
     /// Hold a run under a lease while a worker runs it: renew the lease,
     /// stand down when it is lost, give it up at the end.
     async fn hold(&self, run: (Uuid, Uuid), takeover: bool, stop: &CancellationToken) -> Result<Finished, String> {
-        let (pool, me, lease) = (self.pool(), self.config.worker_id.as_str(), self.config.lease);
+        let (store, me, lease) = (self.commands.store(), self.config.worker_id.as_str(), self.config.lease);
         let execution_id = run.0;
-        // A lease's transaction holds the log back like any write: tailers
-        // wake when it ends (see `Writing`).
-        let writing = self.commands.store().writing();
-        let grant = lease::acquire(pool, run, me, lease, self.config.per_user).await.map_err(|e| e.to_string())?;
-        drop(writing);
-        match grant {
+        match lease::acquire(store, run, me, lease, self.config.per_user).await.map_err(|e| e.to_string())? {
             lease::Grant::Granted => {}
             lease::Grant::Held => return Ok(Finished::NotClaimed),
             lease::Grant::Capped => return Ok(Finished::Deferred),
         }
         let held = stop.child_token();
         let renewing = {
-            let (pool, me, held) = (pool.clone(), me.to_owned(), held.clone());
+            let (store, me, held) = (store.clone(), me.to_owned(), held.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = held.cancelled() => break,
                         _ = tokio::time::sleep(lease / 3) => {}
                     }
-                    if !matches!(lease::renew(&pool, execution_id, &me, lease).await, Ok(true)) {
+                    if !matches!(lease::renew(&store, execution_id, &me, lease).await, Ok(true)) {
                         tracing::warn!(%execution_id, "lease lost: standing down");
                         held.cancel();
                         break;
@@ -289,10 +284,7 @@ impl Executor {
         let lost = held.is_cancelled() && !stop.is_cancelled();
         held.cancel();
         let _ = renewing.await;
-        let writing = self.commands.store().writing();
-        let released = lease::release(pool, execution_id, me).await;
-        drop(writing);
-        if let Err(e) = released {
+        if let Err(e) = lease::release(store, execution_id, me).await {
             tracing::warn!(%execution_id, error = %e, "could not release lease");
         }
         match result {
