@@ -24,18 +24,19 @@ pub(crate) const INLINE_PER_APPEND: usize = 32;
 /// The reports of a block run to its end here, if it is one that can be.
 pub(crate) fn run(block_id: &str, input: &Map<String, Value>, ctx: &BlockContext) -> Option<Vec<Report>> {
     let outcome = blocks::run_turn(block_id, input, ctx, &[]);
-    if outcome.effect.is_some() || !outcome.steps.iter().all(|step| matches!(step, Step::Yield(..))) {
+    if outcome.effect.is_some() {
         return None;
     }
-    let node_exec_id = ctx.node_exec_id;
+    // Any step but a value (a wait, the store) leaves the block to a task.
     let outputs: Vec<(String, Value)> = outcome
         .steps
         .into_iter()
-        .filter_map(|step| match step {
+        .map(|step| match step {
             Step::Yield(pin, value) => Some((pin, without_nul(value))),
             _ => None,
         })
-        .collect();
+        .collect::<Option<_>>()?;
+    let node_exec_id = ctx.node_exec_id;
     let mut reports = Vec::with_capacity(2);
     if !outputs.is_empty() {
         reports.push(Report::Outputs { node_exec_id, outputs });

@@ -260,27 +260,26 @@ impl Worker<'_> {
         // node against its recording as its task reports.
         let mut inline_left = if running.recording.is_none() && running.inline { inline::INLINE_PER_APPEND } else { 0 };
         running.inline = true;
-        let (mut diverged, mut inlined) = (false, false);
-        while !diverged {
+        let mut inlined = false;
+        loop {
             let before = started.len();
             let out = (&mut events, &mut charges, &mut started);
-            diverged = self.start_ready(graph, &mut working, at, out, running, decided.1);
+            if self.start_ready(graph, &mut working, at, out, running, decided.1) {
+                break;
+            }
             let mut ran = false;
             for launch in started.split_off(before) {
-                let ctx = context(&working, running, launch.node_exec_id, at, None);
-                match inline_left
-                    .checked_sub(1)
-                    .filter(|_| !diverged)
-                    .and_then(|left| inline::run(&launch.block_id, &launch.input, &ctx).map(|reports| (left, reports)))
-                {
-                    Some((left, reports)) => {
-                        inline_left = left;
-                        (ran, inlined) = (true, true);
-                        for report in &reports {
-                            events.extend(decide_report(graph, &mut working, report, None, at));
-                        }
-                    }
-                    None => started.push(launch),
+                let reports = (inline_left > 0)
+                    .then(|| context(&working, running, launch.node_exec_id, at, None))
+                    .and_then(|ctx| inline::run(&launch.block_id, &launch.input, &ctx));
+                let Some(reports) = reports else {
+                    started.push(launch);
+                    continue;
+                };
+                inline_left -= 1;
+                (ran, inlined) = (true, true);
+                for report in &reports {
+                    events.extend(decide_report(graph, &mut working, report, None, at));
                 }
             }
             if !ran {
