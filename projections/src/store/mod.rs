@@ -70,14 +70,14 @@ impl Projector for StoreProjector {
             || is_run_queued(event)
     }
 
+    /// Its own streams whole, and of the runs only their queuing.
+    fn reads(&self) -> Option<Wanted> {
+        Some(Wanted { streams: self.categories().to_vec(), types: vec![RUN_QUEUED] })
+    }
+
     /// Runs queued, by far the most of what the store reads, are counted a
     /// batch at a time; the first store event ends the statement (it goes
     /// event by event: a listing's row is recomputed from several tables).
-    fn reads(&self) -> Option<Wanted> {
-        let streams = vec![StoreListing::STREAM_PREFIX, StoreProfile::STREAM_PREFIX, StoreReview::STREAM_PREFIX];
-        Some(Wanted { streams, types: vec![RUN_QUEUED] })
-    }
-
     fn bulk(&self, batch: &[&RecordedEvent], args: &mut PgArguments) -> Result<Option<Bulk>, ProjectionError> {
         let covered = batch.iter().position(|e| self.wants(e) && !is_run_queued(e)).unwrap_or(batch.len());
         // Cut short, the runner asks again for the events before the cut:
@@ -121,10 +121,10 @@ impl Projector for StoreProjector {
     }
 }
 
-/// A run queued: of a run's events, the only one the store counts.
 /// The one event of a run's the store counts.
 const RUN_QUEUED: &str = "ExecutionQueued";
 
+/// A run queued: of a run's events, the only one the store counts.
 fn is_run_queued(event: &RecordedEvent) -> bool {
     event.event_type == RUN_QUEUED && source_id::<GraphExecution>(event).is_some()
 }
